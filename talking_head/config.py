@@ -1,0 +1,88 @@
+"""Typed configuration for every concern: model sizes, fine-tuning, training and rendering.
+
+Sizes are *named* (``paper``, ``small``, ``tiny``) so that no width or resolution is scattered through
+the code; every checkpoint stores the ``ModelConfig`` it was built from, so a folder of weights is
+self-describing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shapes of the embedder E, generator G and discriminator D.
+
+    Channel width at pyramid level ``l`` (resolution ``image_size / 2**l``) is
+    ``min(base_channels * 2**l, max_channels)`` for every network, so one pair of numbers sizes all three.
+    """
+
+    image_size: int = 128
+    embedding_dim: int = 512
+    base_channels: int = 32
+    max_channels: int = 256
+    #: E and D downsample until this resolution, then sum-pool (the paper: 256 -> 4).
+    encoder_min_resolution: int = 4
+    #: G downsamples to this resolution, runs its AdaIN residual blocks there, then upsamples back.
+    generator_bottleneck_resolution: int = 16
+    generator_res_blocks: int = 5
+    #: Resolutions where self-attention sits (E and D on the way down, G on the way down and up).
+    attention_resolutions: tuple[int, ...] = (32,)
+    #: Number of training videos: the columns of D's projection matrix W.
+    num_videos: int = 1
+    landmark_channels: int = 3
+    image_channels: int = 3
+
+    def channels_at(self, resolution: int) -> int:
+        level = (self.image_size // resolution).bit_length() - 1
+        return min(self.base_channels * 2**level, self.max_channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["attention_resolutions"] = list(self.attention_resolutions)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        data = dict(data)
+        if "attention_resolutions" in data:
+            data["attention_resolutions"] = tuple(data["attention_resolutions"])
+        return cls(**data)
+
+    @classmethod
+    def named(cls, name: str, **overrides: Any) -> "ModelConfig":
+        try:
+            base = MODEL_SIZES[name]
+        except KeyError:
+            raise ValueError(f"unknown model size {name!r}; choose one of {sorted(MODEL_SIZES)}") from None
+        return cls(**{**base.to_dict(), **overrides, "attention_resolutions": tuple(
+            overrides.get("attention_resolutions", base.attention_resolutions))})
+
+
+MODEL_SIZES: dict[str, ModelConfig] = {
+    # The paper: 256x256, widths 64 -> 512, G bottleneck at 16x16 with 5 AdaIN residual blocks,
+    # self-attention at 32x32 (E, D and G's down path) and 64x64 (G's up path).
+    "paper": ModelConfig(
+        image_size=256, embedding_dim=512, base_channels=64, max_channels=512,
+        encoder_min_resolution=4, generator_bottleneck_resolution=16, generator_res_blocks=5,
+        attention_resolutions=(32, 64),
+    ),
+    # The bundled default: 128x128 and narrow enough to render in real time on a 2-core CPU.
+    "small": ModelConfig(
+        image_size=128, embedding_dim=256, base_channels=16, max_channels=128,
+        encoder_min_resolution=4, generator_bottleneck_resolution=16, generator_res_blocks=3,
+        attention_resolutions=(32,),
+    ),
+    # Unit tests: seconds on a CPU.
+    "tiny": ModelConfig(
+        image_size=32, embedding_dim=32, base_channels=8, max_channels=32,
+        encoder_min_resolution=4, generator_bottleneck_resolution=8, generator_res_blocks=1,
+        attention_resolutions=(16,),
+    ),
+}
