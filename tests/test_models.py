@@ -1,0 +1,94 @@
+"""The paper's networks: shapes for every size, identity only through AdaIN/P, D's projection on W."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from talking_head.config import MODEL_SIZES, ModelConfig
+from talking_head.hub import TalkingHeadModel
+from talking_head.models.blocks import bake_spectral_norm
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "paper"])
+def test_output_shapes_for_every_size(size: str) -> None:
+    config = ModelConfig.named(size, num_videos=3)
+    model = TalkingHeadModel(config).eval()
+    n = config.image_size
+    frames, landmarks = torch.rand(2, 3, n, n) * 2 - 1, torch.rand(2, 3, n, n) * 2 - 1
+    with torch.no_grad():
+        embedding = model.embedder(frames, landmarks)
+        person = model.embedder.embed_person(frames, landmarks)
+        image = model.generator(landmarks, embedding)
+        score, features = model.discriminator(frames, landmarks, torch.tensor([0, 2]))
+    assert embedding.shape == (2, config.embedding_dim) and (embedding >= 0).all()  # ReLU after sum pooling
+    assert person.shape == (config.embedding_dim,)
+    assert image.shape == (2, 3, n, n) and image.abs().max() <= 1
+    assert score.shape == (2,)
+    assert features[-1].shape[-1] == config.encoder_min_resolution
+
+
+def test_paper_config_has_the_papers_scale(capsys: pytest.CaptureFixture[str]) -> None:
+    model = TalkingHeadModel(MODEL_SIZES["paper"])
+    sizes = {name: count(getattr(model, name)) / 1e6 for name in ("embedder", "generator", "discriminator")}
+    with capsys.disabled():
+        print("\npaper config parameters (M): " + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items()))
+    # Re-implementations of the paper report G of ~30-40 M parameters (P included) and E, D of ~15-20 M.
+    assert 25 < sizes["generator"] < 50
+    assert 10 < sizes["embedder"] < 25
+    assert 10 < sizes["discriminator"] < 30
+    assert model.generator.projection.in_features == 512
+
+
+def test_adain_changes_output_only_through_projection(tiny_model: TalkingHeadModel) -> None:
+    g, dim = tiny_model.generator, tiny_model.config.embedding_dim
+    landmarks = torch.rand(2, 3, 32, 32) * 2 - 1
+    e1, e2 = torch.rand(1, dim), torch.rand(1, dim) * 3
+    with torch.no_grad():
+        torch.nn.init.normal_(g.projection.weight, std=0.5)
+        out1, out2 = g(landmarks, e1), g(landmarks, e2)
+        assert (out1 - out2).abs().mean() > 1e-3  # a different person, a different image
+        # The embedding matters only through psi = P e: the same psi gives the same image ...
+        assert torch.equal(g(landmarks, psi=g.project(e1)), out1)
+        # ... and with P's weight zeroed every embedding collapses to the same output.
+        g.projection.weight.zero_()
+        assert torch.allclose(g(landmarks, e1), g(landmarks, e2))
+
+
+def test_generator_requires_exactly_one_identity_source(tiny_model: TalkingHeadModel) -> None:
+    landmarks = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(ValueError, match="exactly one"):
+        tiny_model.generator(landmarks)
+
+
+def test_discriminator_score_depends_on_video_through_W(tiny_model: TalkingHeadModel) -> None:
+    d = tiny_model.discriminator
+    frames, landmarks = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        d.W.normal_()
+        v, _ = d.features(frames, landmarks)
+        scores = [d.score(v, torch.tensor([i])).item() for i in range(d.W.shape[1])]
+        assert len(set(round(s, 6) for s in scores)) == d.W.shape[1]
+        # r = v^T (W_i + w0) + b exactly, and an explicit w stands in for a column (fine-tuning).
+        expected = v[0] @ (d.W[:, 1] + d.w0) + d.b
+        assert torch.allclose(d.score(v, torch.tensor([1])), expected)
+        assert torch.allclose(d.score(v, w=d.W[:, 1]), expected)
+        d.W[:, 1] = d.W[:, 0]
+        assert torch.allclose(d.score(v, torch.tensor([0])), d.score(v, torch.tensor([1])))
+
+
+def test_baking_spectral_norm_keeps_outputs(tiny_model: TalkingHeadModel) -> None:
+    landmarks, embedding = torch.rand(2, 3, 32, 32), torch.rand(1, tiny_model.config.embedding_dim)
+    with torch.no_grad():
+        before = tiny_model.generator(landmarks, embedding)
+        baked = bake_spectral_norm(tiny_model.generator)
+        assert torch.allclose(baked(landmarks, embedding), before, atol=1e-5)
+
+
+def test_named_config_rejects_unknown_size() -> None:
+    with pytest.raises(ValueError, match="unknown model size"):
+        ModelConfig.named("huge")
