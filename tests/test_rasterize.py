@@ -1,0 +1,77 @@
+"""The landmark image the generator sees: every face part drawn, each in its own colour, with a line
+width that scales with the image, and clear errors for malformed landmarks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from talking_head.landmarks import LANDMARK_PARTS, crop_face, detect_face, draw_landmarks, get_detector
+
+
+@pytest.fixture(scope="module")
+def crop_and_landmarks() -> tuple[np.ndarray, np.ndarray]:
+    astronaut = data.astronaut()
+    return crop_face(astronaut, detect_face(astronaut, get_detector("dlib")).landmarks, 256)
+
+
+def colour_at(image: np.ndarray, point: np.ndarray) -> np.ndarray:
+    x, y = np.round(point).astype(int)
+    return image[y, x].astype(float)
+
+
+@pytest.mark.parametrize("part", LANDMARK_PARTS, ids=lambda part: part.name)
+def test_each_part_is_drawn_in_its_own_colour(crop_and_landmarks, part):
+    _, landmarks = crop_and_landmarks
+    drawing = draw_landmarks(landmarks, 256)
+    first, second = landmarks[part.indices[0]], landmarks[part.indices[1]]
+    pixel = colour_at(drawing, (first + second) / 2)  # on the part's first segment
+    colour = np.array(part.color, dtype=float)
+    assert np.linalg.norm(pixel) > 0.5 * np.linalg.norm(colour)
+    cosine = pixel @ colour / (np.linalg.norm(pixel) * np.linalg.norm(colour))
+    assert cosine > 0.98, f"{part.name} drawn as {pixel}, expected the hue of {part.color}"
+
+
+def test_every_part_is_present_and_nothing_else(crop_and_landmarks):
+    _, landmarks = crop_and_landmarks
+    drawing = draw_landmarks(landmarks, 256)
+    for part in LANDMARK_PARTS:
+        exact = np.all(drawing == part.color, axis=-1)
+        assert exact.sum() > 5 * len(part.indices), f"{part.name} is missing"
+    lit = np.argwhere(drawing.any(axis=-1))[:, ::-1]
+    assert lit.min(axis=0).min() >= np.floor(landmarks.min(axis=0)).min() - 3
+    assert np.all(lit.max(axis=0) <= np.ceil(landmarks.max(axis=0)) + 3)
+
+
+def test_line_width_scales_with_the_image(crop_and_landmarks):
+    _, landmarks = crop_and_landmarks
+    small = np.count_nonzero(draw_landmarks(landmarks / 2, 128).any(axis=-1))
+    large = np.count_nonzero(draw_landmarks(landmarks, 256).any(axis=-1))
+    assert 3.0 < large / small < 5.0  # twice the length and twice the width: four times the ink
+    thin = np.count_nonzero(draw_landmarks(landmarks, 256, thickness=1).any(axis=-1))
+    thick = np.count_nonzero(draw_landmarks(landmarks, 256, thickness=6).any(axis=-1))
+    assert thick > 2 * thin
+    assert draw_landmarks(landmarks / 2, (128, 200)).shape == (128, 200, 3)
+
+
+@pytest.mark.parametrize("shape", [(67, 2), (68, 1), (2, 68)])
+def test_malformed_landmarks_raise_value_error(shape):
+    with pytest.raises(ValueError, match="expected 68 landmarks"):
+        draw_landmarks(np.zeros(shape), 64)
+
+
+@pytest.mark.xfail(raises=IndexError, strict=True,
+                   reason="rasterize.py checks shape[0] and shape[-1] only; a flat (68,) array slips through")
+def test_flat_landmarks_raise_value_error():
+    with pytest.raises(ValueError, match="expected 68 landmarks"):
+        draw_landmarks(np.zeros(68), 64)
+
+
+def test_side_by_side_figure_can_be_written(crop_and_landmarks, tmp_path):
+    crop, landmarks = crop_and_landmarks
+    figure = np.concatenate([crop, draw_landmarks(landmarks, 256)], axis=1)
+    path = tmp_path / "landmarks_rasterized.png"
+    assert cv2.imwrite(str(path), cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
+    assert cv2.imread(str(path)).shape == (256, 512, 3)
