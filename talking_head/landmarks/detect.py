@@ -206,7 +206,7 @@ class FaceAlignmentBackend:
         image = to_rgb_uint8(image)
         small, factor = _detection_copy(image, self.max_detect_side)
         with self._lock:
-            boxes = [np.asarray(b, dtype=np.float64) for b in self._fa.face_detector.detect_from_image(small)]
+            boxes = [np.asarray(b, dtype=np.float64) for b in self._fa.face_detector.detect_from_image(small.copy())]
             if not boxes:
                 return []
             for box in boxes:
