@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from talking_head.data.format import VideoRecord, video_path, write_index, write_video
-from talking_head.data.synthetic_face import Identity, make_identity, make_motion, expression_layout, rotation_matrices
+from talking_head.data.synthetic_face import (Identity, Motion, expression_layout, make_identity, make_motion,
+                                              rotation_matrices)
 from talking_head.data.synthetic_render import FACE_CENTER_DROP, FACE_FRACTION, make_camera, render
 
-__all__ = ["SyntheticConfig", "identity_split", "make_person", "render_video", "generate_dataset",
+__all__ = ["SyntheticConfig", "identity_split", "make_person", "video_motion", "render_video", "generate_dataset",
            "FACE_FRACTION", "FACE_CENTER_DROP"]
 
 
@@ -62,15 +63,20 @@ def make_person(identity_id: int, seed: int = 0) -> Identity:
     return make_identity(_rng(seed, identity_id, 1))
 
 
+def video_motion(identity_id: int, video_id: int, num_frames: int, seed: int = 0) -> Motion:
+    """The pose/expression tracks of one clip (what ``render_video`` animates), e.g. to pick frames."""
+    if video_id < 0 or num_frames < 1:
+        raise ValueError(f"need video_id >= 0 and num_frames >= 1, got {video_id}, {num_frames}")
+    return make_motion(_rng(seed, identity_id, 2, video_id), num_frames)
+
+
 def render_video(identity_id: int, video_id: int, num_frames: int, image_size: int, seed: int = 0
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Render one clip: frames (T, H, W, 3) uint8 RGB and landmarks (T, 68, 2) float32 pixel (x, y)."""
-    if num_frames < 1 or image_size < 16:
-        raise ValueError(f"need num_frames >= 1 and image_size >= 16, got {num_frames}, {image_size}")
-    if video_id < 0:
-        raise ValueError(f"video_id must be non-negative, got {video_id}")
+    if image_size < 16:
+        raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
     identity = make_person(identity_id, seed)
-    motion = make_motion(_rng(seed, identity_id, 2, video_id), num_frames)
+    motion = video_motion(identity_id, video_id, num_frames, seed)
     points = expression_layout(identity, motion)
     camera = make_camera(identity, motion, rotation_matrices(motion.yaw, motion.pitch, motion.roll), image_size)
     return render(identity, motion, points, camera, image_size)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talking_head.data.synthetic_face import Ellipsoid, Identity, Motion, ray_cast
+from talking_head.data.synthetic_face import Ellipsoid, Identity, Motion, Vec, ray_cast
 
 #: The 68-point bbox's larger side as a fraction of the image side (frontal face), and how far below
 #: the image centre the bbox centre sits: the framing contract shared with the landmarks crop box.
@@ -61,13 +61,6 @@ def _noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.n
     """Smooth value noise in [-1, 1]: a small random grid upsampled bicubically."""
     grid = rng.uniform(-1, 1, (cells, cells)).astype(np.float32)
     return np.clip(cv2.resize(grid, shape[::-1], interpolation=cv2.INTER_CUBIC), -1, 1)
-
-
-def _tex_coords(xy: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Head-local (x, y) -> texture pixel coordinates."""
-    h, w = size
-    return np.stack([(xy[..., 0] - _TEX_X[0]) / (_TEX_X[1] - _TEX_X[0]) * (w - 1),
-                     (xy[..., 1] - _TEX_Y[0]) / (_TEX_Y[1] - _TEX_Y[0]) * (h - 1)], -1)
 
 
 @dataclass(frozen=True)
@@ -133,8 +126,8 @@ def _lookup(texture: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     """Bilinear texture lookup at head-local (x, y) of shape (T, H, W) -> (T, 3, H, W)."""
     gx = (x - _TEX_X[0]) / (_TEX_X[1] - _TEX_X[0]) * 2 - 1
     gy = (y - _TEX_Y[0]) / (_TEX_Y[1] - _TEX_Y[0]) * 2 - 1
-    grid = torch.stack([gx, gy], -1)
-    return F.grid_sample(texture[None].expand(len(x), -1, -1, -1), grid, mode="bilinear",
+    grid = torch.stack(torch.broadcast_tensors(gx, gy), -1)
+    return F.grid_sample(texture[None].expand(len(grid), -1, -1, -1), grid, mode="bilinear",
                          padding_mode="border", align_corners=True)
 
 
@@ -204,15 +197,14 @@ def _feature_geometry(lm: np.ndarray, eyes3d: np.ndarray, camera: Camera, identi
     upper_lip = lm[:, [60, 61, 62, 63, 64]]
     lower_lip = lm[:, [64, 65, 66, 67, 60]]
     opening = np.linalg.norm(lm[:, 66] - lm[:, 62], axis=-1)[:, None, None]
-    tooth = 0.05 * camera.scale
-    upper_teeth = np.concatenate([upper_lip - down[:, None] * 3, (upper_lip + down[:, None] * tooth)[:, ::-1]], 1)
-    lower_teeth = np.concatenate([lower_lip + down[:, None] * 3,
-                                  (lower_lip - down[:, None] * np.minimum(0.6 * tooth, 0.3 * opening))[:, ::-1]], 1)
+    upper_h = np.minimum(0.035 * camera.scale, 0.3 * opening)
+    upper_teeth = np.concatenate([upper_lip - down[:, None] * 3, (upper_lip + down[:, None] * upper_h)[:, ::-1]], 1)
+    lower_teeth = np.concatenate([lower_lip + down[:, None] * 3, (lower_lip - down[:, None] * 0.5 * upper_h)[:, ::-1]], 1)
     mouth_w = np.linalg.norm(lm[:, 64] - lm[:, 60], axis=-1)[:, None, None]
     angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
     ring = np.stack([np.cos(angles), np.sin(angles)], -1)[None]
-    tongue_c = lm[:, 66] - down * (0.1 * opening[:, 0])
-    tongue = tongue_c[:, None] + ring * np.concatenate([0.3 * mouth_w, 0.3 * opening], -1)
+    tongue_c = lm[:, 66] + down * (0.05 * opening[:, 0])
+    tongue = tongue_c[:, None] + ring * np.concatenate([0.28 * mouth_w, 0.25 * opening], -1)
 
     nostrils = np.stack([0.5 * (lm[:, 31] + lm[:, 32]), 0.5 * (lm[:, 34] + lm[:, 35])], 1) - down[:, None] * 0.012 * camera.scale
     nose_w = np.linalg.norm(lm[:, 35] - lm[:, 31], axis=-1)
@@ -225,169 +217,182 @@ def _feature_geometry(lm: np.ndarray, eyes3d: np.ndarray, camera: Camera, identi
                 nostril_axes=axes, angle=angle, irises=irises, iris_radius=0.24 * eye_w, **brows)
 
 
-def _egg_hit(origin: torch.Tensor, direction: torch.Tensor, upper: Ellipsoid, lower: Ellipsoid, px_radius: float
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _egg_hit(origin: Vec, direction: Vec, upper: Ellipsoid, lower: Ellipsoid, px_radius: float
+             ) -> tuple[torch.Tensor, torch.Tensor, Vec, torch.Tensor]:
     """First hit of rays with the egg-shaped head: the upper half of one ellipsoid joined at the
-    equator (y = centre) to the lower half of another. Each half is convex (ellipsoid ∩ half-space), so
-    its entry is the later of the two entries, valid if before the earlier exit.
+    equator (y = centre) to the lower half of another. Each half is convex (ellipsoid ∩ half-space),
+    so its entry is the later of the two entries, valid if before the earlier exit.
 
-    Returns (t, coverage in [0, 1] with anti-aliased silhouette, hit point, hit is on the upper half).
+    Returns (t, coverage in [0, 1] with an anti-aliased silhouette, hit point, hit is on the upper half).
     """
-    y0 = upper.center[1]
-    dy = direction[..., 1]
+    y0, oy, dy = upper.center[1], origin[1], direction[1]
     dy = torch.where(dy.abs() < 1e-6, torch.full_like(dy, 1e-6), dy)
-    t_plane = (y0 - origin[..., 1]) / dy
-    inf = torch.full_like(t_plane, float("inf"))
-    best_t, best_cov, best_upper = inf, torch.zeros_like(t_plane), torch.zeros_like(t_plane, dtype=torch.bool)
+    t_plane = (y0 - oy) / dy
+    inf = torch.tensor(float("inf"))
+    best_t = best_cov = best_upper = None
     for ell, is_upper in ((upper, True), (lower, False)):
         t_in, t_out, disc = ray_cast(origin, direction, ell)
-        # Half-space y < y0 (upper) or y >= y0 (lower) along the ray: (h_in, h_out).
-        towards = (dy > 0) == is_upper   # moving out of this half as t grows
-        h_in = torch.where(towards, -inf, t_plane)
-        h_out = torch.where(towards, t_plane, inf)
-        entry, leave = torch.maximum(t_in, h_in), torch.minimum(t_out, h_out)
-        valid = (disc > 0) & (entry < leave)
-        mid_y = origin[..., 1] + 0.5 * (t_in + t_out) * direction[..., 1]
+        leaving = (dy > 0) == is_upper   # the ray leaves this half-space as t grows
+        entry = torch.where(leaving, t_in, torch.maximum(t_in, t_plane))
+        valid = (disc > 0) & (entry < torch.where(leaving, torch.minimum(t_out, t_plane), t_out))
+        mid_y = oy + 0.5 * (t_in + t_out) * dy
         near_edge = (disc <= 0) & ((mid_y < y0) == is_upper)
-        cov = (0.5 + 0.5 * disc * px_radius).clamp(0, 1) * (valid | near_edge)
+        cov = (0.5 + 0.5 * px_radius * disc).clamp(0, 1) * (valid | near_edge)
         t = torch.where(valid, entry, inf)
-        closer = t < best_t
-        best_upper = torch.where(closer, torch.full_like(best_upper, is_upper), best_upper)
-        best_t = torch.minimum(best_t, t)
-        best_cov = torch.maximum(best_cov, cov)
+        if best_t is None:
+            best_t, best_cov, best_upper = t, cov, torch.isfinite(t)
+        else:
+            best_upper = best_upper & (best_t <= t)
+            best_t, best_cov = torch.minimum(best_t, t), torch.maximum(best_cov, cov)
     finite = torch.where(torch.isfinite(best_t), best_t, torch.zeros_like(best_t))
-    return best_t, best_cov, origin + finite[..., None] * direction, best_upper
+    return best_t, best_cov, tuple(o + finite * d for o, d in zip(origin, direction)), best_upper
 
 
-def _shade(normal: torch.Tensor, light: torch.Tensor, ambient: float) -> torch.Tensor:
-    """Lambert shading (T, H, W) of world-space unit normals (T, H, W, 3)."""
-    return ambient + (1 - ambient) * (normal @ light).clamp(min=0.0)
+def _normalize(v: Vec) -> Vec:
+    inv = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).clamp(min=1e-12).rsqrt()
+    return v[0] * inv, v[1] * inv, v[2] * inv
 
 
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+def _dot(v: Vec, w) -> torch.Tensor:
+    return v[0] * w[0] + v[1] * w[1] + v[2] * w[2]
+
+
+def _ellipsoid_frame(p: Vec, upper: torch.Tensor, identity_halves: tuple[Ellipsoid, Ellipsoid]) -> tuple[Vec, Vec]:
+    """Unit-sphere coordinates and the outward normal of points on an egg (both halves share a centre)."""
+    up, low = identity_halves
+    radii = [torch.where(upper, torch.tensor(float(ru)), torch.tensor(float(rl))) for ru, rl in zip(up.radii, low.radii)]
+    unit = tuple((pc - c) / r for pc, c, r in zip(p, up.center, radii))
+    return unit, _normalize(tuple(u / r for u, r in zip(unit, radii)))
+
+
+def _head_crop(identity: Identity, camera: Camera, size: int) -> tuple[int, int, int, int]:
+    """Pixel box (y0, y1, x0, x1) holding the head and its hair in every frame: ray casting and
+    shading only run there."""
+    ells = (identity.cranium, identity.jaw, identity.nose)
+    reach = max(max(e.radii) for e in ells[:2]) * (1 + identity.hair_volume) + 0.05
+    centre = project(np.broadcast_to(np.array(identity.cranium.center), (len(camera.rotation), 1, 3)), camera)[:, 0]
+    lo = np.floor((centre - reach * camera.scale).min(0)).astype(int)
+    hi = np.ceil((centre + reach * camera.scale).max(0)).astype(int) + 1
+    x0, y0 = np.clip(lo, 0, size)
+    x1, y1 = np.clip(hi, 0, size)
+    return int(y0), int(max(y1, y0 + 1)), int(x0), int(max(x1, x0 + 1))
+
+
+_MASKS = ("clip", "eyes", "lids", "brows", "lips", "mouth", "upper_teeth", "lower_teeth", "tongue", "lip_line",
+          "nostrils", "iris", "pupil", "catchlight")
+
+
+def _rgb(colour) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(colour, np.float32)).view(1, 3, 1, 1)
 
 
 def render(identity: Identity, motion: Motion, points: np.ndarray, camera: Camera, image_size: int
            ) -> tuple[np.ndarray, np.ndarray]:
     """Render frames (T, S, S, 3) uint8 of the posed head and return them with the exact landmarks."""
-    s = image_size
-    t = len(points)
+    s, t = image_size, len(points)
     lm = project(points, camera)
     eyes3d = np.stack([points[:, 36:42].mean(1), points[:, 42:48].mean(1)], 1)
     eyes3d = eyes3d + np.concatenate([motion.gaze, np.full((t, 1), 0.012)], -1)[:, None]
-    geometry = _feature_geometry(lm, eyes3d, camera, identity, motion)
-    masks = torch.from_numpy(_feature_masks(lm, geometry, s, camera.scale)).float() / 255.0
+    masks = _feature_masks(lm, _feature_geometry(lm, eyes3d, camera, identity, motion), s, camera.scale)
     tex = make_textures(identity, s)
+    y0, y1, x0, x1 = _head_crop(identity, camera, s)
+    m = {name: torch.from_numpy(masks[:, i, y0:y1, x0:x1]).float().div_(255.0).unsqueeze(1)
+         for i, name in enumerate(_MASKS)}
 
+    # World (x, y) of every pixel centre, and the head-local rays through the crop.
     rot = torch.from_numpy(camera.rotation).float()
-    pivot = torch.from_numpy(camera.pivot).float()
-    light = torch.from_numpy(motion.light).float()
-    pix = torch.arange(s, dtype=torch.float32)
+    pivot = camera.pivot
     off = torch.from_numpy(camera.offset).float()
-    wx = (pix[None, None, :] - off[:, 0, None, None]) / camera.scale      # (T, 1, S)
-    wy = (pix[None, :, None] - off[:, 1, None, None]) / camera.scale      # (T, S, 1)
-    wx, wy = torch.broadcast_tensors(wx, wy)
-    q = torch.stack([wx - pivot[0], wy - pivot[1], torch.full_like(wx, 5.0)], -1)
-    origin = torch.einsum("tij,thwi->thwj", rot, q) + pivot            # head-local ray origins
-    direction = -rot[:, 2, :][:, None, None, :]                         # head-local view direction
+    wx = (torch.arange(s, dtype=torch.float32)[None, None, :] - off[:, 0, None, None]) / camera.scale  # (T, 1, S)
+    wy = (torch.arange(s, dtype=torch.float32)[None, :, None] - off[:, 1, None, None]) / camera.scale  # (T, S, 1)
+    cx, cy = wx[:, :, x0:x1] - pivot[0], wy[:, y0:y1] - pivot[1]
+    r = rot[:, :, :, None, None]                       # (T, 3, 3, 1, 1)
+    origin = tuple(r[:, 0, k] * cx + r[:, 1, k] * cy + (r[:, 2, k] * (5.0 - pivot[2]) + pivot[k]) for k in range(3))
+    direction = tuple(-r[:, 2, k] for k in range(3))
+    light_local = torch.einsum("tij,i->tj", rot, torch.from_numpy(motion.light).float())[:, :, None, None]
+    view_local = rot[:, 2, :, None, None]              # towards the camera, head-local
+    half_local = _normalize(tuple(light_local[:, k] + view_local[:, k] for k in range(3)))
+    light_l = tuple(light_local[:, k] for k in range(3))
 
-    inf = torch.tensor(float("inf"))
     px_radius = camera.scale * 0.5 * (identity.cranium.radii[0] + identity.cranium.radii[1])
+    halves = (identity.cranium, identity.jaw)
+    t_head, cov_head, p_head, upper = _egg_hit(origin, direction, *halves, px_radius)
+    unit, n_head = _ellipsoid_frame(p_head, upper, halves)
 
-    t_head, cov_head, p_head, use_c = _egg_hit(origin, direction, identity.cranium, identity.jaw, px_radius)
-    radii = torch.where(use_c[..., None], p_head.new_tensor(identity.cranium.radii), p_head.new_tensor(identity.jaw.radii))
-    centre = p_head.new_tensor(identity.cranium.center)
-    unit = (p_head - centre) / radii                                  # on the unit sphere
-    n_head = _unit(unit / radii)
+    # The nose blends into the face over a few pixels of depth, so it reads as one surface.
+    nose = identity.nose
+    t_n, _, disc_n = ray_cast(origin, direction, nose)
+    depth_gap = (t_head.clamp(max=1e3) - t_n) * camera.scale
+    nose_w = ((depth_gap * 0.35).clamp(0, 1) * (0.5 + 0.5 * disc_n * camera.scale * 0.08).clamp(0, 1))
+    p_nose = tuple(o + t_n * d for o, d in zip(origin, direction))
+    c_, s_ = float(np.cos(nose.tilt)), float(np.sin(nose.tilt))
+    qx, qy, qz = (pc - c for pc, c in zip(p_nose, nose.center))
+    qy, qz = c_ * qy - s_ * qz, s_ * qy + c_ * qz           # into the nose's tilted frame (as ray_cast)
+    gx, gy, gz = qx / nose.radii[0] ** 2, qy / nose.radii[1] ** 2, qz / nose.radii[2] ** 2
+    n_nose = _normalize((gx, c_ * gy + s_ * gz, -s_ * gy + c_ * gz))
+    normal = _normalize(tuple(a + nose_w * (b - a) for a, b in zip(n_head, n_nose)))
+    surface_x = p_head[0] + nose_w * (p_nose[0] - p_head[0])
+    surface_y = p_head[1] + nose_w * (p_nose[1] - p_head[1])
+    shade = (motion.ambient + (1 - motion.ambient) * _dot(normal, light_l).clamp(min=0)).unsqueeze(1)
+    spec = (_dot(normal, half_local).clamp(min=0) ** 16 * 0.1).unsqueeze(1)
 
-    t_n, _, disc_n = ray_cast(origin, direction, identity.nose)
-    nose_front = ((t_n < t_head) & (disc_n > 0)).float() * (0.5 + 0.5 * disc_n * camera.scale * 0.08).clamp(0, 1)
-    p_nose = origin + t_n[..., None] * direction
-    nn_ = identity.nose
-    n_local = (p_nose - p_nose.new_tensor(nn_.center))
-    c_, s_ = float(np.cos(nn_.tilt)), float(np.sin(nn_.tilt))
-    n_tilt = torch.stack([n_local[..., 0], c_ * n_local[..., 1] - s_ * n_local[..., 2],
-                          s_ * n_local[..., 1] + c_ * n_local[..., 2]], -1) / p_nose.new_tensor(nn_.radii) ** 2
-    n_nose = _unit(torch.stack([n_tilt[..., 0], c_ * n_tilt[..., 1] + s_ * n_tilt[..., 2],
-                                -s_ * n_tilt[..., 1] + c_ * n_tilt[..., 2]], -1))
-    n_local_all = _unit(n_head + nose_front[..., None] * (n_nose - n_head))
-    p_surface = p_head + nose_front[..., None] * (p_nose - p_head)
-    normal = torch.einsum("tij,thwj->thwi", rot, n_local_all)
-    shade = _shade(normal, light, motion.ambient)
-    # A soft specular sheen on skin (view direction is +z in the world).
-    half = _unit(light + light.new_tensor([0.0, 0.0, 1.0]))
-    spec = (normal @ half).clamp(min=0) ** 24 * 0.12
-
-    # Hair on the head: above a (temple-curved) hairline, and on the sides/back of the skull.
-    def hair_alpha(u: torch.Tensor, soft: float, limit: float, side_depth: float) -> torch.Tensor:
-        front = (identity.hairline + identity.hairline_curve * u[..., 0] ** 2 - u[..., 1]) * soft
-        side = torch.minimum((side_depth - u[..., 2]) * soft, (limit - u[..., 1]) * soft)
+    def hair_alpha(u: Vec, soft: float, limit: float, side_depth: float) -> torch.Tensor:
+        """Hair above a (temple-curved) hairline, and on the sides/back of the skull down to ``limit``."""
+        front = (identity.hairline + identity.hairline_curve * u[0] * u[0] - u[1]) * soft
+        side = torch.minimum((side_depth - u[2]) * soft, (limit - u[1]) * soft)
         return torch.maximum(front, side).add(0.5).clamp(0, 1)
 
     soft = camera.scale * 0.6
-    hair_on_head = hair_alpha(unit, soft, min(identity.hair_length, 0.3), identity.hair_side) * (1 - nose_front)
-    skin_albedo = _lookup(tex.skin, p_surface[..., 0], p_surface[..., 1])
-    hair_albedo = _lookup(tex.hair, p_head[..., 0], p_head[..., 1])
-    albedo = skin_albedo + hair_on_head[:, None] * (hair_albedo - skin_albedo)
+    hair_head = (hair_alpha(unit, soft, min(identity.hair_length, 0.3), identity.hair_side) * (1 - nose_w)).unsqueeze(1)
+    albedo = _lookup(tex.skin, surface_x, surface_y).lerp_(_lookup(tex.hair, p_head[0], p_head[1]), hair_head)
 
-    m = {name: masks[:, i] for i, name in enumerate(
-        ["clip", "eyes", "lids", "brows", "lips", "mouth", "upper_teeth", "lower_teeth", "tongue", "lip_line",
-         "nostrils", "iris", "pupil", "catchlight"])}
-    not_nose = 1 - nose_front
-    head_a = cov_head * (1 - m["clip"])
+    # Landmark-driven features, in paint order; the nose hides what is behind it when the head turns.
+    skin = identity.skin
+    front = 1 - nose_w.unsqueeze(1)
+    eye_a = m["eyes"] * front
+    teeth = torch.maximum(m["upper_teeth"], m["lower_teeth"]) * m["mouth"]
+    for colour, alpha in (
+            (identity.brows, 0.9 * m["brows"] * front),
+            (identity.lips, m["lips"]),
+            ([0.9, 0.87, 0.83], eye_a),
+            (identity.iris, m["iris"] * eye_a),
+            ([0.03, 0.02, 0.02], m["pupil"] * eye_a),
+            ([0.09, 0.05, 0.05], 0.9 * m["lids"] * front),
+            ([0.1, 0.03, 0.04], m["mouth"]),
+            ([0.7, 0.33, 0.36], m["tongue"] * m["mouth"]),
+            ([0.9, 0.88, 0.8], teeth),
+            (skin * 0.35, 0.6 * m["lip_line"]),
+            (skin * 0.25, 0.85 * m["nostrils"])):
+        albedo.lerp_(_rgb(colour).expand_as(albedo), alpha)
+    head_colour = (albedo * shade).add_(spec).lerp_(_rgb([1.0, 1.0, 1.0]).expand_as(albedo), 0.9 * m["catchlight"] * eye_a)
+    head_a = (cov_head.unsqueeze(1) * (1 - m["clip"]))
 
-    def paint(base: torch.Tensor, colour, alpha: torch.Tensor) -> torch.Tensor:
-        colour = torch.as_tensor(np.asarray(colour, np.float32)) if not torch.is_tensor(colour) else colour
-        if colour.dim() == 1:
-            colour = colour[None, :, None, None]
-        return base + alpha[:, None] * (colour - base)
-
-    skin = identity.skin.astype(np.float32)
-    eye_a = m["eyes"] * not_nose
-    albedo = paint(albedo, identity.brows, 0.9 * m["brows"] * not_nose)
-    albedo = paint(albedo, identity.lips * np.array([0.9, 0.88, 0.88]), m["lips"])
-    albedo = paint(albedo, [0.93, 0.9, 0.86], eye_a)
-    albedo = paint(albedo, identity.iris, m["iris"] * eye_a)
-    albedo = paint(albedo, [0.03, 0.02, 0.02], m["pupil"] * eye_a)
-    albedo = paint(albedo, [0.09, 0.05, 0.05], 0.9 * m["lids"] * not_nose)
-    albedo = paint(albedo, [0.13, 0.04, 0.05], m["mouth"])
-    albedo = paint(albedo, [0.75, 0.38, 0.4], m["tongue"] * m["mouth"])
-    albedo = paint(albedo, [0.92, 0.9, 0.82], torch.maximum(m["upper_teeth"], m["lower_teeth"]) * m["mouth"])
-    albedo = paint(albedo, skin * 0.35, 0.6 * m["lip_line"])
-    albedo = paint(albedo, skin * 0.25, 0.85 * m["nostrils"])
-    colour = albedo * shade[:, None] + spec[:, None]
-    colour = paint(colour, [1.0, 1.0, 1.0], 0.9 * m["catchlight"] * eye_a)
-
-    # Neck (a world-space cylinder under the head, in the chin's shadow) and shoulders.
-    neck_r = 0.7 * identity.cranium.radii[0]
-    nx = wx / neck_r
-    neck_a = ((1 - nx.abs()) * neck_r * camera.scale).clamp(0, 1) * (wy > pivot[1]).float()
-    neck_n = torch.stack([nx.clamp(-1, 1), torch.full_like(nx, -0.15), (1 - nx.clamp(-1, 1) ** 2).clamp(min=0).sqrt()], -1)
-    neck_shade = _shade(_unit(neck_n), light, motion.ambient) * 0.7
-    chin_y = identity.layout[8, 1]
-    shoulder_y = chin_y + 0.1 + 0.25 * torch.exp(-(wx / (1.4 * neck_r)) ** 2)
-    body_a = ((wy - shoulder_y) * camera.scale).clamp(0, 1)
-
+    # Background, shoulders, and a neck (a world-space cylinder) darkening into the chin's shadow.
     m0 = tex.margin
     bx, by = (int(round(v * s / 128)) for v in motion.background_shift)
-    bg = tex.background[:, m0 + by: m0 + by + s, m0 + bx: m0 + bx + s][None].expand(t, -1, -1, -1)
-    img = bg
-    img = paint(img, torch.from_numpy(identity.shirt.astype(np.float32))[None, :, None, None]
-                * (0.6 + 0.4 * neck_shade[:, None] / 0.7), body_a)
-    img = paint(img, torch.from_numpy(skin)[None, :, None, None] * neck_shade[:, None], neck_a)
-    img = paint(img, colour, head_a)
+    img = tex.background[:, m0 + by: m0 + by + s, m0 + bx: m0 + bx + s][None].repeat(t, 1, 1, 1)
+    neck_r = 0.66 * identity.cranium.radii[0]
+    nx = (wx / neck_r).clamp(-1, 1)
+    light = motion.light
+    neck_light = motion.ambient + (1 - motion.ambient) * (nx * light[0] + (1 - nx * nx).sqrt() * light[2]).clamp(min=0)
+    chin_y = torch.from_numpy((lm[:, 8, 1] - camera.offset[:, 1]) / camera.scale).float()[:, None, None]
+    chin_shadow = 0.45 + 0.35 * ((wy - chin_y) / 0.25).clamp(0, 1)
+    neck_a = ((1 - (wx / neck_r).abs()) * neck_r * camera.scale).clamp(0, 1) * (wy > pivot[1])
+    shoulder_y = float(identity.layout[8, 1]) + 0.1 + 0.25 * torch.exp(-(wx / (1.5 * neck_r)) ** 2)
+    body_a = ((wy - shoulder_y) * camera.scale).clamp(0, 1)
+    img.lerp_(_rgb(identity.shirt) * (0.5 + 0.5 * neck_light.unsqueeze(1)), body_a.unsqueeze(1))
+    img.lerp_(_rgb(skin) * (neck_light * chin_shadow).unsqueeze(1), neck_a.unsqueeze(1))
+    crop = img[:, :, y0:y1, x0:x1]
+    crop.lerp_(head_colour, head_a)
 
     # Hair volume: a shell around the skull showing hair wherever the hair pattern says so.
     vol = 1 + identity.hair_volume
-    shells = [Ellipsoid(e.center, tuple(r * vol for r in e.radii)) for e in (identity.cranium, identity.jaw)]
-    t_s, cov_s, p_s, upper_s = _egg_hit(origin, direction, shells[0], shells[1], px_radius * vol)
-    radii_s = torch.where(upper_s[..., None], p_s.new_tensor(shells[0].radii), p_s.new_tensor(shells[1].radii))
-    u_s = (p_s - centre) / radii_s
+    shells = tuple(Ellipsoid(e.center, tuple(r_ * vol for r_ in e.radii)) for e in halves)
+    t_s, cov_s, p_s, upper_s = _egg_hit(origin, direction, *shells, px_radius * vol)
+    u_s, n_s = _ellipsoid_frame(p_s, upper_s, shells)
     shell_a = cov_s * hair_alpha(u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55)) * (t_s < t_head + 1e-3)
-    shell_n = torch.einsum("tij,thwj->thwi", rot, _unit(u_s / radii_s))
-    shell_col = _lookup(tex.hair, p_s[..., 0], p_s[..., 1]) * _shade(shell_n, light, motion.ambient)[:, None]
-    img = paint(img, shell_col, shell_a)
+    shell_shade = motion.ambient + (1 - motion.ambient) * _dot(n_s, light_l).clamp(min=0)
+    crop.lerp_(_lookup(tex.hair, p_s[0], p_s[1]) * shell_shade.unsqueeze(1), shell_a.unsqueeze(1))
 
-    frames = (img.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    frames = img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     return frames, lm.astype(np.float32)
