@@ -81,7 +81,7 @@ MODEL_SIZES: dict[str, ModelConfig] = {
     ),
     # Unit tests: seconds on a CPU.
     "tiny": ModelConfig(
-        image_size=32, embedding_dim=32, base_channels=8, max_channels=32,
+        image_size=32, embedding_dim=32, base_channels=16, max_channels=64,
         encoder_min_resolution=4, generator_bottleneck_resolution=8, generator_res_blocks=1,
         attention_resolutions=(16,),
     ),

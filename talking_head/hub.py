@@ -2,7 +2,7 @@
 
 A checkpoint folder (local, on the Hub, or the bundled ``checkpoints/``) holds::
 
-    config.json                  {"format": ..., "model": ModelConfig, "training": {...}}
+    config.json                  {"format": ..., "model": ModelConfig, "provenance": {...}}
     embedder.safetensors         E
     generator.safetensors        G (with the projection P)
     discriminator.safetensors    D (with W, w0, b: fine-tuning starts D' from them)
@@ -72,11 +72,11 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
                        tags=["talking-head", "few-shot", "gan"]):
     """E, G and D of one model size, saved and loaded together (one safetensors file per network)."""
 
-    def __init__(self, config: ModelConfig | dict[str, Any], training: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: ModelConfig | dict[str, Any], provenance: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
-        #: Free-form record of how the weights were made (written into config.json; see train.py).
-        self.training = dict(training or {})
+        #: How the weights were made (data, steps, options; written into config.json by train.py).
+        self.provenance = dict(provenance or {})
         self.embedder = Embedder(self.config)
         self.generator = Generator(self.config)
         self.discriminator = Discriminator(self.config)
@@ -94,7 +94,7 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
         for name, filename in NETWORK_FILES.items():
             state = {k: v.detach().contiguous().cpu() for k, v in getattr(self, name).state_dict().items()}
             save_file(state, str(save_directory / filename), metadata={"format": "pt", "network": name})
-        config = {"format": WEIGHTS_FORMAT, "model": self.config.to_dict(), "training": self.training}
+        config = {"format": WEIGHTS_FORMAT, "model": self.config.to_dict(), "provenance": self.provenance}
         (save_directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
     @classmethod
@@ -120,7 +120,7 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
             config = json.loads(Path(config_path).read_text())
             if config.get("format") != WEIGHTS_FORMAT:
                 raise ValueError(f"format {config.get('format')!r}, expected {WEIGHTS_FORMAT!r}")
-            model = cls(ModelConfig.from_dict(config["model"]), training=config.get("training"))
+            model = cls(ModelConfig.from_dict(config["model"]), provenance=config.get("provenance"))
         except (ValueError, KeyError, TypeError) as error:
             raise WeightsError(f"{config_path}: not a talking-head config ({error})") from error
         for name, filename in NETWORK_FILES.items():

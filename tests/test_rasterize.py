@@ -62,11 +62,10 @@ def test_malformed_landmarks_raise_value_error(shape):
         draw_landmarks(np.zeros(shape), 64)
 
 
-@pytest.mark.xfail(raises=IndexError, strict=True,
-                   reason="rasterize.py checks shape[0] and shape[-1] only; a flat (68,) array slips through")
-def test_flat_landmarks_raise_value_error():
+@pytest.mark.parametrize("shape", [(68,), (68, 2, 2)])
+def test_flat_or_nested_landmarks_raise_value_error(shape):
     with pytest.raises(ValueError, match="expected 68 landmarks"):
-        draw_landmarks(np.zeros(68), 64)
+        draw_landmarks(np.zeros(shape), 64)
 
 
 def test_side_by_side_figure_can_be_written(crop_and_landmarks, tmp_path):

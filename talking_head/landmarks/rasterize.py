@@ -46,7 +46,7 @@ def draw_landmarks(landmarks: np.ndarray, size: int | tuple[int, int], thickness
     image: OpenCV clips the lines.
     """
     points = np.asarray(landmarks, dtype=np.float64)
-    if points.shape[0] != 68 or points.shape[-1] < 2:
+    if points.ndim != 2 or points.shape[0] != 68 or points.shape[1] < 2:
         raise ValueError(f"expected 68 landmarks of (x, y), got shape {points.shape}")
     height, width = (size, size) if isinstance(size, int) else size
     thickness = thickness or line_thickness(min(height, width))

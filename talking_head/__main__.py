@@ -1,0 +1,3 @@
+from talking_head.cli import main
+
+main()

@@ -1,0 +1,37 @@
+"""``python -m talking_head <command>``: every stage of the project from the command line.
+
+Each command's options are a dataclass in its own module (``--help`` is generated from their typed,
+documented fields); this file only wires commands to modules, importing each lazily so that
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+#: command -> (module, one-line description). Each module has ``add_arguments(parser)`` and ``main(args)``.
+COMMANDS = {
+    "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
+    "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m talking_head", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, description) in COMMANDS.items():
+        command = sub.add_parser(name, help=description, description=description,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        importlib.import_module(module).add_arguments(command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    importlib.import_module(COMMANDS[args.command][0]).main(args)

@@ -1,0 +1,319 @@
+"""Meta-learning (the paper's stage 1): E, G and D trained on episodes of K shots + 1 target.
+
+Every run lives in one folder, reproducible from it alone::
+
+    out/training_options.json      the TrainOptions the run was started with
+    out/log.jsonl                  one line per logged step: every loss, held-out L1, seconds
+    out/samples/step_000200.png    shot | target landmarks | generated | real, for held-out frames
+    out/checkpoint/                the model (safetensors, loadable with from_pretrained) +
+                                   training_state.safetensors (optimisers, step): resumable
+
+Runs on CPU, one GPU (bf16 autocast), or several with ``torchrun`` (gradients averaged across ranks
+with ``torch.distributed``; gloo on CPU, NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from talking_head.config import ModelConfig
+from talking_head.data.episodes import Episode, EpisodeSampler
+from talking_head.device import autocast, pick_device
+from talking_head.hub import TalkingHeadModel
+from talking_head.losses import (ContentLoss, LossWeights, discriminator_objective, embedding_match,
+                                 generator_objective)
+from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+
+logger = logging.getLogger(__name__)
+STATE_FILE = "training_state.safetensors"
+
+
+@dataclass
+class TrainOptions:
+    data: str = option("", "dataset folder (made by `synthesize` or `preprocess`)")
+    out: str = option("runs/small", "run folder: options, logs, samples, checkpoint")
+    size: str = option("small", "model size", choices=["tiny", "small", "paper"])
+    init: str | None = option(None, "start from this checkpoint folder instead of random weights")
+    k_shots: int = option(8, "K: shots per episode")
+    batch_size: int = option(4, "episodes per step (per process)")
+    steps: int = option(10000, "total generator steps")
+    lr_generator: float = option(5e-5, "Adam learning rate of E, G and W's embedding match (paper: 5e-5)")
+    lr_discriminator: float = option(2e-4, "Adam learning rate of D (paper: 2e-4)")
+    discriminator_steps: int = option(2, "D updates per G update (paper: 2)")
+    loss: LossWeights = field(default_factory=LossWeights, metadata={"help": "loss weights"})
+    vgg19: str | None = option(None, "VGG19 weights (safetensors, torchvision names) for the content loss")
+    vggface: str | None = option(None, "VGGFace weights (safetensors) for the content loss")
+    holdout_frames: int = option(4, "last frames of every video kept out of training, for held-out L1")
+    eval_every: int = option(100, "steps between held-out evaluations")
+    eval_videos: int = option(8, "videos in the held-out evaluation")
+    save_every: int = option(200, "steps between checkpoints (and sample grids)")
+    log_every: int = option(10, "steps between log lines")
+    max_minutes: float = option(0.0, "stop (after saving) once this much wall time has passed; 0 = no limit")
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
+    amp: bool = option(True, "bf16 autocast on CUDA")
+    threads: int = option(0, "torch CPU threads (0 = torch's default)")
+    seed: int = option(0, "seed of the weights and of episode sampling")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resumable state: optimisers as safetensors (no pickles anywhere)
+# ---------------------------------------------------------------------------------------------------
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], str]:
+    state = optimizer.state_dict()
+    tensors = {f"{prefix}.{pid}.{key}": torch.as_tensor(value).clone()
+               for pid, entry in state["state"].items() for key, value in entry.items()}
+    return tensors, json.dumps(state["param_groups"])
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], groups: str) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        head, pid, key = name.split(".", 2)
+        if head == prefix:
+            state.setdefault(int(pid), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups)})
+
+
+def save_checkpoint(out: Path, model: TalkingHeadModel, optimizers: dict[str, torch.optim.Optimizer], step: int) -> None:
+    """Write ``out/checkpoint`` atomically: a crash mid-save leaves the previous checkpoint intact."""
+    tmp, final, old = out / "checkpoint.partial", out / "checkpoint", out / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tensors, metadata = {}, {"step": str(step)}
+    for name, optimizer in optimizers.items():
+        t, groups = optimizer_tensors(optimizer, name)
+        tensors.update(t)
+        metadata[f"{name}.param_groups"] = groups
+    save_file(tensors, str(tmp / STATE_FILE), metadata=metadata)
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out: Path, optimizers: dict[str, torch.optim.Optimizer], model: TalkingHeadModel) -> int:
+    """Restore model and optimisers from ``out/checkpoint``; returns the step to continue from."""
+    folder = out / "checkpoint"
+    saved = TalkingHeadModel.from_pretrained(folder)
+    model.load_state_dict(saved.state_dict())
+    tensors = load_file(str(folder / STATE_FILE))
+    from safetensors import safe_open
+
+    with safe_open(str(folder / STATE_FILE), framework="pt") as f:
+        metadata = f.metadata()
+    for name, optimizer in optimizers.items():
+        load_optimizer(optimizer, name, tensors, metadata[f"{name}.param_groups"])
+    return int(metadata["step"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Distributed helpers (no-ops in a single process)
+# ---------------------------------------------------------------------------------------------------
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None:
+    """All-reduce gradients across ranks.
+
+    Done by hand rather than with DistributedDataParallel wrappers because each step runs G's and
+    D's phases with the *other* network frozen, which DDP's one-forward-one-backward hooks don't fit.
+    """
+    if world == 1:
+        return
+    for p in parameters:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def broadcast_parameters(model: torch.nn.Module, world: int) -> None:
+    if world > 1:
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# One step
+# ---------------------------------------------------------------------------------------------------
+
+def embed_episodes(model: TalkingHeadModel, episode: Episode) -> torch.Tensor:
+    """e_i: the mean over each episode's K shots, (B, embedding_dim)."""
+    b, k = episode.shot_frames.shape[:2]
+    flat = model.embedder(episode.shot_frames.flatten(0, 1), episode.shot_landmarks.flatten(0, 1))
+    return flat.view(b, k, -1).mean(dim=1)
+
+
+def training_step(model: TalkingHeadModel, content: ContentLoss, episode: Episode, opt_g: torch.optim.Optimizer,
+                  opt_d: torch.optim.Optimizer, options: TrainOptions, device: torch.device, world: int
+                  ) -> dict[str, float]:
+    d, weights = model.discriminator, options.loss
+    columns = d.W[:, episode.video_index].T
+    with autocast(device, options.amp):
+        embeddings = embed_episodes(model, episode)
+        fake = model.generator(episode.target_landmarks, psi=model.generator.project(embeddings))
+        # G's adversarial terms see W_i through an explicit (detached) w: only the embedding-match term
+        # may move W during G's step, or G's objective would teach D's W to call fakes real.
+        d.requires_grad_(False)
+        terms = generator_objective(d, content, fake.float(), episode.target_frames, episode.target_landmarks,
+                                    w=columns.detach())
+        d.requires_grad_(True)
+        terms["embedding_match"] = weights.embedding_match * embedding_match(columns, embeddings.float())
+    opt_g.zero_grad(set_to_none=True)
+    sum(terms.values()).backward()
+    g_params = [p for group in opt_g.param_groups for p in group["params"]]
+    average_gradients(g_params, world)
+    opt_g.step()
+
+    for _ in range(options.discriminator_steps):
+        with autocast(device, options.amp):
+            d_terms = discriminator_objective(d, fake.detach().float(), episode.target_frames,
+                                              episode.target_landmarks, video_index=episode.video_index)
+        opt_d.zero_grad(set_to_none=True)
+        d_terms["hinge"].backward()
+        average_gradients(list(d.parameters()), world)
+        opt_d.step()
+    return {**{k: v.item() for k, v in terms.items()}, **{k: v.item() for k, v in d_terms.items()}}
+
+
+@torch.no_grad()
+def heldout_reconstruction(model: TalkingHeadModel, episode: Episode) -> tuple[float, torch.Tensor]:
+    """Mean L1 (in [-1, 1] units) of generated vs real held-out frames, and the generated frames."""
+    model.eval()
+    fake = model.generator(episode.target_landmarks, psi=model.generator.project(embed_episodes(model, episode)))
+    model.train()
+    return (fake - episode.target_frames).abs().mean().item(), fake
+
+
+def save_sample_grid(path: Path, episode: Episode, fake: torch.Tensor) -> None:
+    """Rows of: first shot | target landmarks | generated | real target."""
+    columns = [episode.shot_frames[:, 0], episode.target_landmarks, fake, episode.target_frames]
+    grid = torch.cat([torch.cat(list(c.cpu()), dim=1) for c in columns], dim=2)  # (3, B*H, 4*W)
+    image = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------
+
+def train(options: TrainOptions) -> Path:
+    """Run (or resume) meta-learning; returns the run folder's checkpoint path."""
+    device = pick_device(options.device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    rank, world = init_distributed(device)
+    out = Path(options.out)
+    torch.manual_seed(options.seed)
+    base = ModelConfig.named(options.size)
+    sampler = EpisodeSampler(options.data, "train", options.k_shots, base.image_size, options.holdout_frames,
+                             options.seed)
+    config = ModelConfig.named(options.size, num_videos=sampler.num_videos)
+    model = TalkingHeadModel(config, provenance={"options": asdict(options), "data": options.data,
+                                                 "train_videos": sampler.num_videos})
+    if options.init:
+        init = TalkingHeadModel.from_pretrained(options.init)
+        state = {k: v for k, v in init.state_dict().items() if k != "discriminator.W"}
+        model.load_state_dict(state, strict=False)
+    model.to(device).train()
+    content = ContentLoss(options.loss, options.vgg19, options.vggface).to(device)
+    opt_g = torch.optim.Adam([*model.embedder.parameters(), *model.generator.parameters(), model.discriminator.W],
+                             lr=options.lr_generator, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=options.lr_discriminator, betas=(0.5, 0.999))
+    optimizers = {"opt_g": opt_g, "opt_d": opt_d}
+
+    start = 0
+    if (out / "checkpoint" / STATE_FILE).is_file():
+        start = load_checkpoint(out, optimizers, model)
+        logger.info("resuming %s from step %d", out, start)
+    broadcast_parameters(model, world)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "training_options.json").write_text(json.dumps(asdict(options), indent=2))
+        _truncate_log(out / "log.jsonl", start)
+        logger.info("training %s (%d train videos) on %s, content loss: %s, world size %d",
+                    options.size, sampler.num_videos, device, content.kind, world)
+    heldout = sampler.heldout(options.eval_videos).to(device)
+    began, step = time.monotonic(), start
+    while step < options.steps:
+        episode = sampler.sample(options.batch_size, step * world + rank).to(device)
+        losses = training_step(model, content, episode, opt_g, opt_d, options, device, world)
+        step += 1
+        out_of_time = _agree(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world)
+        if rank == 0:
+            _report(out, model, heldout, optimizers, options, step, start, losses, time.monotonic() - began, out_of_time)
+        if out_of_time:
+            break
+    if world > 1:
+        dist.destroy_process_group()
+    return out / "checkpoint"
+
+
+def _agree(flag: bool, world: int) -> bool:
+    """Rank 0's decision, shared by all ranks (so none waits forever in an all-reduce)."""
+    if world == 1:
+        return flag
+    value = torch.tensor([float(flag)])
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def _report(out: Path, model: TalkingHeadModel, heldout: Episode, optimizers: dict[str, torch.optim.Optimizer],
+            options: TrainOptions, step: int, start: int, losses: dict[str, float], seconds: float,
+            final: bool) -> None:
+    """Rank 0's bookkeeping after a step: log line, held-out L1, checkpoint and sample grid."""
+    final = final or step == options.steps
+    record: dict[str, float] = {"step": step, "seconds": round(seconds, 2), **losses}
+    saving = step % options.save_every == 0 or final
+    if step % options.eval_every == 0 or step == start + 1 or saving:
+        record["heldout_l1"], fake = heldout_reconstruction(model, heldout)
+    if step % options.log_every == 0 or "heldout_l1" in record:
+        with (out / "log.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        logger.info("step %d %s", step, " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "step"))
+    if saving:
+        save_checkpoint(out, model, optimizers, step)
+        save_sample_grid(out / "samples" / f"step_{step:06d}.png", heldout, fake)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past the checkpoint we resume from, so the curve continues without duplicates."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_log(out: str | Path) -> list[dict[str, float]]:
+    path = Path(out) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_arguments(parser, TrainOptions)
+
+
+def main(args: argparse.Namespace) -> None:
+    options = dataclass_from_args(TrainOptions, args)
+    if not options.data:
+        raise SystemExit("--data is required: a dataset folder (see `python -m talking_head synthesize --help`)")
+    print(train(options))
