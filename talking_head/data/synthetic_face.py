@@ -92,35 +92,63 @@ class Identity:
 Vec = tuple  # (x, y, z) of broadcastable tensors: separate planes are much faster than a last dim of 3
 
 
-def ray_cast(origin: Vec, direction: Vec, ell: Ellipsoid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Intersections of rays with an ellipsoid; ``origin`` and ``direction`` are (x, y, z) tensors.
+@dataclass(frozen=True)
+class Rays:
+    """Parallel rays whose origins are affine in two pixel coordinates (a weak-perspective camera):
+    origin = ox * x + oy * y + o0, direction d. With x of shape (T, 1, W) and y (T, H, 1) and the
+    coefficients (T, 1, 1), every quantity of a ray-ellipsoid test is a small polynomial in (x, y),
+    so it costs a handful of full-size tensor operations instead of dozens."""
+    x: torch.Tensor
+    y: torch.Tensor
+    ox: Vec
+    oy: Vec
+    o0: Vec
+    d: Vec
+
+    def at(self, t: torch.Tensor, axes: tuple[int, ...] = (0, 1, 2)) -> Vec:
+        """Points origin + t * direction (only the requested axes)."""
+        return tuple(self.ox[k] * self.x + (self.oy[k] * self.y + self.o0[k]) + t * self.d[k] for k in axes)
+
+
+def ray_cast(rays: Rays, ell: Ellipsoid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Intersections of rays with an ellipsoid.
 
     Returns (t_in, t_out, disc): the ray parameters of the entry and exit points and ``1 - r^2``, r the
     ray's closest approach to the centre in units of the radii: positive where the ray hits, and its
     size near zero tells how far a pixel is from the silhouette (used for anti-aliasing).
     """
-    (ox, oy, oz), (dx, dy, dz) = (c - k for c, k in zip(origin, ell.center)), direction
-    if ell.tilt:
+    ax, ay, a0, d = list(rays.ox), list(rays.oy), [o - c for o, c in zip(rays.o0, ell.center)], list(rays.d)
+    if ell.tilt:  # rotate everything into the ellipsoid's frame (about x)
         c, s = float(np.cos(ell.tilt)), float(np.sin(ell.tilt))
-        oy, oz = c * oy - s * oz, s * oy + c * oz
-        dy, dz = c * dy - s * dz, s * dy + c * dz
-    rx, ry, rz = ell.radii
-    ox, oy, oz, dx, dy, dz = ox / rx, oy / ry, oz / rz, dx / rx, dy / ry, dz / rz
-    a = dx * dx + dy * dy + dz * dz
-    b = ox * dx + oy * dy + oz * dz
-    disc = (b * b - a * (ox * ox + oy * oy + oz * oz - 1.0)) / a
-    root = disc.clamp(min=0.0).sqrt() * a.sqrt()
-    return (-b - root) / a, (-b + root) / a, disc
+        for v in (ax, ay, a0, d):
+            v[1], v[2] = c * v[1] - s * v[2], s * v[1] + c * v[2]
+    for v in (ax, ay, a0, d):
+        v[:] = [v[k] / ell.radii[k] for k in range(3)]
+    a = sum(dk * dk for dk in d)
+
+    def dot(u: list, w: list):
+        return sum(u[k] * w[k] for k in range(3))
+
+    x, y = rays.x, rays.y
+    b = dot(ax, d) * x + (dot(ay, d) * y + dot(a0, d))
+    # |origin|^2 - 1 as a quadratic in (x, y).
+    c0 = x * (dot(ax, ax) * x + 2 * dot(ax, a0)) + (y * (dot(ay, ay) * y + 2 * dot(ay, a0)) + (dot(a0, a0) - 1.0))
+    c0 = c0 + (2 * dot(ax, ay) * x) * y
+    disc = b * b / a - c0
+    half = (disc.clamp(min=0.0) / a).sqrt()
+    mid = -b / a
+    return mid - half, mid + half, disc
 
 
 def _surface_z(ident_parts: tuple[Ellipsoid, Ellipsoid, Ellipsoid], xy: np.ndarray) -> np.ndarray:
     """z of the front surface (head or nose, whichever is nearer the camera) above points (x, y)."""
     cranium, jaw, nose = ident_parts
-    xs, ys = torch.from_numpy(xy[:, 0]), torch.from_numpy(xy[:, 1])
-    origin, direction = (xs, ys, torch.full_like(xs, 10.0)), (torch.zeros(()), torch.zeros(()), -torch.ones(()))
+    zero, one = torch.zeros(()), torch.ones(())
+    rays = Rays(torch.from_numpy(xy[:, 0]), torch.from_numpy(xy[:, 1]), (one, zero, zero), (zero, one, zero),
+                (zero, zero, 10.0 * one), (zero, zero, -one))
     best = np.full(len(xy), -np.inf)
     for ell in (cranium, jaw, nose):
-        t, _, disc = (v.numpy() for v in ray_cast(origin, direction, ell))
+        t, _, disc = (v.numpy() for v in ray_cast(rays, ell))
         ok = disc > 0
         if ell is not nose:  # each head half owns its side of the equator
             upper = xy[:, 1] < ell.center[1]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talking_head.data.synthetic_face import Ellipsoid, Identity, Motion, Vec, ray_cast
+from talking_head.data.synthetic_face import Ellipsoid, Identity, Motion, Rays, Vec, ray_cast
 
 #: The 68-point bbox's larger side as a fraction of the image side (frontal face), and how far below
 #: the image centre the bbox centre sits: the framing contract shared with the landmarks crop box.
@@ -135,38 +135,69 @@ def _fixed(points: np.ndarray) -> np.ndarray:
     return np.round(points * (1 << _SHIFT)).astype(np.int32)
 
 
-def _feature_masks(lm: np.ndarray, extra: dict[str, np.ndarray], size: int, scale: float) -> np.ndarray:
-    """Per-frame anti-aliased masks (T, K, S, S) of the landmark-driven features, in [0, 1].
+def _u8(colour) -> tuple[float, float, float]:
+    return tuple(float(c) for c in np.clip(np.asarray(colour) * 255.0, 0, 255))
 
-    Order of K: jaw clip, eyes, lid lines, brows, outer lips, mouth interior, upper teeth, lower teeth,
-    tongue, lip line, nostrils, irises, pupils, catchlights.
+
+def _feature_layers(lm: np.ndarray, shapes: dict[str, np.ndarray], identity: Identity, size: int, scale: float
+                    ) -> np.ndarray:
+    """Draw the landmark-driven features per frame: (T, S, S, 6) uint8 = premultiplied feature colour
+    (3), its coverage (1), the jaw clip mask (1) and the nostrils (1).
+
+    Features are painted back to front with anti-aliased cv2 fills into one premultiplied layer
+    (cv2's AA blending onto a black canvas *is* premultiplied "over" compositing), so the renderer
+    composites them onto the skin in one step. Irises are clipped to the eye outline, so lids cover them.
     """
     t = len(lm)
-    masks = np.zeros((t, 14, size, size), np.uint8)
-    aa = cv2.LINE_AA
+    out = np.zeros((t, size, size, 6), np.uint8)
+    aa, sh, one = cv2.LINE_AA, _SHIFT, 1 << _SHIFT
     lid = max(1, int(round(0.014 * scale)))
+    brows, lips = _u8(0.9 * identity.brows), _u8(identity.lips)
+    sclera, iris, pupil, lash = _u8([0.9, 0.87, 0.83]), _u8(identity.iris), _u8([0.03, 0.02, 0.02]), _u8([0.08, 0.05, 0.05])
+    cavity, tongue, teeth, lip_line = _u8([0.1, 0.03, 0.04]), _u8([0.7, 0.33, 0.36]), _u8([0.9, 0.88, 0.8]), _u8(identity.lips * 0.45)
+    rgb, alpha = np.zeros((size, size, 3), np.uint8), np.zeros((size, size), np.uint8)
+    eye_mask = np.zeros((size, size), np.uint8)
+    opening = np.linalg.norm(lm[:, [37, 38, 43, 44]] - lm[:, [41, 40, 47, 46]], axis=-1).reshape(t, 2, 2).mean(-1)
     for i in range(t):
         p = _fixed(lm[i])
-        m = masks[i]
-        cv2.fillPoly(m[0], [_fixed(extra["clip"][i])], 255, aa, _SHIFT)
-        cv2.fillPoly(m[1], [p[36:42], p[42:48]], 255, aa, _SHIFT)
-        cv2.polylines(m[2], [p[36:40], p[42:46]], False, 255, lid, aa, _SHIFT)
-        cv2.fillPoly(m[3], [_fixed(extra["brow_r"][i]), _fixed(extra["brow_l"][i])], 255, aa, _SHIFT)
-        cv2.fillPoly(m[4], [p[48:60]], 255, aa, _SHIFT)
-        cv2.fillPoly(m[5], [p[60:68]], 255, aa, _SHIFT)
-        cv2.fillPoly(m[6], [_fixed(extra["upper_teeth"][i])], 255, aa, _SHIFT)
-        cv2.fillPoly(m[7], [_fixed(extra["lower_teeth"][i])], 255, aa, _SHIFT)
-        cv2.fillPoly(m[8], [_fixed(extra["tongue"][i])], 255, aa, _SHIFT)
-        cv2.polylines(m[9], [p[[48, 60, 61, 62, 63, 64, 54]]], False, 255, 1, aa, _SHIFT)
-        for centre, axes in zip(extra["nostrils"][i], extra["nostril_axes"][i]):
-            cv2.ellipse(m[10], tuple(_fixed(centre)), tuple(_fixed(axes)), float(extra["angle"][i]), 0, 360,
-                        255, -1, aa, _SHIFT)
-        for c, r in zip(extra["irises"][i], extra["iris_radius"][i]):
-            cv2.circle(m[11], tuple(_fixed(c)), int(r * (1 << _SHIFT)), 255, -1, aa, _SHIFT)
-            cv2.circle(m[12], tuple(_fixed(c)), int(0.42 * r * (1 << _SHIFT)), 255, -1, aa, _SHIFT)
-            cv2.circle(m[13], tuple(_fixed(c + [0.35 * r, -0.35 * r])), int(0.2 * r * (1 << _SHIFT)), 255, -1,
-                        aa, _SHIFT)
-    return masks
+        rgb[:], alpha[:] = 0, 0
+        # A shut eye is only its lash line: an AA fill of its flat outline would draw a white streak.
+        eyes = [p[e] for e, h in ((slice(36, 42), opening[i, 0]), (slice(42, 48), opening[i, 1])) if h > 0.6]
+        for colour, a, poly in ((brows, 230, [_fixed(shapes["brow_r"][i]), _fixed(shapes["brow_l"][i])]),
+                                (lips, 255, [p[48:60]]), (cavity, 255, [p[60:68]]),
+                                (tongue, 255, [_fixed(shapes["tongue"][i])]),
+                                (teeth, 255, [_fixed(shapes["upper_teeth"][i]), _fixed(shapes["lower_teeth"][i])]),
+                                (sclera, 255, eyes)):
+            if not poly:
+                continue
+            cv2.fillPoly(rgb, poly, colour, aa, sh)
+            cv2.fillPoly(alpha, poly, a, aa, sh)
+        cv2.polylines(rgb, [p[[48, 60, 61, 62, 63, 64, 54]]], False, lip_line, 1, aa, sh)
+        # Irises, pupils and catchlights, clipped to the eye outlines (within the eyes' bounding box).
+        x0, y0 = np.floor(lm[i, 36:48].min(0)).astype(int).clip(0, size - 1)
+        x1, y1 = (np.ceil(lm[i, 36:48].max(0)).astype(int) + 2).clip(1, size)
+        before = rgb[y0:y1, x0:x1].astype(np.float32)
+        eye_mask[y0:y1, x0:x1] = 0
+        if eyes:
+            cv2.fillPoly(eye_mask, eyes, 255, aa, sh)
+        for c, r in zip(shapes["irises"][i], shapes["iris_radius"][i]):
+            centre = tuple(_fixed(c))
+            cv2.circle(rgb, centre, int(r * one), iris, -1, aa, sh)
+            cv2.circle(rgb, centre, int(0.42 * r * one), pupil, -1, aa, sh)
+            cv2.circle(rgb, tuple(_fixed(c + [0.35 * r, -0.35 * r])), int(0.2 * r * one), (235, 235, 235), -1, aa, sh)
+        keep = eye_mask[y0:y1, x0:x1, None].astype(np.float32) / 255.0
+        rgb[y0:y1, x0:x1] = (before + keep * (rgb[y0:y1, x0:x1] - before) + 0.5).astype(np.uint8)
+        cv2.polylines(rgb, [p[36:40], p[42:46]], False, lash, lid, aa, sh)
+        cv2.polylines(alpha, [p[36:40], p[42:46]], False, 255, lid, aa, sh)
+        o = out[i]
+        o[..., :3], o[..., 3] = rgb, alpha
+        clip, nostrils = np.zeros((size, size), np.uint8), np.zeros((size, size), np.uint8)
+        cv2.fillPoly(clip, [_fixed(shapes["clip"][i])], 255, aa, sh)
+        for centre, axes in zip(shapes["nostrils"][i], shapes["nostril_axes"][i]):
+            cv2.ellipse(nostrils, tuple(_fixed(centre)), tuple(_fixed(axes)), float(shapes["angle"][i]), 0, 360,
+                        255, -1, aa, sh)
+        o[..., 4], o[..., 5] = clip, nostrils
+    return out
 
 
 def _feature_geometry(lm: np.ndarray, eyes3d: np.ndarray, camera: Camera, identity: Identity,
@@ -194,17 +225,14 @@ def _feature_geometry(lm: np.ndarray, eyes3d: np.ndarray, camera: Camera, identi
         lower = line + down[:, None] * w * 0.85
         brows[name] = np.concatenate([upper, lower[:, ::-1]], 1)
 
+    # Teeth and tongue are blends of the upper and lower inner-lip lines, so they stay inside the mouth.
     upper_lip = lm[:, [60, 61, 62, 63, 64]]
-    lower_lip = lm[:, [64, 65, 66, 67, 60]]
+    lower_lip = lm[:, [60, 67, 66, 65, 64]]
     opening = np.linalg.norm(lm[:, 66] - lm[:, 62], axis=-1)[:, None, None]
-    upper_h = np.minimum(0.035 * camera.scale, 0.3 * opening)
-    upper_teeth = np.concatenate([upper_lip - down[:, None] * 3, (upper_lip + down[:, None] * upper_h)[:, ::-1]], 1)
-    lower_teeth = np.concatenate([lower_lip + down[:, None] * 3, (lower_lip - down[:, None] * 0.5 * upper_h)[:, ::-1]], 1)
-    mouth_w = np.linalg.norm(lm[:, 64] - lm[:, 60], axis=-1)[:, None, None]
-    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-    ring = np.stack([np.cos(angles), np.sin(angles)], -1)[None]
-    tongue_c = lm[:, 66] + down * (0.05 * opening[:, 0])
-    tongue = tongue_c[:, None] + ring * np.concatenate([0.28 * mouth_w, 0.25 * opening], -1)
+    reach = np.clip(0.035 * camera.scale / np.maximum(opening, 1e-3), 0.0, 0.3)
+    upper_teeth = np.concatenate([upper_lip, (upper_lip + reach * (lower_lip - upper_lip))[:, ::-1]], 1)
+    lower_teeth = np.concatenate([lower_lip, (lower_lip + 0.3 * reach * (upper_lip - lower_lip))[:, ::-1]], 1)
+    tongue = np.concatenate([lower_lip[:, 1:4], (lower_lip + 0.4 * (upper_lip - lower_lip))[:, 3:0:-1]], 1)
 
     nostrils = np.stack([0.5 * (lm[:, 31] + lm[:, 32]), 0.5 * (lm[:, 34] + lm[:, 35])], 1) - down[:, None] * 0.012 * camera.scale
     nose_w = np.linalg.norm(lm[:, 35] - lm[:, 31], axis=-1)
@@ -217,7 +245,7 @@ def _feature_geometry(lm: np.ndarray, eyes3d: np.ndarray, camera: Camera, identi
                 nostril_axes=axes, angle=angle, irises=irises, iris_radius=0.24 * eye_w, **brows)
 
 
-def _egg_hit(origin: Vec, direction: Vec, upper: Ellipsoid, lower: Ellipsoid, px_radius: float
+def _egg_hit(rays: Rays, upper: Ellipsoid, lower: Ellipsoid, px_radius: float
              ) -> tuple[torch.Tensor, torch.Tensor, Vec, torch.Tensor]:
     """First hit of rays with the egg-shaped head: the upper half of one ellipsoid joined at the
     equator (y = centre) to the lower half of another. Each half is convex (ellipsoid ∩ half-space),
@@ -225,13 +253,13 @@ def _egg_hit(origin: Vec, direction: Vec, upper: Ellipsoid, lower: Ellipsoid, px
 
     Returns (t, coverage in [0, 1] with an anti-aliased silhouette, hit point, hit is on the upper half).
     """
-    y0, oy, dy = upper.center[1], origin[1], direction[1]
+    y0, oy, dy = upper.center[1], rays.at(torch.zeros(()), (1,))[0], rays.d[1]
     dy = torch.where(dy.abs() < 1e-6, torch.full_like(dy, 1e-6), dy)
     t_plane = (y0 - oy) / dy
     inf = torch.tensor(float("inf"))
     best_t = best_cov = best_upper = None
     for ell, is_upper in ((upper, True), (lower, False)):
-        t_in, t_out, disc = ray_cast(origin, direction, ell)
+        t_in, t_out, disc = ray_cast(rays, ell)
         leaving = (dy > 0) == is_upper   # the ray leaves this half-space as t grows
         entry = torch.where(leaving, t_in, torch.maximum(t_in, t_plane))
         valid = (disc > 0) & (entry < torch.where(leaving, torch.minimum(t_out, t_plane), t_out))
@@ -245,7 +273,7 @@ def _egg_hit(origin: Vec, direction: Vec, upper: Ellipsoid, lower: Ellipsoid, px
             best_upper = best_upper & (best_t <= t)
             best_t, best_cov = torch.minimum(best_t, t), torch.maximum(best_cov, cov)
     finite = torch.where(torch.isfinite(best_t), best_t, torch.zeros_like(best_t))
-    return best_t, best_cov, tuple(o + finite * d for o, d in zip(origin, direction)), best_upper
+    return best_t, best_cov, rays.at(finite), best_upper
 
 
 def _normalize(v: Vec) -> Vec:
@@ -278,10 +306,6 @@ def _head_crop(identity: Identity, camera: Camera, size: int) -> tuple[int, int,
     return int(y0), int(max(y1, y0 + 1)), int(x0), int(max(x1, x0 + 1))
 
 
-_MASKS = ("clip", "eyes", "lids", "brows", "lips", "mouth", "upper_teeth", "lower_teeth", "tongue", "lip_line",
-          "nostrils", "iris", "pupil", "catchlight")
-
-
 def _rgb(colour) -> torch.Tensor:
     return torch.as_tensor(np.asarray(colour, np.float32)).view(1, 3, 1, 1)
 
@@ -293,11 +317,29 @@ def render(identity: Identity, motion: Motion, points: np.ndarray, camera: Camer
     lm = project(points, camera)
     eyes3d = np.stack([points[:, 36:42].mean(1), points[:, 42:48].mean(1)], 1)
     eyes3d = eyes3d + np.concatenate([motion.gaze, np.full((t, 1), 0.012)], -1)[:, None]
-    masks = _feature_masks(lm, _feature_geometry(lm, eyes3d, camera, identity, motion), s, camera.scale)
+    shapes = _feature_geometry(lm, eyes3d, camera, identity, motion)
     tex = make_textures(identity, s)
     y0, y1, x0, x1 = _head_crop(identity, camera, s)
-    m = {name: torch.from_numpy(masks[:, i, y0:y1, x0:x1]).float().div_(255.0).unsqueeze(1)
-         for i, name in enumerate(_MASKS)}
+    layers = _feature_layers(lm, shapes, identity, s, camera.scale)[:, y0:y1, x0:x1]
+    # Chunks of frames keep every per-pixel tensor small (a few hundred kB): big temporaries cost
+    # fresh memory mappings and page faults on every operation, which made batches 10x slower.
+    chunk = max(1, (8 * 128 * 128) // (s * s))
+    frames = np.empty((t, s, s, 3), np.uint8)
+    for a in range(0, t, chunk):
+        part = slice(a, a + chunk)
+        frames[part] = _render_frames(identity, motion, Camera(camera.rotation[part], camera.pivot, camera.scale,
+                                                               camera.offset[part]),
+                                      lm[part], layers[part], tex, (y0, y1, x0, x1), s)
+    return frames, lm.astype(np.float32)
+
+
+def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.ndarray, layers: np.ndarray,
+                   tex: Textures, crop_box: tuple[int, int, int, int], s: int) -> np.ndarray:
+    """Ray-cast, shade and composite a few frames (T, S, S, 3) uint8, given their feature layers."""
+    t = len(lm)
+    y0, y1, x0, x1 = crop_box
+    layers = torch.from_numpy(layers).permute(0, 3, 1, 2).float().div_(255.0)
+    features, coverage, clip, nostrils = layers[:, :3], layers[:, 3:4], layers[:, 4:5], layers[:, 5:6]
 
     # World (x, y) of every pixel centre, and the head-local rays through the crop.
     rot = torch.from_numpy(camera.rotation).float()
@@ -306,9 +348,9 @@ def render(identity: Identity, motion: Motion, points: np.ndarray, camera: Camer
     wx = (torch.arange(s, dtype=torch.float32)[None, None, :] - off[:, 0, None, None]) / camera.scale  # (T, 1, S)
     wy = (torch.arange(s, dtype=torch.float32)[None, :, None] - off[:, 1, None, None]) / camera.scale  # (T, S, 1)
     cx, cy = wx[:, :, x0:x1] - pivot[0], wy[:, y0:y1] - pivot[1]
-    r = rot[:, :, :, None, None]                       # (T, 3, 3, 1, 1)
-    origin = tuple(r[:, 0, k] * cx + r[:, 1, k] * cy + (r[:, 2, k] * (5.0 - pivot[2]) + pivot[k]) for k in range(3))
-    direction = tuple(-r[:, 2, k] for k in range(3))
+    r = rot[:, :, :, None, None]                       # (T, 3, 3, 1, 1): local = R^T (world - pivot) + pivot
+    rays = Rays(cx, cy, tuple(r[:, 0, k] for k in range(3)), tuple(r[:, 1, k] for k in range(3)),
+                tuple(r[:, 2, k] * (5.0 - pivot[2]) + pivot[k] for k in range(3)), tuple(-r[:, 2, k] for k in range(3)))
     light_local = torch.einsum("tij,i->tj", rot, torch.from_numpy(motion.light).float())[:, :, None, None]
     view_local = rot[:, 2, :, None, None]              # towards the camera, head-local
     half_local = _normalize(tuple(light_local[:, k] + view_local[:, k] for k in range(3)))
@@ -316,15 +358,15 @@ def render(identity: Identity, motion: Motion, points: np.ndarray, camera: Camer
 
     px_radius = camera.scale * 0.5 * (identity.cranium.radii[0] + identity.cranium.radii[1])
     halves = (identity.cranium, identity.jaw)
-    t_head, cov_head, p_head, upper = _egg_hit(origin, direction, *halves, px_radius)
+    t_head, cov_head, p_head, upper = _egg_hit(rays, *halves, px_radius)
     unit, n_head = _ellipsoid_frame(p_head, upper, halves)
 
     # The nose blends into the face over a few pixels of depth, so it reads as one surface.
     nose = identity.nose
-    t_n, _, disc_n = ray_cast(origin, direction, nose)
+    t_n, _, disc_n = ray_cast(rays, nose)
     depth_gap = (t_head.clamp(max=1e3) - t_n) * camera.scale
     nose_w = ((depth_gap * 0.35).clamp(0, 1) * (0.5 + 0.5 * disc_n * camera.scale * 0.08).clamp(0, 1))
-    p_nose = tuple(o + t_n * d for o, d in zip(origin, direction))
+    p_nose = rays.at(t_n.clamp(max=1e3))
     c_, s_ = float(np.cos(nose.tilt)), float(np.sin(nose.tilt))
     qx, qy, qz = (pc - c for pc, c in zip(p_nose, nose.center))
     qy, qz = c_ * qy - s_ * qz, s_ * qy + c_ * qz           # into the nose's tilted frame (as ray_cast)
@@ -346,26 +388,12 @@ def render(identity: Identity, motion: Motion, points: np.ndarray, camera: Camer
     hair_head = (hair_alpha(unit, soft, min(identity.hair_length, 0.3), identity.hair_side) * (1 - nose_w)).unsqueeze(1)
     albedo = _lookup(tex.skin, surface_x, surface_y).lerp_(_lookup(tex.hair, p_head[0], p_head[1]), hair_head)
 
-    # Landmark-driven features, in paint order; the nose hides what is behind it when the head turns.
-    skin = identity.skin
+    # Landmark-driven features (premultiplied); the nose hides what is behind it when the head turns.
     front = 1 - nose_w.unsqueeze(1)
-    eye_a = m["eyes"] * front
-    teeth = torch.maximum(m["upper_teeth"], m["lower_teeth"]) * m["mouth"]
-    for colour, alpha in (
-            (identity.brows, 0.9 * m["brows"] * front),
-            (identity.lips, m["lips"]),
-            ([0.9, 0.87, 0.83], eye_a),
-            (identity.iris, m["iris"] * eye_a),
-            ([0.03, 0.02, 0.02], m["pupil"] * eye_a),
-            ([0.09, 0.05, 0.05], 0.9 * m["lids"] * front),
-            ([0.1, 0.03, 0.04], m["mouth"]),
-            ([0.7, 0.33, 0.36], m["tongue"] * m["mouth"]),
-            ([0.9, 0.88, 0.8], teeth),
-            (skin * 0.35, 0.6 * m["lip_line"]),
-            (skin * 0.25, 0.85 * m["nostrils"])):
-        albedo.lerp_(_rgb(colour).expand_as(albedo), alpha)
-    head_colour = (albedo * shade).add_(spec).lerp_(_rgb([1.0, 1.0, 1.0]).expand_as(albedo), 0.9 * m["catchlight"] * eye_a)
-    head_a = (cov_head.unsqueeze(1) * (1 - m["clip"]))
+    albedo.mul_(1 - coverage * front).add_(features * front)
+    albedo.lerp_(_rgb(identity.skin * 0.25).expand_as(albedo), 0.85 * nostrils)
+    head_colour = albedo.mul_(shade).add_(spec)
+    head_a = cov_head.unsqueeze(1) * (1 - clip)
 
     # Background, shoulders, and a neck (a world-space cylinder) darkening into the chin's shadow.
     m0 = tex.margin
@@ -381,18 +409,17 @@ def render(identity: Identity, motion: Motion, points: np.ndarray, camera: Camer
     shoulder_y = float(identity.layout[8, 1]) + 0.1 + 0.25 * torch.exp(-(wx / (1.5 * neck_r)) ** 2)
     body_a = ((wy - shoulder_y) * camera.scale).clamp(0, 1)
     img.lerp_(_rgb(identity.shirt) * (0.5 + 0.5 * neck_light.unsqueeze(1)), body_a.unsqueeze(1))
-    img.lerp_(_rgb(skin) * (neck_light * chin_shadow).unsqueeze(1), neck_a.unsqueeze(1))
+    img.lerp_(_rgb(identity.skin) * (neck_light * chin_shadow).unsqueeze(1), neck_a.unsqueeze(1))
     crop = img[:, :, y0:y1, x0:x1]
     crop.lerp_(head_colour, head_a)
 
     # Hair volume: a shell around the skull showing hair wherever the hair pattern says so.
     vol = 1 + identity.hair_volume
     shells = tuple(Ellipsoid(e.center, tuple(r_ * vol for r_ in e.radii)) for e in halves)
-    t_s, cov_s, p_s, upper_s = _egg_hit(origin, direction, *shells, px_radius * vol)
+    t_s, cov_s, p_s, upper_s = _egg_hit(rays, *shells, px_radius * vol)
     u_s, n_s = _ellipsoid_frame(p_s, upper_s, shells)
     shell_a = cov_s * hair_alpha(u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55)) * (t_s < t_head + 1e-3)
     shell_shade = motion.ambient + (1 - motion.ambient) * _dot(n_s, light_l).clamp(min=0)
     crop.lerp_(_lookup(tex.hair, p_s[0], p_s[1]) * shell_shade.unsqueeze(1), shell_a.unsqueeze(1))
 
-    frames = img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    return frames, lm.astype(np.float32)
+    return img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
