@@ -195,7 +195,7 @@ def test_identity_split_is_fixed_and_near_the_target_fraction():
 
 def test_generate_dataset_round_trips_and_resumes(tmp_path: Path):
     config = SyntheticConfig(image_size=32, frames_per_video=3, heldout_fraction=0.5)
-    records = generate_dataset(tmp_path, 3, 2, config, progress=False)
+    records = generate_dataset(tmp_path, 3, 2, config, progress=False, workers=2)
     assert len(records) == 6
     size, index = read_index(tmp_path)
     assert size == 32 and index == records
@@ -221,6 +221,8 @@ def test_bad_arguments_are_refused():
         render_video(0, 0, 2, 8)
     with pytest.raises(ValueError, match="identity_id"):
         render_video(-1, 0, 2, 32)
+    with pytest.raises(ValueError, match="workers"):
+        generate_dataset("unused", 1, 1, SyntheticConfig(), workers=0)
 
 
 @pytest.mark.slow

@@ -15,10 +15,12 @@ Everything is a pure function of (seed, identity, video): the same arguments giv
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from talking_head.data.format import VideoRecord, video_path, write_index, write_video
 from talking_head.data.synthetic_face import (Identity, Motion, expression_layout, make_identity, make_motion,
@@ -82,28 +84,35 @@ def render_video(identity_id: int, video_id: int, num_frames: int, image_size: i
     return render(identity, motion, points, camera, image_size)
 
 
+def _write_one(root: str | Path, identity_id: int, video_id: int, config: SyntheticConfig) -> None:
+    frames, landmarks = render_video(identity_id, video_id, config.frames_per_video, config.image_size, config.seed)
+    write_video(root, f"syn{identity_id:05d}", f"v{video_id:02d}", frames, landmarks,
+                split=identity_split(identity_id, config), source="synthetic")
+
+
 def generate_dataset(root: str | Path, num_identities: int, videos_per_identity: int, config: SyntheticConfig,
-                     progress: bool = True) -> list[VideoRecord]:
+                     progress: bool = True, workers: int = 1) -> list[VideoRecord]:
     """Render ``num_identities x videos_per_identity`` clips into ``root`` (the format.py layout).
 
     Resumable: clips whose file already exists are skipped (files are written atomically), and the
-    index is rewritten at the end, so an interrupted run can simply be started again.
+    index is rewritten at the end, so an interrupted run can simply be started again. ``workers`` > 1
+    renders in that many processes (rendering itself is single-threaded; see synthetic_render).
     """
     if num_identities < 1 or videos_per_identity < 1:
         raise ValueError(f"need at least one identity and one video, got {num_identities}, {videos_per_identity}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     jobs = [(i, v) for i in range(num_identities) for v in range(videos_per_identity)]
     todo = [(i, v) for i, v in jobs if not video_path(root, f"syn{i:05d}", f"v{v:02d}").exists()]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(todo), desc="synthetic videos", unit="video")
-    for identity_id, video_id in todo:
-        frames, landmarks = render_video(identity_id, video_id, config.frames_per_video, config.image_size,
-                                         config.seed)
-        write_video(root, f"syn{identity_id:05d}", f"v{video_id:02d}", frames, landmarks,
-                    split=identity_split(identity_id, config), source="synthetic")
-        if bar is not None:
+    bar = tqdm(total=len(todo), desc="synthetic videos", unit="video", disable=not progress)
+    if workers == 1:
+        for identity_id, video_id in todo:
+            _write_one(root, identity_id, video_id, config)
             bar.update()
-    if bar is not None:
-        bar.close()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for future in as_completed([pool.submit(_write_one, root, i, v, config) for i, v in todo]):
+                future.result()
+                bar.update()
+    bar.close()
     return write_index(root, config.image_size)

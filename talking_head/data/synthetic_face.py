@@ -95,19 +95,26 @@ Vec = tuple  # (x, y, z) of broadcastable tensors: separate planes are much fast
 @dataclass(frozen=True)
 class Rays:
     """Parallel rays whose origins are affine in two pixel coordinates (a weak-perspective camera):
-    origin = ox * x + oy * y + o0, direction d. With x of shape (T, 1, W) and y (T, H, 1) and the
-    coefficients (T, 1, 1), every quantity of a ray-ellipsoid test is a small polynomial in (x, y),
-    so it costs a handful of full-size tensor operations instead of dozens."""
+    origin = ox * x + oy * y + o0, direction d. With x of shape (T, 1, W), y of shape (T, H, 1) and
+    per-frame numpy coefficients (T, 1, 1), every quantity of a ray-ellipsoid test is a small
+    polynomial in (x, y): its coefficients are worked out in numpy, and only a handful of full-size
+    tensor operations remain per test (instead of dozens, plus hundreds of tiny ones)."""
     x: torch.Tensor
     y: torch.Tensor
-    ox: Vec
-    oy: Vec
-    o0: Vec
-    d: Vec
+    ox: tuple[np.ndarray, np.ndarray, np.ndarray]
+    oy: tuple[np.ndarray, np.ndarray, np.ndarray]
+    o0: tuple[np.ndarray, np.ndarray, np.ndarray]
+    d: tuple[np.ndarray, np.ndarray, np.ndarray]
 
-    def at(self, t: torch.Tensor, axes: tuple[int, ...] = (0, 1, 2)) -> Vec:
+    def at(self, t: torch.Tensor | float, axes: tuple[int, ...] = (0, 1, 2)) -> Vec:
         """Points origin + t * direction (only the requested axes)."""
-        return tuple(self.ox[k] * self.x + (self.oy[k] * self.y + self.o0[k]) + t * self.d[k] for k in axes)
+        return tuple(tensor32(self.ox[k]) * self.x + (tensor32(self.oy[k]) * self.y + tensor32(self.o0[k])) + t * tensor32(self.d[k])
+                     for k in axes)
+
+
+def tensor32(a) -> torch.Tensor:
+    """numpy array or scalar -> float32 tensor (per-frame coefficients meet float32 images)."""
+    return torch.from_numpy(np.asarray(a, np.float32))
 
 
 def ray_cast(rays: Rays, ell: Ellipsoid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -117,33 +124,34 @@ def ray_cast(rays: Rays, ell: Ellipsoid) -> tuple[torch.Tensor, torch.Tensor, to
     ray's closest approach to the centre in units of the radii: positive where the ray hits, and its
     size near zero tells how far a pixel is from the silhouette (used for anti-aliasing).
     """
-    ax, ay, a0, d = list(rays.ox), list(rays.oy), [o - c for o, c in zip(rays.o0, ell.center)], list(rays.d)
+    ax, ay, a0, d = ([np.asarray(c, np.float64) for c in v]
+                     for v in (rays.ox, rays.oy, [o - c for o, c in zip(rays.o0, ell.center)], rays.d))
     if ell.tilt:  # rotate everything into the ellipsoid's frame (about x)
-        c, s = float(np.cos(ell.tilt)), float(np.sin(ell.tilt))
+        c, s = np.cos(ell.tilt), np.sin(ell.tilt)
         for v in (ax, ay, a0, d):
             v[1], v[2] = c * v[1] - s * v[2], s * v[1] + c * v[2]
     for v in (ax, ay, a0, d):
         v[:] = [v[k] / ell.radii[k] for k in range(3)]
-    a = sum(dk * dk for dk in d)
 
-    def dot(u: list, w: list):
-        return sum(u[k] * w[k] for k in range(3))
+    def dot(u: list, w: list) -> np.ndarray:
+        return u[0] * w[0] + u[1] * w[1] + u[2] * w[2]
 
+    a = dot(d, d)
     x, y = rays.x, rays.y
-    b = dot(ax, d) * x + (dot(ay, d) * y + dot(a0, d))
-    # |origin|^2 - 1 as a quadratic in (x, y).
-    c0 = x * (dot(ax, ax) * x + 2 * dot(ax, a0)) + (y * (dot(ay, ay) * y + 2 * dot(ay, a0)) + (dot(a0, a0) - 1.0))
-    c0 = c0 + (2 * dot(ax, ay) * x) * y
-    disc = b * b / a - c0
-    half = (disc.clamp(min=0.0) / a).sqrt()
-    mid = -b / a
+    # b / a (ray parameter of the closest approach, negated) and |origin|^2 - 1, as polynomials in (x, y).
+    mid = tensor32(-dot(ax, d) / a) * x + (tensor32(-dot(ay, d) / a) * y + tensor32(-dot(a0, d) / a))
+    c0 = x * (tensor32(dot(ax, ax)) * x + tensor32(2 * dot(ax, a0))) + (y * (tensor32(dot(ay, ay)) * y + tensor32(2 * dot(ay, a0)))
+                                                            + tensor32(dot(a0, a0) - 1.0))
+    c0 += (tensor32(2 * dot(ax, ay)) * x) * y
+    disc = (mid * mid) * tensor32(a) - c0
+    half = disc.clamp(min=0.0).mul(tensor32(1.0 / a)).sqrt_()
     return mid - half, mid + half, disc
 
 
 def _surface_z(ident_parts: tuple[Ellipsoid, Ellipsoid, Ellipsoid], xy: np.ndarray) -> np.ndarray:
     """z of the front surface (head or nose, whichever is nearer the camera) above points (x, y)."""
     cranium, jaw, nose = ident_parts
-    zero, one = torch.zeros(()), torch.ones(())
+    zero, one = np.zeros(()), np.ones(())
     rays = Rays(torch.from_numpy(xy[:, 0]), torch.from_numpy(xy[:, 1]), (one, zero, zero), (zero, one, zero),
                 (zero, zero, 10.0 * one), (zero, zero, -one))
     best = np.full(len(xy), -np.inf)

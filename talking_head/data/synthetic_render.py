@@ -11,6 +11,7 @@ frames in torch; the polygon masks are cv2 fills at sub-pixel precision.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from talking_head.data.synthetic_face import Ellipsoid, Identity, Motion, Rays, Vec, ray_cast
+from talking_head.data.synthetic_face import Ellipsoid, Identity, Motion, Rays, Vec, ray_cast, tensor32
 
 #: The 68-point bbox's larger side as a fraction of the image side (frontal face), and how far below
 #: the image centre the bbox centre sits: the framing contract shared with the landmarks crop box.
@@ -253,26 +254,26 @@ def _egg_hit(rays: Rays, upper: Ellipsoid, lower: Ellipsoid, px_radius: float
 
     Returns (t, coverage in [0, 1] with an anti-aliased silhouette, hit point, hit is on the upper half).
     """
-    y0, oy, dy = upper.center[1], rays.at(torch.zeros(()), (1,))[0], rays.d[1]
-    dy = torch.where(dy.abs() < 1e-6, torch.full_like(dy, 1e-6), dy)
-    t_plane = (y0 - oy) / dy
-    inf = torch.tensor(float("inf"))
+    y0, oy = upper.center[1], rays.at(0.0, (1,))[0]
+    dy = np.where(np.abs(rays.d[1]) < 1e-6, 1e-6, rays.d[1])
+    t_plane = (y0 - oy) * tensor32(1.0 / dy)
     best_t = best_cov = best_upper = None
     for ell, is_upper in ((upper, True), (lower, False)):
         t_in, t_out, disc = ray_cast(rays, ell)
-        leaving = (dy > 0) == is_upper   # the ray leaves this half-space as t grows
-        entry = torch.where(leaving, t_in, torch.maximum(t_in, t_plane))
-        valid = (disc > 0) & (entry < torch.where(leaving, torch.minimum(t_out, t_plane), t_out))
-        mid_y = oy + 0.5 * (t_in + t_out) * dy
-        near_edge = (disc <= 0) & ((mid_y < y0) == is_upper)
-        cov = (0.5 + 0.5 * px_radius * disc).clamp(0, 1) * (valid | near_edge)
-        t = torch.where(valid, entry, inf)
+        # Per frame, the ray either leaves this half-space at t_plane or enters it there.
+        leaving = tensor32(((dy > 0) == is_upper) * 1e9)
+        entry = torch.maximum(t_in, t_plane - leaving)
+        valid = (disc > 0) & (entry < torch.minimum(t_out, t_plane + (1e9 - leaving)))
+        mid_y = oy + (0.5 * (t_in + t_out)) * tensor32(dy)
+        near_edge = (disc <= 0) & ((mid_y < y0) if is_upper else (mid_y >= y0))
+        cov = (0.5 + 0.5 * px_radius * disc).clamp_(0, 1) * (valid | near_edge)
+        t = entry.masked_fill_(~valid, float("inf"))
         if best_t is None:
-            best_t, best_cov, best_upper = t, cov, torch.isfinite(t)
+            best_t, best_cov, best_upper = t, cov, valid
         else:
             best_upper = best_upper & (best_t <= t)
             best_t, best_cov = torch.minimum(best_t, t), torch.maximum(best_cov, cov)
-    finite = torch.where(torch.isfinite(best_t), best_t, torch.zeros_like(best_t))
+    finite = best_t.masked_fill(torch.isinf(best_t), 0.0)
     return best_t, best_cov, rays.at(finite), best_upper
 
 
@@ -325,12 +326,26 @@ def render(identity: Identity, motion: Motion, points: np.ndarray, camera: Camer
     # fresh memory mappings and page faults on every operation, which made batches 10x slower.
     chunk = max(1, (8 * 128 * 128) // (s * s))
     frames = np.empty((t, s, s, 3), np.uint8)
-    for a in range(0, t, chunk):
-        part = slice(a, a + chunk)
-        frames[part] = _render_frames(identity, motion, Camera(camera.rotation[part], camera.pivot, camera.scale,
-                                                               camera.offset[part]),
-                                      lm[part], layers[part], tex, (y0, y1, x0, x1), s)
+    with _single_thread():
+        for a in range(0, t, chunk):
+            part = slice(a, a + chunk)
+            frames[part] = _render_frames(identity, motion, Camera(camera.rotation[part], camera.pivot, camera.scale,
+                                                                   camera.offset[part]),
+                                          lm[part], layers[part], tex, (y0, y1, x0, x1), s)
     return frames, lm.astype(np.float32)
+
+
+@contextmanager
+def _single_thread():
+    """Run torch on one thread for the duration. The rendering ops are small (a chunk of frames
+    each), so intra-op threads only add synchronisation; on a busy 2-core machine two threads were
+    3-10x slower than one. Parallelism belongs to processes (one video per worker)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.ndarray, layers: np.ndarray,
@@ -349,8 +364,9 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     wy = (torch.arange(s, dtype=torch.float32)[None, :, None] - off[:, 1, None, None]) / camera.scale  # (T, S, 1)
     cx, cy = wx[:, :, x0:x1] - pivot[0], wy[:, y0:y1] - pivot[1]
     r = rot[:, :, :, None, None]                       # (T, 3, 3, 1, 1): local = R^T (world - pivot) + pivot
-    rays = Rays(cx, cy, tuple(r[:, 0, k] for k in range(3)), tuple(r[:, 1, k] for k in range(3)),
-                tuple(r[:, 2, k] * (5.0 - pivot[2]) + pivot[k] for k in range(3)), tuple(-r[:, 2, k] for k in range(3)))
+    rn = camera.rotation[:, :, :, None, None]          # numpy (T, 3, 3, 1, 1)
+    rays = Rays(cx, cy, tuple(rn[:, 0, k] for k in range(3)), tuple(rn[:, 1, k] for k in range(3)),
+                tuple(rn[:, 2, k] * (5.0 - pivot[2]) + pivot[k] for k in range(3)), tuple(-rn[:, 2, k] for k in range(3)))
     light_local = torch.einsum("tij,i->tj", rot, torch.from_numpy(motion.light).float())[:, :, None, None]
     view_local = rot[:, 2, :, None, None]              # towards the camera, head-local
     half_local = _normalize(tuple(light_local[:, k] + view_local[:, k] for k in range(3)))
@@ -376,12 +392,17 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     surface_x = p_head[0] + nose_w * (p_nose[0] - p_head[0])
     surface_y = p_head[1] + nose_w * (p_nose[1] - p_head[1])
     shade = (motion.ambient + (1 - motion.ambient) * _dot(normal, light_l).clamp(min=0)).unsqueeze(1)
-    spec = (_dot(normal, half_local).clamp(min=0) ** 16 * 0.1).unsqueeze(1)
+    spec = _dot(normal, half_local).clamp_(min=0)
+    for _ in range(4):   # ** 16 by squaring: pow is ten times slower
+        spec = spec * spec
+    spec = (spec * 0.1).unsqueeze(1)
 
     def hair_alpha(u: Vec, soft: float, limit: float, side_depth: float) -> torch.Tensor:
-        """Hair above a (temple-curved) hairline, and on the sides/back of the skull down to ``limit``."""
+        """Hair above a (temple-curved) hairline, and on the sides/back of the skull down to ``limit``;
+        below the equator only at the sides (hair hangs beside the face, never under the chin)."""
         front = (identity.hairline + identity.hairline_curve * u[0] * u[0] - u[1]) * soft
         side = torch.minimum((side_depth - u[2]) * soft, (limit - u[1]) * soft)
+        side = torch.minimum(side, (u[0] * u[0] - 0.5 - 4 * u[1]) * soft)
         return torch.maximum(front, side).add(0.5).clamp(0, 1)
 
     soft = camera.scale * 0.6
@@ -419,7 +440,8 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     t_s, cov_s, p_s, upper_s = _egg_hit(rays, *shells, px_radius * vol)
     u_s, n_s = _ellipsoid_frame(p_s, upper_s, shells)
     shell_a = cov_s * hair_alpha(u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55)) * (t_s < t_head + 1e-3)
-    shell_shade = motion.ambient + (1 - motion.ambient) * _dot(n_s, light_l).clamp(min=0)
+    # "Wrapped" diffuse light: hair is a fuzzy volume, so its grazing edges do not go black.
+    shell_shade = motion.ambient + (1 - motion.ambient) * ((_dot(n_s, light_l) + 0.5) / 1.5).clamp(min=0)
     crop.lerp_(_lookup(tex.hair, p_s[0], p_s[1]) * shell_shade.unsqueeze(1), shell_a.unsqueeze(1))
 
     return img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
