@@ -108,8 +108,8 @@ class Rays:
 
     def at(self, t: torch.Tensor | float, axes: tuple[int, ...] = (0, 1, 2)) -> Vec:
         """Points origin + t * direction (only the requested axes)."""
-        return tuple(tensor32(self.ox[k]) * self.x + (tensor32(self.oy[k]) * self.y + tensor32(self.o0[k])) + t * tensor32(self.d[k])
-                     for k in axes)
+        return tuple(tensor32(self.ox[k]) * self.x + (tensor32(self.oy[k]) * self.y + tensor32(self.o0[k]))
+                     + t * tensor32(self.d[k]) for k in axes)
 
 
 def tensor32(a) -> torch.Tensor:
@@ -140,8 +140,8 @@ def ray_cast(rays: Rays, ell: Ellipsoid) -> tuple[torch.Tensor, torch.Tensor, to
     x, y = rays.x, rays.y
     # b / a (ray parameter of the closest approach, negated) and |origin|^2 - 1, as polynomials in (x, y).
     mid = tensor32(-dot(ax, d) / a) * x + (tensor32(-dot(ay, d) / a) * y + tensor32(-dot(a0, d) / a))
-    c0 = x * (tensor32(dot(ax, ax)) * x + tensor32(2 * dot(ax, a0))) + (y * (tensor32(dot(ay, ay)) * y + tensor32(2 * dot(ay, a0)))
-                                                            + tensor32(dot(a0, a0) - 1.0))
+    c0 = x * (tensor32(dot(ax, ax)) * x + tensor32(2 * dot(ax, a0))) \
+        + (y * (tensor32(dot(ay, ay)) * y + tensor32(2 * dot(ay, a0))) + tensor32(dot(a0, a0) - 1.0))
     c0 += (tensor32(2 * dot(ax, ay)) * x) * y
     disc = (mid * mid) * tensor32(a) - c0
     half = disc.clamp(min=0.0).mul(tensor32(1.0 / a)).sqrt_()

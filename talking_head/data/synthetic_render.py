@@ -154,8 +154,9 @@ def _feature_layers(lm: np.ndarray, shapes: dict[str, np.ndarray], identity: Ide
     aa, sh, one = cv2.LINE_AA, _SHIFT, 1 << _SHIFT
     lid = max(1, int(round(0.014 * scale)))
     brows, lips = _u8(0.9 * identity.brows), _u8(identity.lips)
-    sclera, iris, pupil, lash = _u8([0.9, 0.87, 0.83]), _u8(identity.iris), _u8([0.03, 0.02, 0.02]), _u8([0.08, 0.05, 0.05])
-    cavity, tongue, teeth, lip_line = _u8([0.1, 0.03, 0.04]), _u8([0.7, 0.33, 0.36]), _u8([0.9, 0.88, 0.8]), _u8(identity.lips * 0.45)
+    sclera, iris, pupil = _u8([0.9, 0.87, 0.83]), _u8(identity.iris), _u8([0.03, 0.02, 0.02])
+    lash, cavity, tongue = _u8([0.08, 0.05, 0.05]), _u8([0.1, 0.03, 0.04]), _u8([0.7, 0.33, 0.36])
+    teeth, lip_line = _u8([0.9, 0.88, 0.8]), _u8(identity.lips * 0.45)
     rgb, alpha = np.zeros((size, size, 3), np.uint8), np.zeros((size, size), np.uint8)
     eye_mask = np.zeros((size, size), np.uint8)
     opening = np.linalg.norm(lm[:, [37, 38, 43, 44]] - lm[:, [41, 40, 47, 46]], axis=-1).reshape(t, 2, 2).mean(-1)
@@ -235,13 +236,14 @@ def _feature_geometry(lm: np.ndarray, eyes3d: np.ndarray, camera: Camera, identi
     lower_teeth = np.concatenate([lower_lip, (lower_lip + 0.3 * reach * (upper_lip - lower_lip))[:, ::-1]], 1)
     tongue = np.concatenate([lower_lip[:, 1:4], (lower_lip + 0.4 * (upper_lip - lower_lip))[:, 3:0:-1]], 1)
 
-    nostrils = np.stack([0.5 * (lm[:, 31] + lm[:, 32]), 0.5 * (lm[:, 34] + lm[:, 35])], 1) - down[:, None] * 0.012 * camera.scale
+    nostrils = np.stack([0.5 * (lm[:, 31] + lm[:, 32]), 0.5 * (lm[:, 34] + lm[:, 35])], 1)
+    nostrils = nostrils - down[:, None] * 0.012 * camera.scale
     nose_w = np.linalg.norm(lm[:, 35] - lm[:, 31], axis=-1)
     axes = np.stack([0.17 * nose_w, 0.08 * nose_w], -1)[:, None].repeat(2, 1)
     angle = np.degrees(np.arctan2(right[:, 1], right[:, 0]))
 
     irises = project(eyes3d, camera)
-    eye_w = np.stack([np.linalg.norm(lm[:, 39] - lm[:, 36], axis=-1), np.linalg.norm(lm[:, 45] - lm[:, 42], axis=-1)], 1)
+    eye_w = np.linalg.norm(lm[:, [39, 45]] - lm[:, [36, 42]], axis=-1)
     return dict(clip=clip, upper_teeth=upper_teeth, lower_teeth=lower_teeth, tongue=tongue, nostrils=nostrils,
                 nostril_axes=axes, angle=angle, irises=irises, iris_radius=0.24 * eye_w, **brows)
 
@@ -289,7 +291,8 @@ def _dot(v: Vec, w) -> torch.Tensor:
 def _ellipsoid_frame(p: Vec, upper: torch.Tensor, identity_halves: tuple[Ellipsoid, Ellipsoid]) -> tuple[Vec, Vec]:
     """Unit-sphere coordinates and the outward normal of points on an egg (both halves share a centre)."""
     up, low = identity_halves
-    radii = [torch.where(upper, torch.tensor(float(ru)), torch.tensor(float(rl))) for ru, rl in zip(up.radii, low.radii)]
+    radii = [torch.where(upper, torch.tensor(float(ru)), torch.tensor(float(rl)))
+             for ru, rl in zip(up.radii, low.radii)]
     unit = tuple((pc - c) / r for pc, c, r in zip(p, up.center, radii))
     return unit, _normalize(tuple(u / r for u, r in zip(unit, radii)))
 
@@ -297,8 +300,7 @@ def _ellipsoid_frame(p: Vec, upper: torch.Tensor, identity_halves: tuple[Ellipso
 def _head_crop(identity: Identity, camera: Camera, size: int) -> tuple[int, int, int, int]:
     """Pixel box (y0, y1, x0, x1) holding the head and its hair in every frame: ray casting and
     shading only run there."""
-    ells = (identity.cranium, identity.jaw, identity.nose)
-    reach = max(max(e.radii) for e in ells[:2]) * (1 + identity.hair_volume) + 0.05
+    reach = max(identity.cranium.radii + identity.jaw.radii) * (1 + identity.hair_volume) + 0.05
     centre = project(np.broadcast_to(np.array(identity.cranium.center), (len(camera.rotation), 1, 3)), camera)[:, 0]
     lo = np.floor((centre - reach * camera.scale).min(0)).astype(int)
     hi = np.ceil((centre + reach * camera.scale).max(0)).astype(int) + 1
@@ -363,10 +365,10 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     wx = (torch.arange(s, dtype=torch.float32)[None, None, :] - off[:, 0, None, None]) / camera.scale  # (T, 1, S)
     wy = (torch.arange(s, dtype=torch.float32)[None, :, None] - off[:, 1, None, None]) / camera.scale  # (T, S, 1)
     cx, cy = wx[:, :, x0:x1] - pivot[0], wy[:, y0:y1] - pivot[1]
-    r = rot[:, :, :, None, None]                       # (T, 3, 3, 1, 1): local = R^T (world - pivot) + pivot
-    rn = camera.rotation[:, :, :, None, None]          # numpy (T, 3, 3, 1, 1)
+    rn = camera.rotation[:, :, :, None, None]          # local = R^T (world - pivot) + pivot
     rays = Rays(cx, cy, tuple(rn[:, 0, k] for k in range(3)), tuple(rn[:, 1, k] for k in range(3)),
-                tuple(rn[:, 2, k] * (5.0 - pivot[2]) + pivot[k] for k in range(3)), tuple(-rn[:, 2, k] for k in range(3)))
+                tuple(rn[:, 2, k] * (5.0 - pivot[2]) + pivot[k] for k in range(3)),
+                tuple(-rn[:, 2, k] for k in range(3)))
     light_local = torch.einsum("tij,i->tj", rot, torch.from_numpy(motion.light).float())[:, :, None, None]
     view_local = rot[:, 2, :, None, None]              # towards the camera, head-local
     half_local = _normalize(tuple(light_local[:, k] + view_local[:, k] for k in range(3)))
@@ -439,7 +441,8 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     shells = tuple(Ellipsoid(e.center, tuple(r_ * vol for r_ in e.radii)) for e in halves)
     t_s, cov_s, p_s, upper_s = _egg_hit(rays, *shells, px_radius * vol)
     u_s, n_s = _ellipsoid_frame(p_s, upper_s, shells)
-    shell_a = cov_s * hair_alpha(u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55)) * (t_s < t_head + 1e-3)
+    shell_a = cov_s * hair_alpha(u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55))
+    shell_a = shell_a * (t_s < t_head + 1e-3)
     # "Wrapped" diffuse light: hair is a fuzzy volume, so its grazing edges do not go black.
     shell_shade = motion.ambient + (1 - motion.ambient) * ((_dot(n_s, light_l) + 0.5) / 1.5).clamp(min=0)
     crop.lerp_(_lookup(tex.hair, p_s[0], p_s[1]) * shell_shade.unsqueeze(1), shell_a.unsqueeze(1))
