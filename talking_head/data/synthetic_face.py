@@ -73,6 +73,7 @@ class Identity:
     cranium: Ellipsoid          # upper half of the head (local y < centre)
     jaw: Ellipsoid              # lower half of the head (same centre, x and z radii)
     nose: Ellipsoid
+    ears: tuple[Ellipsoid, Ellipsoid]  # flat ellipsoids on the sides of the skull (right, left)
     skin: np.ndarray            # RGB in [0, 1]
     lips: np.ndarray
     hair: np.ndarray
@@ -237,7 +238,7 @@ def make_identity(rng: np.random.Generator) -> Identity:
     bg = rng.uniform(0.1, 0.9, (3, 3)) * rng.uniform(0.4, 1.0, (3, 1))
     style = rng.random()
     return Identity(
-        layout=layout, cranium=cranium, jaw=jaw, nose=nose, skin=skin, lips=lips, hair=hair,
+        layout=layout, cranium=cranium, jaw=jaw, nose=nose, ears=_ears(pts, cranium), skin=skin, lips=lips, hair=hair,
         brows=brows, iris=_sample_colour(rng, _IRIS, 0.03), shirt=rng.uniform(0.05, 0.9, 3),
         background=bg,
         hairline=rng.uniform(-0.75, -0.52) if style > 0.08 else -1.2,
@@ -247,6 +248,16 @@ def make_identity(rng: np.random.Generator) -> Identity:
         hair_length=rng.uniform(-0.1, 0.3) if style < 0.75 else rng.uniform(0.6, 1.4),
         brow_thickness=rng.uniform(0.022, 0.04),
         texture_seed=int(rng.integers(2**31)))
+
+
+def _ears(pts: np.ndarray, head: Ellipsoid) -> tuple[Ellipsoid, Ellipsoid]:
+    """Ears from the brow line to the nose base, on the skull's sides a little behind its equator
+    (derived from the face, so adding them changed no one's other features)."""
+    top, bottom = pts[17:27, 1].mean() + 0.04, pts[33, 1]
+    height = 0.5 * (bottom - top)
+    a = head.radii[0]
+    return tuple(Ellipsoid((side * 0.97 * a, top + height, head.center[2] - 0.05), (0.045, height, 0.08))
+                 for side in (-1.0, 1.0))
 
 
 @dataclass(frozen=True)

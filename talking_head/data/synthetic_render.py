@@ -436,13 +436,25 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     crop = img[:, :, y0:y1, x0:x1]
     crop.lerp_(head_colour, head_a)
 
+    # Ears: in front of the head only where it does not hide them, so they turn into and out of view.
+    ear_albedo = _rgb(identity.skin * np.array([1.0, 0.9, 0.88]))
+    t_front = torch.where(head_a[:, 0] > 0.5, t_head, torch.full_like(t_head, float("inf")))
+    for ear in identity.ears:
+        t_e, _, disc_e = ray_cast(rays, ear)
+        ear_a = (0.5 + 0.5 * disc_e * camera.scale * ear.radii[1]).clamp_(0, 1) * (t_e < t_front)
+        p_e = rays.at(t_e.clamp(max=1e3))
+        n_e = _normalize(tuple((pc - c) / rr ** 2 for pc, c, rr in zip(p_e, ear.center, ear.radii)))
+        ear_shade = motion.ambient + (1 - motion.ambient) * _dot(n_e, light_l).clamp(min=0)
+        crop.lerp_(ear_albedo * (0.85 * ear_shade).unsqueeze(1), ear_a.unsqueeze(1))
+        t_front = torch.minimum(t_front, t_e.masked_fill(ear_a < 0.5, float("inf")))
+
     # Hair volume: a shell around the skull showing hair wherever the hair pattern says so.
     vol = 1 + identity.hair_volume
     shells = tuple(Ellipsoid(e.center, tuple(r_ * vol for r_ in e.radii)) for e in halves)
     t_s, cov_s, p_s, upper_s = _egg_hit(rays, *shells, px_radius * vol)
     u_s, n_s = _ellipsoid_frame(p_s, upper_s, shells)
     shell_a = cov_s * hair_alpha(u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55))
-    shell_a = shell_a * (t_s < t_head + 1e-3)
+    shell_a = shell_a * (t_s < torch.minimum(t_head, t_front) + 1e-3)
     # "Wrapped" diffuse light: hair is a fuzzy volume, so its grazing edges do not go black.
     shell_shade = motion.ambient + (1 - motion.ambient) * ((_dot(n_s, light_l) + 0.5) / 1.5).clamp(min=0)
     crop.lerp_(_lookup(tex.hair, p_s[0], p_s[1]) * shell_shade.unsqueeze(1), shell_a.unsqueeze(1))
