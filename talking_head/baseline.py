@@ -1,0 +1,79 @@
+"""A non-learned baseline for few-shot reenactment: warp the nearest shot onto the target landmarks.
+
+What a learned model must beat to be worth its weights. Given K shots (frames + landmarks) and the
+target's landmarks, it takes the shot whose landmark configuration is closest to the target's once
+position, size and in-plane rotation are factored out (a full Procrustes distance), and warps it
+piecewise-affinely (a Delaunay mesh over the 68 landmarks) so its landmarks land on the target's.
+Points along the image border are pinned in place, so the background stays where it is and only
+the region around the face stretches. It cannot show what no shot shows (a mouth's inside, the far
+side of a turned head): that is exactly the headroom a generator has.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+
+def _centred_complex(landmarks: np.ndarray) -> np.ndarray:
+    """(..., 68, 2) landmarks as complex numbers, centred and scaled to unit norm."""
+    z = landmarks[..., 0].astype(np.float64) + 1j * landmarks[..., 1].astype(np.float64)
+    z = z - z.mean(axis=-1, keepdims=True)
+    return z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
+
+
+def procrustes_distances(shot_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
+    """Full Procrustes distance (in [0, 1]) from each of (K, 68, 2) landmark sets to one (68, 2) set.
+
+    The residual left after the best similarity (translation, scale, rotation) maps a shot's points
+    onto the target's: 0 for the same configuration anywhere in the frame at any size or roll.
+    """
+    shots, target = _centred_complex(shot_landmarks), _centred_complex(target_landmarks)
+    overlap = np.abs(shots.conj() @ target) ** 2  # |<s, t>|^2 of unit vectors
+    return np.sqrt(np.clip(1.0 - overlap, 0.0, None))
+
+
+def border_points(height: int, width: int) -> np.ndarray:
+    """The corners and edge midpoints of an image, as (x, y): anchors that keep the background still."""
+    xs, ys = (0.0, (width - 1) / 2, width - 1.0), (0.0, (height - 1) / 2, height - 1.0)
+    return np.array([(x, y) for x in xs for y in ys if (x, y) != (xs[1], ys[1])])
+
+
+def warp_to_landmarks(frame: np.ndarray, landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
+    """Warp a uint8 frame piecewise-affinely so that ``landmarks`` move to ``target_landmarks``.
+
+    The same warp as scikit-image's ``PiecewiseAffineTransform`` + ``warp`` (the tests compare them),
+    vectorised: a Delaunay mesh over the target points, every output pixel's barycentric coordinates
+    in its triangle carried to the shot's triangle, one ``cv2.remap``. 15 ms rather than 0.5 s at 128 px.
+    """
+    height, width = frame.shape[:2]
+    anchors = border_points(height, width)
+    target = np.concatenate([np.asarray(target_landmarks, np.float64), anchors])
+    source = np.concatenate([np.asarray(landmarks, np.float64), anchors])
+    mesh = Delaunay(target)
+    ys, xs = np.mgrid[0:height, 0:width]
+    pixels = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+    triangle = mesh.find_simplex(pixels)
+    inside = triangle >= 0  # the border anchors put every pixel inside; kept in place otherwise
+    affine = mesh.transform[triangle[inside]]  # (N, 3, 2): inverse of the triangle's corner basis + origin
+    weights = np.einsum("nij,nj->ni", affine[:, :2], pixels[inside] - affine[:, 2])
+    weights = np.concatenate([weights, 1.0 - weights.sum(axis=1, keepdims=True)], axis=1)
+    sample_at = pixels.copy()
+    sample_at[inside] = np.einsum("nk,nkd->nd", weights, source[mesh.simplices[triangle[inside]]])
+    maps = sample_at.reshape(height, width, 2).astype(np.float32)
+    return cv2.remap(np.ascontiguousarray(frame), maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def warp_baseline(shot_frames: np.ndarray, shot_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
+    """The nearest shot warped onto ``target_landmarks``: (K, H, W, 3) uint8 + (K, 68, 2) + (68, 2) -> (H, W, 3)."""
+    shot_frames, shot_landmarks = np.asarray(shot_frames), np.asarray(shot_landmarks, np.float64)
+    target_landmarks = np.asarray(target_landmarks, np.float64)
+    if shot_frames.ndim != 4 or shot_frames.shape[-1] != 3 or shot_frames.dtype != np.uint8:
+        raise ValueError(f"shot_frames must be (K, H, W, 3) uint8, got {shot_frames.shape} {shot_frames.dtype}")
+    if shot_landmarks.shape != (len(shot_frames), 68, 2) or target_landmarks.shape != (68, 2):
+        raise ValueError(f"need ({len(shot_frames)}, 68, 2) shot landmarks and (68, 2) target landmarks, "
+                         f"got {shot_landmarks.shape} and {target_landmarks.shape}")
+    nearest = int(np.argmin(procrustes_distances(shot_landmarks, target_landmarks)))
+    return warp_to_landmarks(shot_frames[nearest], shot_landmarks[nearest], target_landmarks)
