@@ -17,8 +17,8 @@ import pytest
 from talking_head.data.format import read_frames, read_index
 from talking_head.data.synthetic import (FACE_CENTER_DROP, FACE_FRACTION, SyntheticConfig, generate_dataset,
                                          identity_split, make_person, render_video, video_motion)
-from talking_head.data.synthetic_face import rotation_matrices
-from talking_head.data.synthetic_render import make_camera, project
+from talking_head.data.synthetic_face import expression_layout, rotation_matrices
+from talking_head.data.synthetic_render import make_camera, project, render
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -168,6 +168,27 @@ def test_motion_is_smooth_and_spans_the_pose_range():
     assert pitches.max() > 10 and pitches.min() < -10 and rolls.max() > 7 and rolls.min() < -7
     mouths = np.concatenate([video_motion(i, 0, 32).mouth for i in range(8)])
     assert mouths.min() == 0.0 and mouths.max() > 0.9
+
+
+def test_shading_follows_the_pose_under_a_light_fixed_in_the_world():
+    """The same patch of skin is brighter when the head turns it towards the (world-fixed) light."""
+    person = make_person(4)
+    zeros = np.zeros(2)
+    motion = dataclasses.replace(video_motion(4, 0, 2), yaw=np.radians([-25.0, 25.0]), pitch=zeros, roll=zeros,
+                                 mouth=zeros, smile=zeros, brows=zeros, blink=zeros, gaze=np.zeros((2, 2)),
+                                 shift=np.zeros((2, 2)), light=np.array([-0.8, 0.0, 0.6]), ambient=0.3)
+    camera = make_camera(person, motion, rotation_matrices(motion.yaw, motion.pitch, motion.roll), 128)
+    frames, lms = render(person, motion, expression_layout(person, motion), camera, 128)
+
+    def cheek(i: int, jaw: int, nose: int) -> float:   # a patch between a jaw point and the nose base
+        x, y = np.round(0.5 * (lms[i, jaw] + lms[i, nose])).astype(int)
+        return _luma(frames[i][y - 1:y + 2, x - 1:x + 2].reshape(-1, 3)).mean()
+    # Light from image-left; frame 0 turns the face towards it, frame 1 away from it.
+    assert cheek(0, 13, 35) > 1.4 * cheek(1, 13, 35)
+    assert cheek(0, 3, 31) > 1.04 * cheek(1, 3, 31)   # already well lit in both: a smaller gain
+    # The nose turns with the head: its tip moves across the face (parallax, not a 2D shift).
+    tip_offset = [lms[i, 30, 0] - 0.5 * (lms[i, 0, 0] + lms[i, 16, 0]) for i in range(2)]
+    assert tip_offset[0] < -5 and tip_offset[1] > 5
 
 
 def test_frontal_face_follows_the_framing_contract():
