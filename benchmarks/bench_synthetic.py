@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 from talking_head.data.synthetic import render_video
 
@@ -29,7 +30,7 @@ def frames_per_second(size: int, frames: int, videos: int, workers: int) -> floa
         start = time.perf_counter()
         done = sum(map(_render, jobs))
         return done / (time.perf_counter() - start)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         list(pool.map(_render, [(99 + w, frames, size) for w in range(workers)]))  # warm-up every worker
         start = time.perf_counter()
         done = sum(pool.map(_render, jobs))

@@ -216,7 +216,7 @@ def test_identity_split_is_fixed_and_near_the_target_fraction():
 
 def test_generate_dataset_round_trips_and_resumes(tmp_path: Path):
     config = SyntheticConfig(image_size=32, frames_per_video=3, heldout_fraction=0.5)
-    records = generate_dataset(tmp_path, 3, 2, config, progress=False, workers=2)
+    records = generate_dataset(tmp_path, 3, 2, config, progress=False)
     assert len(records) == 6
     size, index = read_index(tmp_path)
     assert size == 32 and index == records
@@ -231,6 +231,18 @@ def test_generate_dataset_round_trips_and_resumes(tmp_path: Path):
     again = generate_dataset(tmp_path, 3, 2, config, progress=False)
     assert again == records
     assert {p: os.stat(p).st_mtime_ns for p in (tmp_path / "videos").glob("*/*.safetensors")} == stamps
+
+
+@pytest.mark.slow
+def test_generate_dataset_with_worker_processes_writes_the_same_clips(tmp_path: Path):
+    config = SyntheticConfig(image_size=32, frames_per_video=2)
+    records = generate_dataset(tmp_path, 2, 2, config, progress=False, workers=2)
+    assert [(r.person, r.video) for r in records] == [(f"syn{i:05d}", f"v{v:02d}") for i in range(2) for v in range(2)]
+    for record, (identity, video) in zip(records, [(i, v) for i in range(2) for v in range(2)]):
+        frames, landmarks = read_frames(tmp_path, record)
+        expected_frames, expected_landmarks = render_video(identity, video, 2, 32)
+        np.testing.assert_array_equal(frames, expected_frames)
+        np.testing.assert_array_equal(landmarks, expected_landmarks)
 
 
 def test_bad_arguments_are_refused():

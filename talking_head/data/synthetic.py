@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,8 @@ def generate_dataset(root: str | Path, num_identities: int, videos_per_identity:
             _write_one(root, identity_id, video_id, config)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # "spawn", not fork: a forked child inherits torch's thread pools in an undefined state and hung.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             for future in as_completed([pool.submit(_write_one, root, i, v, config) for i, v in todo]):
                 future.result()
                 bar.update()
