@@ -19,6 +19,7 @@ from talking_head.data.synthetic import (FACE_CENTER_DROP, FACE_FRACTION, Synthe
                                          identity_split, make_person, render_video, video_motion)
 from talking_head.data.synthetic_face import expression_layout, rotation_matrices
 from talking_head.data.synthetic_render import make_camera, project, render
+from talking_head.landmarks.align import crop_box
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -192,6 +193,8 @@ def test_shading_follows_the_pose_under_a_light_fixed_in_the_world():
 
 
 def test_frontal_face_follows_the_framing_contract():
+    """A frontal synthetic frame is exactly the crop that real photos get from landmarks.crop_box:
+    its 68-point bbox spans FACE_FRACTION of the side, centred FACE_CENTER_DROP below the middle."""
     size = 256
     for identity in range(5):
         person = make_person(identity)
@@ -200,8 +203,10 @@ def test_frontal_face_follows_the_framing_contract():
         lm = project(person.layout[None], camera)[0]
         lo, hi = lm.min(0), lm.max(0)
         assert (hi - lo).max() == pytest.approx(FACE_FRACTION * size, rel=1e-6)
-        centre = 0.5 * (lo + hi) + 0.5
+        centre = 0.5 * (lo + hi) + 0.5   # pixel centres are integers; the image spans [-0.5, size - 0.5]
         np.testing.assert_allclose(centre, [size / 2, size / 2 + FACE_CENTER_DROP * size], atol=1e-6)
+        # The image edge is at -0.5 in pixel-centre coordinates: the crop is the whole frame.
+        np.testing.assert_allclose(crop_box(lm), (-0.5, -0.5, size), atol=1e-6)
 
 
 def test_identity_split_is_fixed_and_near_the_target_fraction():

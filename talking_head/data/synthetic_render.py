@@ -20,11 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from talking_head.data.synthetic_face import Ellipsoid, Identity, Motion, Rays, Vec, ray_cast, tensor32
-
-#: The 68-point bbox's larger side as a fraction of the image side (frontal face), and how far below
-#: the image centre the bbox centre sits: the framing contract shared with the landmarks crop box.
-FACE_FRACTION = 0.55
-FACE_CENTER_DROP = 0.05
+# The framing contract is the landmarks crop box's (real photos are cropped with it): the 68-point
+# bbox's larger side is FACE_FRACTION of the image side, its centre VERTICAL_OFFSET below the middle.
+from talking_head.landmarks.align import FACE_FRACTION
+from talking_head.landmarks.align import VERTICAL_OFFSET as FACE_CENTER_DROP
 
 #: Head-local window covered by the skin/hair textures (face units).
 _TEX_X, _TEX_Y = (-0.85, 0.85), (-0.55, 1.35)
