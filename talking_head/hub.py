@@ -19,9 +19,11 @@ bundled ``checkpoints/``, and reports which one it used.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from urllib.parse import urlparse
 import torch
 from huggingface_hub import ModelHubMixin, constants, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+from huggingface_hub.utils import httpx as hub_http  # the HTTP client huggingface_hub uses (httpx2 in 2.x)
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -57,7 +60,8 @@ class WeightsNotFoundError(FileNotFoundError):
     """A checkpoint or one of its files cannot be found or downloaded (no network, 404, not cached)."""
 
 
-_HUB_ERRORS = (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError)
+#: A transfer cut short raises the HTTP client's RemoteProtocolError, which is no OSError.
+_HUB_ERRORS = (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, OSError, hub_http.HTTPError)
 
 
 def _not_found(repo_id: str, revision: str | None, filename: str, error: Exception) -> WeightsNotFoundError:
@@ -88,6 +92,9 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except _HUB_ERRORS as error:
             raise _not_found(str(pretrained_model_name_or_path), kwargs.get("revision"), CONFIG_FILE, error) from error
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:  # the mixin parses config.json before us
+            raise WeightsError(f"{CONFIG_FILE} of {pretrained_model_name_or_path} is not JSON ({error}); delete it "
+                               f"or download it again (force_download=True)") from error
 
     # -- ModelHubMixin hooks -------------------------------------------------------------------------
     def _save_pretrained(self, save_directory: Path) -> None:
@@ -109,11 +116,13 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
                     raise WeightsNotFoundError(f"checkpoint folder {model_id} has no {filename}")
                 return path
             try:
-                return hf_hub_download(model_id, filename, revision=revision, cache_dir=cache_dir,
+                path = hf_hub_download(model_id, filename, revision=revision, cache_dir=cache_dir,
                                        force_download=force_download, token=token,
                                        local_files_only=local_files_only)
             except _HUB_ERRORS as error:
                 raise _not_found(model_id, revision, filename, error) from error
+            verify_blob(path)
+            return path
 
         config_path = fetch(CONFIG_FILE)  # the mixin swallows a missing config; we don't
         try:
@@ -126,6 +135,25 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
         for name, filename in NETWORK_FILES.items():
             load_network(getattr(model, name), fetch(filename))
         return model.to(map_location).eval()
+
+
+def verify_blob(path: str | Path) -> None:
+    """Check a Hub-cached file against the sha256 its blob is named after.
+
+    huggingface_hub stores an LFS file under the sha256 the Hub announced for it, but never hashes the
+    bytes it received; safetensors checks only the header. Without this, tensor bytes altered in transit
+    or on disk would load as wrong weights.
+    """
+    blob = Path(path).resolve()
+    if not re.fullmatch(r"[0-9a-f]{64}", blob.name):
+        return  # a small (non-LFS) file, named by its git sha1, or a cache without symlinks
+    digest = hashlib.sha256()
+    with blob.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != blob.name:
+        raise WeightsError(f"{path} is corrupt: its sha256 is {digest.hexdigest()[:12]}…, the Hub's is "
+                           f"{blob.name[:12]}…; delete it or download it again (force_download=True)")
 
 
 def load_network(network: nn.Module, path: str | Path) -> None:
