@@ -176,7 +176,10 @@ def training_step(model: TalkingHeadModel, content: ContentLoss, episode: Episod
         terms = generator_objective(d, content, fake.float(), episode.target_frames, episode.target_landmarks,
                                     w=columns.detach())
         d.requires_grad_(True)
-        terms["embedding_match"] = weights.embedding_match * embedding_match(columns, embeddings.float())
+        # W_i follows e_i, not the other way round: with the paper's two-sided match (weight 80) the
+        # embedder's final ReLU collapsed to all-zero embeddings within ~100 steps in our runs (the
+        # small random W pulls every e_i to 0, where the ReLU stops all gradient).
+        terms["embedding_match"] = weights.embedding_match * embedding_match(columns, embeddings.detach().float())
     opt_g.zero_grad(set_to_none=True)
     sum(terms.values()).backward()
     g_params = [p for group in opt_g.param_groups for p in group["params"]]

@@ -32,6 +32,19 @@ def bake_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
+def baked_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict ``bake_spectral_norm(module)`` would have, without touching ``module``.
+
+    (Baking a deep copy is not an option: parametrised copies share their generated classes with the
+    original, so removing a parametrisation from the copy breaks the original.)
+    """
+    state = {k: v for k, v in module.state_dict().items() if ".parametrizations." not in k}
+    for name, child in module.named_modules():
+        if parametrize.is_parametrized(child, "weight"):
+            state[f"{name}.weight" if name else "weight"] = child.weight.detach().clone()
+    return state
+
+
 class AdaIN(nn.Module):
     """Adaptive instance normalisation: instance-normalise, then scale and shift by per-sample params.
 
