@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+# One thread: the tests' tensors are tiny, and on a 2-core machine shared with other jobs two torch
+# threads wait on each other (measured: tiny-model steps up to 40x slower).
+torch.set_num_threads(1)
+
 from talking_head.config import ModelConfig
 from talking_head.hub import TalkingHeadModel
 
@@ -29,3 +33,39 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory):
     generate_dataset(root, num_identities=8, videos_per_identity=2,
                      config=SyntheticConfig(image_size=48, frames_per_video=12, heldout_fraction=0.25), progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_photos(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """Three PNG photos of one synthetic person (256 px), as a user would upload them."""
+    from PIL import Image
+
+    from talking_head.data.synthetic import render_video
+
+    folder = tmp_path_factory.mktemp("photos")
+    frames, _ = render_video(5, 0, 9, 256)
+    paths = []
+    for i in (0, 4, 8):
+        paths.append(folder / f"photo{i}.png")
+        Image.fromarray(frames[i]).save(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope="session")
+def driver_video(tmp_path_factory: pytest.TempPathFactory):
+    """A 30-frame, 25 fps synthetic driving video with a sound track."""
+    from talking_head.data.demo import write_driver_video
+
+    return write_driver_video(tmp_path_factory.mktemp("driver") / "driver.mp4", identity_id=2, num_frames=30,
+                              image_size=160)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tiny_dataset, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny model meta-trained for 120 steps on the tiny dataset (a checkpoint folder)."""
+    from talking_head.train import TrainOptions, train
+
+    out = tmp_path_factory.mktemp("trained_tiny")
+    return train(TrainOptions(data=str(tiny_dataset), out=str(out), size="tiny", k_shots=4, batch_size=4, steps=120,
+                              lr_generator=1e-3, lr_discriminator=1e-3, eval_every=1000, save_every=1000,
+                              threads=1))

@@ -27,6 +27,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from talking_head.errors import InputError
+
 log = logging.getLogger(__name__)
 
 #: Faces are searched on a copy whose long side is at most this many pixels: the detectors' cost grows
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_DETECT_SIDE = 640
 
 
-class NoFaceError(ValueError):
+class NoFaceError(InputError):
     """No face was found in an image (a message meant for the person who supplied the image)."""
 
 

@@ -1,0 +1,81 @@
+"""An avatar: one person, personalised once, animated many times; saved as a single safetensors file.
+
+The file holds the personal generator (G' with spectral norm baked in, psi', e_new) and what
+rendering needs from the photos: the reference face crop and its landmarks (retargeting keeps this
+face's shape) and the first photo with the crop's place in it (for pasting the face back). Nothing
+in it can execute code, and it renders without the meta-learned model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from talking_head.config import ModelConfig
+from talking_head.errors import InputError
+from talking_head.finetune import PersonalGenerator
+from talking_head.landmarks.align import CropBox
+
+AVATAR_FORMAT = "talking-head-avatar-v1"
+
+
+@dataclass
+class Avatar:
+    generator: PersonalGenerator
+    source_crop: np.ndarray  # (S, S, 3) uint8: the first photo's face crop
+    source_landmarks: np.ndarray  # (68, 2) float32, in crop pixels
+    photo: np.ndarray  # (H, W, 3) uint8: the first photo, for pasting the face back
+    photo_box: CropBox  # the crop's (x0, y0, side) in the photo's pixels
+    info: dict[str, Any] = field(default_factory=dict)  # K, steps, weights, timings
+
+    @property
+    def image_size(self) -> int:
+        return self.generator.config.image_size
+
+    def save(self, path: str | Path) -> Path:
+        """Write the avatar atomically (a crash never leaves a half-written file under ``path``)."""
+        path = Path(path)
+        tensors = {f"generator.{k}": v.detach().cpu().contiguous() for k, v in self.generator.state_dict().items()}
+        tensors.update({
+            "source_crop": torch.from_numpy(np.array(self.source_crop, dtype=np.uint8)),
+            "source_landmarks": torch.from_numpy(np.ascontiguousarray(self.source_landmarks, dtype=np.float32)),
+            "photo": torch.from_numpy(np.array(self.photo, dtype=np.uint8)),
+            "photo_box": torch.tensor(self.photo_box, dtype=torch.float64),
+        })
+        metadata = {"format": AVATAR_FORMAT, "config": json.dumps(self.generator.config.to_dict()),
+                    "info": json.dumps(self.info)}
+        partial = path.with_name(path.name + ".partial")
+        save_file(tensors, str(partial), metadata=metadata)
+        os.replace(partial, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Avatar":
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise InputError(f"avatar file {path.name!r} is missing or empty")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                if metadata.get("format") != AVATAR_FORMAT:
+                    raise InputError(f"{path.name!r} is not a talking-head avatar (format "
+                                     f"{metadata.get('format')!r}, expected {AVATAR_FORMAT!r})")
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError) as error:
+            raise InputError(f"avatar file {path.name!r} is damaged or not a safetensors file ({error})") from error
+        generator = PersonalGenerator(ModelConfig.from_dict(json.loads(metadata["config"])))
+        state = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
+        try:
+            generator.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise InputError(f"avatar file {path.name!r} does not match its own config: {error}") from error
+        return cls(generator.to(device).eval(), tensors["source_crop"].numpy(), tensors["source_landmarks"].numpy(),
+                   tensors["photo"].numpy(), tuple(tensors["photo_box"].tolist()), json.loads(metadata["info"]))

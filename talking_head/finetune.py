@@ -1,0 +1,126 @@
+"""Few-shot personalisation (the paper's stage 2): from K shots of a new person to a personal generator.
+
+- ``steps == 0``: the paper's feed-forward mode, psi' = P e_new.
+- ``steps > 0``: the paper's fine-tuning. G' starts from G with psi' initialised to P e_new; D' starts
+  from D with the new person's column initialised to e_new (so W' + w0 = w0 + e_new, as in the paper);
+  G' and psi' minimise L_CNT + L_ADV (feature matching included), D' the hinge loss, on the K shots.
+
+The result, a :class:`PersonalGenerator`, is self-contained (G' with spectral norm baked in, psi',
+e_new): it renders without the meta-learned model, and ``talking_head.avatar`` saves it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from talking_head.config import ModelConfig
+from talking_head.device import autocast, pick_device
+from talking_head.hub import TalkingHeadModel
+from talking_head.losses import ContentLoss, LossWeights, discriminator_objective, generator_objective
+from talking_head.models import Generator
+from talking_head.models.blocks import bake_spectral_norm, baked_state_dict
+from talking_head.options import option
+
+#: progress(step, total_steps, losses) after every fine-tuning step.
+ProgressCallback = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int = option(40, "fine-tuning steps (0 = the paper's feed-forward mode)")
+    lr_generator: float = option(5e-5, "Adam learning rate of G' and psi' (paper: 5e-5)")
+    lr_discriminator: float = option(2e-4, "Adam learning rate of D' (paper: 2e-4)")
+    batch_size: int = option(8, "shots per step (at most K)")
+    seed: int = option(0, "seed of the shot order")
+    device: str = option("auto", "auto, cpu, cuda, ...")
+    amp: bool = option(True, "bf16 autocast on CUDA")
+    vgg19: str | None = option(None, "VGG19 weights (safetensors) for the content loss")
+    vggface: str | None = option(None, "VGGFace weights (safetensors) for the content loss")
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
+
+
+class PersonalGenerator(nn.Module):
+    """A personalised generator: G' (spectral norm baked), psi' and the embedding it started from."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generator = bake_spectral_norm(Generator(config))
+        del self.generator.projection  # psi' replaces P e: an avatar needs no projection
+        self.psi = nn.Parameter(torch.zeros(1, self.generator.num_adain_params))
+        self.register_buffer("embedding", torch.zeros(1, config.embedding_dim))
+
+    @torch.no_grad()
+    def generate(self, landmark_images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) landmark images in [-1, 1] -> (B, 3, H, W) frames in [-1, 1]."""
+        device = self.psi.device
+        return self.generator(landmark_images.to(device), psi=self.psi).float()
+
+
+def _personal_generator(generator: Generator, psi: torch.Tensor, embedding: torch.Tensor, config: ModelConfig
+                        ) -> "PersonalGenerator":
+    personal = PersonalGenerator(config)
+    baked = baked_state_dict(generator)
+    personal.generator.load_state_dict({k: v for k, v in baked.items() if not k.startswith("projection.")})
+    with torch.no_grad():
+        personal.psi.copy_(psi.detach().reshape(1, -1))
+        personal.embedding.copy_(embedding.detach().reshape(1, -1))
+    return personal.eval().requires_grad_(False)
+
+
+def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: torch.Tensor,
+                config: FinetuneConfig = FinetuneConfig(), progress: ProgressCallback | None = None
+                ) -> PersonalGenerator:
+    """Personalise ``model`` to K shots: ``frames`` and ``landmark_images`` are (K, 3, H, W) in [-1, 1]."""
+    if frames.shape != landmark_images.shape or frames.ndim != 4 or frames.shape[0] < 1:
+        raise ValueError(f"need (K, 3, H, W) frames and landmark images, got {tuple(frames.shape)} "
+                         f"and {tuple(landmark_images.shape)}")
+    device = pick_device(config.device)
+    model = model.to(device).eval()
+    frames, landmark_images = frames.to(device), landmark_images.to(device)
+    with torch.no_grad():
+        embedding = model.embedder.embed_person(frames, landmark_images)[None]
+        psi = model.generator.project(embedding)
+    if config.steps == 0:
+        return _personal_generator(model.generator, psi, embedding, model.config).to(device)
+
+    generator = copy.deepcopy(model.generator).train()
+    discriminator = copy.deepcopy(model.discriminator).train()
+    generator.projection.requires_grad_(False)  # psi' is optimised directly; P is not used any more
+    psi = nn.Parameter(psi.clone())
+    w = nn.Parameter(embedding[0].clone())  # W' + w0 = w0 + e_new
+    content = ContentLoss(LossWeights(), config.vgg19, config.vggface).to(device)
+    opt_g = torch.optim.Adam([psi, *(p for p in generator.parameters() if p.requires_grad)],
+                             lr=config.lr_generator, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam([w, *discriminator.parameters()], lr=config.lr_discriminator, betas=(0.5, 0.999))
+    rng = np.random.default_rng(config.seed)
+    k, batch = frames.shape[0], min(config.batch_size, frames.shape[0])
+    for step in range(config.steps):
+        chosen = torch.as_tensor(rng.choice(k, size=batch, replace=False), device=device)
+        real, drawn = frames[chosen], landmark_images[chosen]
+        with autocast(device, config.amp):
+            fake = generator(drawn, psi=psi).float()
+            discriminator.requires_grad_(False)
+            terms = generator_objective(discriminator, content, fake, real, drawn, w=w.detach())
+            discriminator.requires_grad_(True)
+        opt_g.zero_grad(set_to_none=True)
+        sum(terms.values()).backward()
+        opt_g.step()
+        with autocast(device, config.amp):
+            d_terms = discriminator_objective(discriminator, fake, real, drawn, w=w)
+        opt_d.zero_grad(set_to_none=True)
+        d_terms["hinge"].backward()
+        opt_d.step()
+        if progress is not None:
+            progress(step + 1, config.steps, {**{k_: v.item() for k_, v in terms.items()},
+                                              "hinge": d_terms["hinge"].item()})
+    return _personal_generator(generator.eval(), psi, embedding, model.config).to(device)

@@ -1,0 +1,138 @@
+"""``TalkingHeadPipeline``: photos -> landmarks -> embedding -> fine-tuning -> driven video.
+
+Reads top to bottom as the data flows::
+
+    pipe = TalkingHeadPipeline.from_pretrained()             # local folder -> Hub -> bundled checkpoint
+    avatar = pipe.personalize(["me1.jpg", "me2.jpg"], steps=40)
+    avatar.save("me.avatar.safetensors")                      # come back later without fine-tuning
+    pipe.animate(avatar, "driver.mp4", "out.mp4")
+
+No UI code here: the Gradio app and the CLI call these methods.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from talking_head.avatar import Avatar
+from talking_head.data.episodes import to_network
+from talking_head.device import pick_device
+from talking_head.errors import InputError
+from talking_head.finetune import FinetuneConfig, personalize
+from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
+from talking_head.landmarks.align import CropBox, crop_box, crop_face
+from talking_head.landmarks.detect import LandmarkDetector, NoFaceError, detect_face, get_detector
+from talking_head.media import load_photo
+from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video
+
+logger = logging.getLogger(__name__)
+
+PhotoInput = str | Path | np.ndarray | Image.Image
+#: The most photos one person may bring (the paper's largest K).
+MAX_SHOTS = 32
+#: The paste-back photo is kept at most this large inside an avatar file.
+MAX_PASTE_PHOTO_SIDE = 1024
+
+
+@dataclass
+class Shots:
+    """K photos prepared for the networks: face crops and their landmarks (crop pixels)."""
+
+    crops: np.ndarray  # (K, S, S, 3) uint8
+    landmarks: np.ndarray  # (K, 68, 2) float32
+    photo: np.ndarray  # the first photo (downscaled for paste-back)
+    photo_box: CropBox  # the first crop's box in ``photo``
+    notes: list[str]  # what the user should know (several faces in a photo, ...)
+
+
+class TalkingHeadPipeline:
+    def __init__(self, model: TalkingHeadModel, weights: str = "given", device: str | torch.device = "auto",
+                 landmark_backend: str = "auto") -> None:
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+        self.weights = weights
+        self.landmark_backend = landmark_backend
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path | None = None, revision: str | None = None, device: str = "auto",
+                        landmark_backend: str = "auto") -> "TalkingHeadPipeline":
+        """Load weights (local folder -> Hub -> bundled ``checkpoints/``); ``weights`` says which was used."""
+        loaded: LoadedModel = load_model(source, revision)
+        logger.info("weights: %s (%s)", loaded.location, loaded.origin)
+        return cls(loaded.model, f"{loaded.origin}: {loaded.location}", device, landmark_backend)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.config.image_size
+
+    @property
+    def detector(self) -> LandmarkDetector:
+        return get_detector(self.landmark_backend)  # cached per process
+
+    # -- 1. photos -> landmarks -> crops -------------------------------------------------------------
+    def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None) -> Shots:
+        if not photos:
+            raise InputError("upload at least one photo of a face")
+        if len(photos) > MAX_SHOTS:
+            raise InputError(f"{len(photos)} photos given; at most {MAX_SHOTS} are used (the paper's largest K)")
+        crops, landmarks, notes = [], [], []
+        first: tuple[np.ndarray, CropBox] | None = None
+        for index, source in enumerate(photos):
+            name = Path(source).name if isinstance(source, (str, Path)) else f"photo {index + 1}"
+            image = load_photo(source)
+            try:
+                face = detect_face(image, self.detector)
+            except NoFaceError as error:
+                raise NoFaceError(f"{name}: no face found. Use a photo where one face is clearly visible, "
+                                  f"frontal and well lit.") from error
+            if face.num_faces > 1:
+                notes.append(f"{name}: {face.num_faces} faces found, the largest is used")
+            crop, crop_landmarks = crop_face(image, face.landmarks, self.image_size)
+            crops.append(crop)
+            landmarks.append(crop_landmarks)
+            if first is None:
+                first = _paste_photo(image, face.landmarks)
+            if progress:
+                progress((index + 1) / len(photos), "finding faces")
+        assert first is not None
+        return Shots(np.stack(crops), np.stack(landmarks).astype(np.float32), first[0], first[1], notes)
+
+    # -- 2. embedding + fine-tuning -----------------------------------------------------------------
+    def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int = 40, progress: Progress | None = None,
+                    finetune: FinetuneConfig | None = None) -> Avatar:
+        """Embed the K photos (the mean of E) and fine-tune for ``steps`` (0: feed-forward)."""
+        began = time.monotonic()
+        shots = photos if isinstance(photos, Shots) else self.prepare_shots(photos)
+        config = replace(finetune or FinetuneConfig(), steps=steps, device=str(self.device))
+        frames, drawings = to_network(shots.crops, shots.landmarks, self.image_size)
+        step_progress = (lambda step, total, _: progress(step / total, f"fine-tuning step {step}/{total}")
+                         ) if progress else None
+        generator = personalize(self.model, frames, drawings, config, step_progress)
+        info = {"k": len(shots.crops), "steps": steps, "weights": self.weights, "notes": shots.notes,
+                "seconds": round(time.monotonic() - began, 2), "device": str(self.device)}
+        return Avatar(generator, shots.crops[0], shots.landmarks[0], shots.photo, shots.photo_box, info)
+
+    # -- 3. driving -----------------------------------------------------------------------------------
+    def animate(self, avatar: Avatar, driver: str | Path, out_path: str | Path,
+                config: RenderConfig = RenderConfig(), progress: Progress | None = None) -> RenderResult:
+        """Render ``avatar`` driven by the video ``driver`` into the mp4 ``out_path`` (driver's audio kept)."""
+        avatar.generator.to(self.device)
+        return render_driven_video([avatar], driver, out_path, self.detector, config, progress=progress)
+
+
+def _paste_photo(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, CropBox]:
+    """The first photo, downscaled for storage in the avatar, with its crop box to match."""
+    scale = min(1.0, MAX_PASTE_PHOTO_SIDE / max(image.shape[:2]))
+    if scale < 1.0:
+        image = np.asarray(Image.fromarray(image).resize(
+            (round(image.shape[1] * scale), round(image.shape[0] * scale)), Image.Resampling.LANCZOS))
+        landmarks = landmarks * scale
+    return image, crop_box(landmarks)

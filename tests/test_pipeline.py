@@ -1,0 +1,120 @@
+"""The product's main job without the UI: photos + driving video -> personalised, watermarked mp4."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from talking_head.avatar import Avatar
+from talking_head.config import ModelConfig
+from talking_head.data.episodes import to_network
+from talking_head.data.synthetic import render_video
+from talking_head.errors import InputError
+from talking_head.finetune import FinetuneConfig, personalize
+from talking_head.hub import TalkingHeadModel
+from talking_head.landmarks.detect import NoFaceError
+from talking_head.media import iter_video_frames, probe_video
+from talking_head.pipeline import TalkingHeadPipeline
+from talking_head.render import RenderConfig
+
+
+@pytest.fixture(scope="module")
+def pipe(trained_tiny: Path) -> TalkingHeadPipeline:
+    return TalkingHeadPipeline.from_pretrained(trained_tiny, device="cpu", landmark_backend="dlib")
+
+
+@pytest.fixture(scope="module")
+def avatar(pipe: TalkingHeadPipeline, synthetic_photos: list[Path]) -> Avatar:
+    return pipe.personalize(synthetic_photos, steps=2)
+
+
+@pytest.mark.slow
+def test_whole_pipeline_writes_mp4_with_driver_frames_fps_and_audio(pipe: TalkingHeadPipeline, avatar: Avatar,
+                                                                     driver_video: Path, tmp_path: Path) -> None:
+    seen = []
+    result = pipe.animate(avatar, driver_video, tmp_path / "out.mp4", RenderConfig(output_size=96),
+                          progress=lambda fraction, _: seen.append(fraction))
+    info, driver = probe_video(result.path), probe_video(driver_video)
+    assert (info.num_frames, info.fps) == (driver.num_frames, driver.fps) == (30, 25.0)
+    assert (info.width, info.height) == (96, 96) and info.has_audio
+    assert result.frames_without_face == 0
+    assert seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_side_by_side_and_paste_back_layouts(pipe: TalkingHeadPipeline, avatar: Avatar, driver_video: Path,
+                                              tmp_path: Path) -> None:
+    side = pipe.animate(avatar, driver_video, tmp_path / "side.mp4", RenderConfig(output_size=64, side_by_side=True))
+    assert (side.width, side.height) == (64 * 3, 64)  # driver (square) | source | result
+    pasted = pipe.animate(avatar, driver_video, tmp_path / "paste.mp4", RenderConfig(output_size=128, paste_back=True))
+    photo_h, photo_w = avatar.photo.shape[:2]
+    assert pasted.height == 128 and pasted.width == round(photo_w * 128 / photo_h / 2) * 2
+    frame = next(iter_video_frames(pasted.path))
+    # Outside the face, a pasted frame is the photo itself (resized), not generated pixels.
+    photo_small = np.asarray(torch.nn.functional.interpolate(
+        torch.from_numpy(avatar.photo).permute(2, 0, 1)[None].float(), size=(128, pasted.width),
+        mode="area")[0].permute(1, 2, 0))
+    corner = (slice(0, 16), slice(0, 16))
+    assert np.abs(frame[corner].astype(float) - photo_small[corner]).mean() < 12
+
+
+def held_out_error(model: TalkingHeadModel, identity: int, k: int, steps: int) -> float:
+    """Mean L1 on frames 14-19 of a clip after personalising on K of its frames 0-7."""
+    frames, landmarks = render_video(identity, 0, 20, 48)
+    x, y = to_network(frames, landmarks, model.config.image_size)
+    shots, targets = list(range(0, 8, 8 // k))[:k], slice(14, 20)
+    config = FinetuneConfig(steps=steps, lr_generator=2e-4, device="cpu")
+    return (personalize(model, x[shots], y[shots], config).generate(y[targets]) - x[targets]).abs().mean().item()
+
+
+@pytest.mark.slow
+def test_fine_tuning_and_more_shots_reduce_held_out_error(trained_tiny: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    model = TalkingHeadModel.from_pretrained(trained_tiny)
+    identities = (101, 102, 103)  # never in the training set (identities 0-7)
+    error = {(k, s): np.mean([held_out_error(model, i, k, s) for i in identities]) for k, s in
+             [(8, 0), (1, 30), (8, 30)]}
+    with capsys.disabled():
+        print("\nheld-out L1 (tiny):", {f"K={k} steps={s}": round(v, 4) for (k, s), v in error.items()})
+    assert error[(8, 30)] < error[(8, 0)]  # fine-tuning helps on frames it never saw ...
+    assert error[(8, 30)] < error[(1, 30)]  # ... and more so with more shots
+
+
+def test_avatar_round_trip_in_a_fresh_process_gives_identical_frames(avatar: Avatar, tmp_path: Path) -> None:
+    path = avatar.save(tmp_path / "person.avatar.safetensors")
+    drawings = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
+    here = avatar.generator.generate(drawings).numpy()
+    code = ("import sys, torch; from talking_head.avatar import Avatar; a = Avatar.load(sys.argv[1]); "
+            "d = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32); "
+            "sys.stdout.buffer.write(a.generator.generate(d).numpy().tobytes())")
+    child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
+    assert np.array_equal(np.frombuffer(child.stdout, dtype=np.float32).reshape(here.shape), here)
+    loaded = Avatar.load(path)
+    assert np.array_equal(loaded.source_crop, avatar.source_crop) and loaded.photo_box == avatar.photo_box
+    assert loaded.info == json.loads(json.dumps(avatar.info))
+
+
+def test_bad_inputs_are_clear_errors(pipe: TalkingHeadPipeline, avatar: Avatar, driver_video: Path,
+                                     tmp_path: Path) -> None:
+    from skimage.data import coffee
+
+    with pytest.raises(NoFaceError, match="no face found"):
+        pipe.personalize([coffee()], steps=0)
+    with pytest.raises(InputError, match="at least one photo"):
+        pipe.personalize([], steps=0)
+    with pytest.raises(InputError, match="limit is 0.5 s"):
+        pipe.animate(avatar, driver_video, tmp_path / "long.mp4", RenderConfig(max_seconds=0.5))
+    trimmed = pipe.animate(avatar, driver_video, tmp_path / "trim.mp4", RenderConfig(max_seconds=0.5, trim=True,
+                                                                                      output_size=64))
+    assert trimmed.num_frames == 12
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(driver_video.read_bytes()[:2000])
+    with pytest.raises(InputError, match="broken.mp4"):
+        pipe.animate(avatar, broken, tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "long.mp4").exists()
