@@ -107,6 +107,10 @@ class Rays:
     o0: tuple[np.ndarray, np.ndarray, np.ndarray]
     d: tuple[np.ndarray, np.ndarray, np.ndarray]
 
+    def crop(self, rows: slice, cols: slice) -> "Rays":
+        """The rays of a sub-box of pixels (x and y are separable, so this is two slices)."""
+        return Rays(self.x[:, :, cols], self.y[:, rows], self.ox, self.oy, self.o0, self.d)
+
     def at(self, t: torch.Tensor | float, axes: tuple[int, ...] = (0, 1, 2)) -> Vec:
         """Points origin + t * direction (only the requested axes)."""
         return tuple(tensor32(self.ox[k]) * self.x + (tensor32(self.oy[k]) * self.y + tensor32(self.o0[k]))

@@ -308,6 +308,17 @@ def _head_crop(identity: Identity, camera: Camera, size: int) -> tuple[int, int,
     return int(y0), int(max(y1, y0 + 1)), int(x0), int(max(x1, x0 + 1))
 
 
+def _part_box(ell: Ellipsoid, camera: Camera, crop_box: tuple[int, int, int, int]) -> tuple[slice, slice]:
+    """(rows, cols) of the head crop that an ellipsoid can cover in any of the camera's frames."""
+    y0, y1, x0, x1 = crop_box
+    centre = project(np.broadcast_to(np.array(ell.center), (len(camera.rotation), 1, 3)), camera)[:, 0]
+    reach = max(ell.radii) * camera.scale + 2
+    lo = np.floor(centre.min(0) - reach).astype(int) - (x0, y0)
+    hi = np.ceil(centre.max(0) + reach).astype(int) + 1 - (x0, y0)
+    (c0, r0), (c1, r1) = np.clip(lo, 0, (x1 - x0, y1 - y0)), np.clip(hi, 0, (x1 - x0, y1 - y0))
+    return slice(int(r0), int(max(r1, r0))), slice(int(c0), int(max(c1, c0)))
+
+
 def _rgb(colour) -> torch.Tensor:
     return torch.as_tensor(np.asarray(colour, np.float32)).view(1, 3, 1, 1)
 
@@ -378,20 +389,29 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     t_head, cov_head, p_head, upper = _egg_hit(rays, *halves, px_radius)
     unit, n_head = _ellipsoid_frame(p_head, upper, halves)
 
-    # The nose blends into the face over a few pixels of depth, so it reads as one surface.
+    # The nose blends into the face over a few pixels of depth, so it reads as one surface. It (and
+    # each ear below) is ray-cast only in the box its bounding sphere projects to.
     nose = identity.nose
-    t_n, _, disc_n = ray_cast(rays, nose)
-    depth_gap = (t_head.clamp(max=1e3) - t_n) * camera.scale
-    nose_w = ((depth_gap * 0.35).clamp(0, 1) * (0.5 + 0.5 * disc_n * camera.scale * 0.08).clamp(0, 1))
-    p_nose = rays.at(t_n.clamp(max=1e3))
+    rows, cols = _part_box(nose, camera, crop_box)
+    near = rays.crop(rows, cols)
+    t_n, _, disc_n = ray_cast(near, nose)
+    depth_gap = (t_head[:, rows, cols].clamp(max=1e3) - t_n) * camera.scale
+    w = (depth_gap * 0.35).clamp(0, 1) * (0.5 + 0.5 * disc_n * camera.scale * 0.08).clamp(0, 1)
+    p_nose = near.at(t_n.clamp(max=1e3))
     c_, s_ = float(np.cos(nose.tilt)), float(np.sin(nose.tilt))
     qx, qy, qz = (pc - c for pc, c in zip(p_nose, nose.center))
     qy, qz = c_ * qy - s_ * qz, s_ * qy + c_ * qz           # into the nose's tilted frame (as ray_cast)
     gx, gy, gz = qx / nose.radii[0] ** 2, qy / nose.radii[1] ** 2, qz / nose.radii[2] ** 2
     n_nose = _normalize((gx, c_ * gy + s_ * gz, -s_ * gy + c_ * gz))
-    normal = _normalize(tuple(a + nose_w * (b - a) for a, b in zip(n_head, n_nose)))
-    surface_x = p_head[0] + nose_w * (p_nose[0] - p_head[0])
-    surface_y = p_head[1] + nose_w * (p_nose[1] - p_head[1])
+    nose_w = torch.zeros_like(t_head)
+    nose_w[:, rows, cols] = w
+    normal = tuple(c.clone() for c in n_head)
+    for k, blended in enumerate(_normalize(tuple(a[:, rows, cols] + w * (b - a[:, rows, cols])
+                                                 for a, b in zip(n_head, n_nose)))):
+        normal[k][:, rows, cols] = blended
+    surface_x, surface_y = p_head[0].clone(), p_head[1].clone()
+    surface_x[:, rows, cols] += w * (p_nose[0] - surface_x[:, rows, cols])
+    surface_y[:, rows, cols] += w * (p_nose[1] - surface_y[:, rows, cols])
     shade = (motion.ambient + (1 - motion.ambient) * _dot(normal, light_l).clamp(min=0)).unsqueeze(1)
     spec = _dot(normal, half_local).clamp_(min=0)
     for _ in range(4):   # ** 16 by squaring: pow is ten times slower
@@ -439,13 +459,14 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     ear_albedo = _rgb(identity.skin * np.array([1.0, 0.9, 0.88]))
     t_front = torch.where(head_a[:, 0] > 0.5, t_head, torch.full_like(t_head, float("inf")))
     for ear in identity.ears:
-        t_e, _, disc_e = ray_cast(rays, ear)
-        ear_a = (0.5 + 0.5 * disc_e * camera.scale * ear.radii[1]).clamp_(0, 1) * (t_e < t_front)
-        p_e = rays.at(t_e.clamp(max=1e3))
+        rows, cols = _part_box(ear, camera, crop_box)
+        t_e, _, disc_e = ray_cast(rays.crop(rows, cols), ear)
+        ear_a = (0.5 + 0.5 * disc_e * camera.scale * ear.radii[1]).clamp_(0, 1) * (t_e < t_front[:, rows, cols])
+        p_e = rays.crop(rows, cols).at(t_e.clamp(max=1e3))
         n_e = _normalize(tuple((pc - c) / rr ** 2 for pc, c, rr in zip(p_e, ear.center, ear.radii)))
         ear_shade = motion.ambient + (1 - motion.ambient) * _dot(n_e, light_l).clamp(min=0)
-        crop.lerp_(ear_albedo * (0.85 * ear_shade).unsqueeze(1), ear_a.unsqueeze(1))
-        t_front = torch.minimum(t_front, t_e.masked_fill(ear_a < 0.5, float("inf")))
+        crop[:, :, rows, cols].lerp_(ear_albedo * (0.85 * ear_shade).unsqueeze(1), ear_a.unsqueeze(1))
+        t_front[:, rows, cols] = torch.minimum(t_front[:, rows, cols], t_e.masked_fill(ear_a < 0.5, float("inf")))
 
     # Hair volume: a shell around the skull showing hair wherever the hair pattern says so.
     vol = 1 + identity.hair_volume
