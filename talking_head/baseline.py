@@ -43,25 +43,32 @@ def border_points(height: int, width: int) -> np.ndarray:
 def warp_to_landmarks(frame: np.ndarray, landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
     """Warp a uint8 frame piecewise-affinely so that ``landmarks`` move to ``target_landmarks``.
 
-    The same warp as scikit-image's ``PiecewiseAffineTransform`` + ``warp`` (the tests compare them),
-    vectorised: a Delaunay mesh over the target points, every output pixel's barycentric coordinates
-    in its triangle carried to the shot's triangle, one ``cv2.remap``. 15 ms rather than 0.5 s at 128 px.
+    The warp of scikit-image's ``PiecewiseAffineTransform`` + ``warp`` (the tests compare them), made
+    fast: over a Delaunay mesh of the target points, the pixels of each triangle's bounding box that
+    fall inside it get their barycentric coordinates carried to the shot's triangle (closed form,
+    no per-pixel search), and one ``cv2.remap`` samples the shot. scikit-image, and scipy's
+    ``find_simplex`` behind it, take 0.3 s to seconds per frame on a busy 2-core CPU.
     """
     height, width = frame.shape[:2]
     anchors = border_points(height, width)
     target = np.concatenate([np.asarray(target_landmarks, np.float64), anchors])
     source = np.concatenate([np.asarray(landmarks, np.float64), anchors])
-    mesh = Delaunay(target)
     ys, xs = np.mgrid[0:height, 0:width]
-    pixels = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
-    triangle = mesh.find_simplex(pixels)
-    inside = triangle >= 0  # the border anchors put every pixel inside; kept in place otherwise
-    affine = mesh.transform[triangle[inside]]  # (N, 3, 2): inverse of the triangle's corner basis + origin
-    weights = np.einsum("nij,nj->ni", affine[:, :2], pixels[inside] - affine[:, 2])
-    weights = np.concatenate([weights, 1.0 - weights.sum(axis=1, keepdims=True)], axis=1)
-    sample_at = pixels.copy()
-    sample_at[inside] = np.einsum("nk,nkd->nd", weights, source[mesh.simplices[triangle[inside]]])
-    maps = sample_at.reshape(height, width, 2).astype(np.float32)
+    maps = np.stack([xs, ys], axis=-1).astype(np.float32)  # pixels in no triangle (none, normally) stay
+    for triangle in Delaunay(target).simplices:
+        (ax, ay), (bx, by), (cx, cy) = target[triangle]
+        det = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
+        if abs(det) < 1e-9:
+            continue  # a sliver with no area: its pixels belong to its neighbours
+        x0, y0 = np.maximum(np.floor(target[triangle].min(axis=0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(target[triangle].max(axis=0)).astype(int) + 1, (width, height))
+        px, py = xs[y0:y1, x0:x1] - ax, ys[y0:y1, x0:x1] - ay
+        u = (px * (cy - ay) - py * (cx - ax)) / det
+        v = ((bx - ax) * py - (by - ay) * px) / det
+        inside = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9)
+        sa, sb, sc = source[triangle]
+        mapped = sa + u[..., None] * (sb - sa) + v[..., None] * (sc - sa)
+        maps[y0:y1, x0:x1][inside] = mapped[inside]
     return cv2.remap(np.ascontiguousarray(frame), maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
 
