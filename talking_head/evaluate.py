@@ -1,0 +1,364 @@
+"""``python -m talking_head evaluate``: the paper's few-shot self-reenactment protocol, K = 1, 8, 32.
+
+For each held-out identity, one video: its first half gives the K shots (spread evenly over it), its
+second half the T target frames. The model sees the K shots, is fine-tuned on them for each number of
+``--steps`` (0 = the paper's feed-forward mode), and renders every target from the target's own
+landmarks; the warp baseline (``baseline.py``) does the same without learning. Each rendering is
+compared with the real target frame (``metrics.py``): SSIM, PSNR, CSIM, landmark distance (and how
+often dlib finds a face at all). Everything runs at the model's resolution.
+
+The data is either a dataset folder (``--data``: ``preprocess`` or ``synthesize`` output, its
+held-out split) or, by default, synthetic held-out identities rendered for the run. Only one
+identity's frames are in memory at a time.
+
+Output in ``--out``: ``results.md`` (the paper's table layout: a row per method and K, a column per
+metric), ``results.json`` (the same numbers with standard errors, the options and the model's
+provenance) and ``metrics_vs_k.png`` / ``metrics_vs_steps.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from talking_head.baseline import warp_baseline
+from talking_head.data.episodes import to_network
+from talking_head.data.format import VideoRecord, read_frames, read_index, video_path, write_index, write_video
+from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
+from talking_head.finetune import FinetuneConfig, personalize
+from talking_head.hub import TalkingHeadModel, load_model
+from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
+from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+
+log = logging.getLogger(__name__)
+
+#: Metric name -> (table header, higher is better).
+METRICS = {"ssim": ("SSIM", True), "psnr": ("PSNR (dB)", True), "csim": ("CSIM", True),
+           "landmark_distance": ("LMD", False), "detected": ("face found", True)}
+BASELINE, FEED_FORWARD, FINE_TUNED = "warp baseline", "feed-forward", "fine-tuned"
+
+
+@dataclass
+class EvaluateOptions:
+    out: str = option("runs/eval", "folder for results.md, results.json and the plots")
+    weights: str | None = option(None, "checkpoint folder or Hub repo id (default: the Hub model, else bundled)")
+    data: str | None = option(None, "dataset folder to take videos from (default: render synthetic held-out "
+                                    "identities)")
+    split: str = option("heldout", "split of --data to evaluate on")
+    identities: int = option(10, "identities to evaluate (one video each)")
+    ks: tuple[int, ...] = option((1, 8, 32), "K values: how many shots the model gets")
+    steps: tuple[int, ...] = option((0, 40), "fine-tuning steps to compare (0 = feed-forward)")
+    targets: int = option(16, "T: target frames per identity")
+    clip_frames: int = option(64, "length of the rendered synthetic clips (shots come from the first half, "
+                                  "targets from the second)")
+    synthetic_seed: int = option(0, "seed of the synthetic identities (that of the training set)")
+    heldout_fraction: float = option(0.1, "held-out share of the synthetic training set (at most the one it "
+                                          "was made with, so these identities were never trained on)")
+    keep_rendered: str | None = option(None, "keep the rendered synthetic clips in this folder (default: a "
+                                             "temporary one)")
+    seed: int = option(0, "fine-tuning seed")
+    device: str = option("auto", "auto, cpu, cuda, ...")
+    threads: int = option(0, "torch CPU threads (0 = torch's default)")
+
+
+# ------------------------------------------------------------------------------------------ data
+def min_frames(ks: tuple[int, ...], targets: int) -> int:
+    """The shortest video ``frame_plan`` accepts: the largest K in its first half, the targets in the second."""
+    return max(2 * max(ks), 2 * targets)
+
+
+def frame_plan(num_frames: int, ks: tuple[int, ...], targets: int) -> tuple[dict[int, list[int]], list[int]]:
+    """Shot indices per K, spread over the video's first half, and target indices spread over its second.
+
+    Each K's shots depend only on the video and K, so adding a K to a run leaves the others' numbers alone.
+    """
+    if num_frames < min_frames(ks, targets):
+        raise ValueError(f"a video of {num_frames} frames is too short for K up to {max(ks)} and {targets} targets "
+                         f"(needs {min_frames(ks, targets)})")
+    half = num_frames // 2
+    shots = {k: np.linspace(0, half - 1, k).round().astype(int).tolist() for k in ks}
+    return shots, np.linspace(half, num_frames - 1, targets).round().astype(int).tolist()
+
+
+def render_heldout(root: Path, identities: int, num_frames: int, image_size: int, seed: int,
+                   heldout_fraction: float) -> list[VideoRecord]:
+    """Render the first ``identities`` held-out synthetic identities (one clip each) into ``root``.
+
+    Only held-out identities are rendered (``generate_dataset`` renders every identity up to a count,
+    ten times the work here); names and splits are the ones ``generate_dataset`` gives them.
+    """
+    config = SyntheticConfig(image_size=image_size, frames_per_video=num_frames, seed=seed,
+                             heldout_fraction=heldout_fraction)
+    chosen, identity = [], 0
+    while len(chosen) < identities:
+        if identity_split(identity, config) == "heldout":
+            chosen.append(identity)
+        identity += 1
+    for identity in tqdm(chosen, desc="rendering held-out identities", unit="identity", leave=False):
+        if not video_path(root, f"syn{identity:05d}", "v00").exists():
+            frames, landmarks = render_video(identity, 0, num_frames, image_size, seed)
+            write_video(root, f"syn{identity:05d}", "v00", frames, landmarks, split="heldout", source="synthetic")
+    return write_index(root, image_size)
+
+
+def pick_videos(records: list[VideoRecord], split: str, identities: int, num_frames: int) -> list[VideoRecord]:
+    """The first long-enough video of each of the first ``identities`` people of ``split``."""
+    chosen: dict[str, VideoRecord] = {}
+    for record in records:
+        if record.split == split and record.num_frames >= num_frames and record.person not in chosen:
+            chosen[record.person] = record
+    if not chosen:
+        raise ValueError(f"no {split!r} video has the {num_frames} frames this protocol needs "
+                         f"(twice the largest K and twice --targets)")
+    if len(chosen) < identities:
+        log.warning("only %d %r identities have videos of %d frames or more", len(chosen), split, num_frames)
+    return list(chosen.values())[:identities]
+
+
+# ------------------------------------------------------------------------------------ evaluation
+@dataclass(frozen=True)
+class Method:
+    """One row family of the table: the baseline (``steps`` None) or the model after ``steps`` steps."""
+
+    name: str
+    steps: int | None
+
+    @classmethod
+    def model(cls, steps: int) -> "Method":
+        return cls(FEED_FORWARD if steps == 0 else FINE_TUNED, steps)
+
+    def label(self, k: int) -> str:
+        extra = f", {self.steps} steps" if self.name == FINE_TUNED else ""
+        return f"{self.name.capitalize()}{extra} ({k})"
+
+
+def as_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
+    return images.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+def frame_scores(generated: np.ndarray, real: np.ndarray, landmarks: np.ndarray, real_descriptor: np.ndarray
+                 ) -> dict[str, float]:
+    distance = landmark_distance(generated, landmarks)
+    return {"ssim": ssim(generated, real), "psnr": psnr(generated, real),
+            "csim": cosine(face_descriptor(generated, landmarks), real_descriptor),
+            "landmark_distance": distance, "detected": float(not math.isnan(distance))}
+
+
+def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.ndarray, shots: dict[int, list[int]],
+                   targets: list[int], steps: tuple[int, ...], finetune: FinetuneConfig,
+                   tick: Callable[[], None] = lambda: None) -> dict[tuple[Method, int], list[dict[str, float]]]:
+    """Scores of every (method, K) on the targets of one video, given as uint8 frames at the model's size."""
+    net_frames, net_drawings = to_network(frames, landmarks, model.config.image_size)
+    real_descriptors = [face_descriptor(frames[t], landmarks[t]) for t in targets]
+    scores: dict[tuple[Method, int], list[dict[str, float]]] = {}
+
+    def score(method: Method, k: int, generated: np.ndarray) -> None:
+        scores[method, k] = [frame_scores(g, frames[t], landmarks[t], d)
+                             for g, t, d in zip(generated, targets, real_descriptors)]
+        tick()
+
+    for k, shot_indices in shots.items():
+        score(Method(BASELINE, None), k, np.stack([warp_baseline(frames[shot_indices], landmarks[shot_indices],
+                                                                  landmarks[t]) for t in targets]))
+        for n in steps:
+            avatar = personalize(model, net_frames[shot_indices], net_drawings[shot_indices],
+                                 replace(finetune, steps=n))
+            score(Method.model(n), k, as_uint8(avatar.generate(net_drawings[targets])))
+    return scores
+
+
+def summarize(scores: dict[tuple[Method, int], list[dict[str, float]]], identities: int) -> list[dict]:
+    """One row per (method, K): the mean of every metric over identities and targets, and its standard error.
+
+    The landmark distance is averaged over the frames where a face was found (``detected`` says how many).
+    """
+    rows = []
+    order = sorted(scores, key=lambda key: (key[1], -1 if key[0].steps is None else key[0].steps))
+    for method, k in order:
+        scored = scores[method, k]
+        row: dict = {"method": method.name, "k": k, "steps": method.steps, "label": method.label(k),
+                     "identities": identities, "frames": len(scored)}
+        for name in METRICS:
+            values = np.array([s[name] for s in scored], dtype=np.float64)
+            values = values[~np.isnan(values)]  # missed faces; an exact reproduction's inf PSNR stays
+            row[name] = float(values.mean()) if len(values) else None
+            row[f"{name}_stderr"] = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------- reports
+def _cell(value: float | None, name: str) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.0f} %" if name == "detected" else f"{value:.2f}" if name == "psnr" else f"{value:.3f}"
+
+
+def results_table(rows: list[dict]) -> str:
+    """The paper's layout: a row per method and K (in brackets), a column per metric."""
+    headers = [f"{title} {'↑' if higher else '↓'}" for title, higher in METRICS.values()]
+    lines = ["| Method (K) | " + " | ".join(headers) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    for row in rows:
+        lines.append(f"| {row['label']} | " + " | ".join(_cell(row[name], name) for name in METRICS) + " |")
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, rows: list[dict], source: str, model: str, seconds: float) -> None:
+    first = rows[0]
+    notes = f"""
+{first['identities']} identities x {first['frames'] // first['identities']} target frames each ({source}); model: {model}.
+Evaluated in {seconds / 60:.1f} min.
+
+- SSIM and PSNR (scikit-image) compare each rendering with the real target frame at the model's resolution.
+- CSIM: cosine similarity of dlib's 128-d face-recognition descriptors of rendering and real frame, both taken
+  at the target's landmarks. dlib's descriptors lie in a narrow cone (a photo and its mirror image: 0.99;
+  two different synthetic faces: about 0.95), so differences are small; it is not comparable with the
+  paper's ArcFace-based CSIM.
+- LMD: dlib's 68 points detected on the rendering vs the landmarks that drove it, mean distance over the
+  inter-ocular distance, over the renderings where dlib found a face ("face found").
+- No LPIPS-style perceptual distance: its network weights cannot be obtained offline.
+"""
+    path.write_text(f"# Few-shot self-reenactment\n\n{results_table(rows)}\n{notes}")
+
+
+def _series(rows: list[dict], method: str, steps: int | None, name: str) -> tuple[list[int], list[float]]:
+    chosen = [r for r in rows if r["method"] == method and r["steps"] == steps and r[name] is not None]
+    return [r["k"] for r in chosen], [r[name] for r in chosen]
+
+
+def _panels(figure, title_suffix: str = ""):
+    """One panel per metric, titled with its direction; the share of found faces on a 0-1 axis."""
+    for axes, (name, (title, higher)) in zip(figure.subplots(1, len(METRICS)), METRICS.items()):
+        axes.set_title(f"{title} ({'higher' if higher else 'lower'} is better){title_suffix}", fontsize="medium")
+        if name == "detected":
+            axes.set_ylim(-0.05, 1.05)
+        yield axes, name
+
+
+def plot_results(rows: list[dict], out: Path) -> list[Path]:
+    """``metrics_vs_k.png`` (baseline, feed-forward, most fine-tuned), and ``metrics_vs_steps.png`` when
+    several step counts were evaluated (a line per K, the baseline dashed in the same colour)."""
+    from matplotlib.figure import Figure  # only the evaluation needs matplotlib: imported here
+
+    steps = sorted({r["steps"] for r in rows if r["steps"] is not None})
+    ks = sorted({r["k"] for r in rows})
+    lines = [(BASELINE, None, "warp baseline")]
+    lines += [(FEED_FORWARD, 0, "feed-forward")] if 0 in steps else []
+    lines += [(FINE_TUNED, steps[-1], f"fine-tuned ({steps[-1]} steps)")] if steps[-1] > 0 else []
+    size = (3.6 * len(METRICS), 3.2)
+    figure = Figure(figsize=size, layout="constrained")
+    for axes, name in _panels(figure):
+        for method, n, label in lines:
+            axes.plot(*_series(rows, method, n, name), marker="o", label=label)
+        axes.set(xlabel="K (shots)", xscale="log")
+        axes.set_xticks(ks, [str(k) for k in ks])
+        axes.minorticks_off()
+    figure.axes[0].legend(fontsize="small")
+    paths = [out / "metrics_vs_k.png"]
+    figure.savefig(paths[0], dpi=100)
+    if len(steps) > 1:
+        figure = Figure(figsize=size, layout="constrained")
+        for axes, name in _panels(figure):
+            for k in ks:
+                chosen = [r for r in rows if r["k"] == k and r["steps"] is not None and r[name] is not None]
+                line, = axes.plot([r["steps"] for r in chosen], [r[name] for r in chosen], marker="o", label=f"K={k}")
+                baseline = [r[name] for r in rows if r["k"] == k and r["steps"] is None and r[name] is not None]
+                if baseline:
+                    axes.axhline(baseline[0], color=line.get_color(), linestyle="--", linewidth=1)
+            axes.set(xlabel="fine-tuning steps")
+            axes.set_xticks(steps)
+        figure.axes[0].legend(title="dashed: warp baseline", fontsize="small", title_fontsize="small")
+        paths.append(out / "metrics_vs_steps.png")
+        figure.savefig(paths[1], dpi=100)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------ run
+def _dataset(options: EvaluateOptions, image_size: int, scratch: str) -> tuple[Path, list[VideoRecord], str]:
+    """(dataset root, the videos to evaluate, a description of the data) for ``options``."""
+    needed = min_frames(options.ks, options.targets)
+    if options.data:
+        records = read_index(options.data)[1]
+        return (Path(options.data), pick_videos(records, options.split, options.identities, needed),
+                f"{options.split!r} split of {options.data}")
+    if options.clip_frames < needed:
+        raise ValueError(f"--clip-frames {options.clip_frames} is too short for K up to {max(options.ks)} and "
+                         f"{options.targets} targets: use at least {needed}")
+    root = Path(options.keep_rendered or scratch)
+    records = render_heldout(root, options.identities, options.clip_frames, image_size, options.synthetic_seed,
+                             options.heldout_fraction)
+    return (root, pick_videos(records, "heldout", options.identities, needed),
+            f"synthetic held-out identities, seed {options.synthetic_seed}")
+
+
+def load_video_frames(root: Path, record: VideoRecord, indices: list[int], image_size: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``indices`` of a video as uint8 at the model's size, and their landmarks scaled with them."""
+    frames, landmarks = read_frames(root, record, indices)
+    scale = image_size / frames.shape[2]
+    return as_uint8(to_network(frames, landmarks, image_size)[0]), landmarks * scale
+
+
+def evaluate(options: EvaluateOptions) -> list[dict]:
+    """Run the protocol of ``options``; writes the results into ``options.out`` and returns the table rows."""
+    if not options.ks or min(options.ks) < 1 or not options.steps or min(options.steps) < 0:
+        raise ValueError(f"need K values >= 1 and step counts >= 0, got ks={options.ks}, steps={options.steps}")
+    if options.identities < 1 or options.targets < 1:
+        raise ValueError(f"need at least one identity and one target, got {options.identities}, {options.targets}")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    started = time.time()
+    loaded = load_model(options.weights, device="cpu")
+    model, size = loaded.model, loaded.model.config.image_size
+    finetune = FinetuneConfig(seed=options.seed, device=options.device)
+    scores: dict[tuple[Method, int], list[dict[str, float]]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="talking-head-eval-") as scratch:
+        root, videos, source = _dataset(options, size, scratch)
+        with tqdm(total=len(videos) * len(options.ks) * (1 + len(options.steps)), desc="evaluating",
+                  unit="run") as bar:
+            for record in videos:  # one identity in memory at a time
+                bar.set_postfix_str(record.person)
+                shots, targets = frame_plan(record.num_frames, options.ks, options.targets)
+                needed = sorted({*targets, *(i for indices in shots.values() for i in indices)})
+                frames, landmarks = load_video_frames(root, record, needed, size)
+                position = {index: i for i, index in enumerate(needed)}
+                results = evaluate_video(model, frames, landmarks,
+                                         {k: [position[i] for i in v] for k, v in shots.items()},
+                                         [position[t] for t in targets], tuple(options.steps), finetune, bar.update)
+                for key, values in results.items():
+                    scores[key].extend(values)
+    rows = summarize(scores, len(videos))
+    seconds = time.time() - started
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_markdown(out / "results.md", rows, source, f"{loaded.origin} {loaded.location} ({size} px)", seconds)
+    (out / "results.json").write_text(json.dumps(
+        {"rows": rows, "options": asdict(options), "data": source, "seconds": round(seconds, 1),
+         "model": {"origin": loaded.origin, "location": loaded.location, "config": model.config.to_dict(),
+                   "provenance": model.provenance}}, indent=1))
+    plot_results(rows, out)
+    return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_arguments(parser, EvaluateOptions)
+
+
+def main(args: argparse.Namespace) -> None:
+    options = dataclass_from_args(EvaluateOptions, args)
+    rows = evaluate(options)
+    print(results_table(rows))
+    print(f"written to {options.out}/results.md, results.json and plots")

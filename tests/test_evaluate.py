@@ -1,0 +1,96 @@
+"""The K-shot self-reenactment protocol end to end on a tiny random model: frame plan, table, JSON, plots,
+reproducibility, and a dataset folder of another resolution."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from talking_head.cli import main
+from talking_head.data.format import read_frames, read_index
+from talking_head.evaluate import EvaluateOptions, evaluate, frame_plan, load_video_frames
+
+METRIC_KEYS = ("ssim", "psnr", "csim", "landmark_distance", "detected")
+
+
+def test_shots_come_from_the_first_part_and_targets_from_the_rest():
+    shots, targets = frame_plan(64, (1, 8, 32), 16)
+    assert shots[1] == [0] and len(shots[8]) == 8 and shots[32] == list(range(32))
+    assert len(targets) == 16 and min(targets) == 32 and max(targets) == 63
+    shots, targets = frame_plan(200, (1, 8), 4)  # a long clip: shots over the first half, targets over the second
+    assert max(shots[8]) == 99 and targets == [100, 133, 166, 199]
+    with pytest.raises(ValueError, match="too short"):
+        frame_plan(40, (32,), 16)
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    import torch
+
+    from talking_head.config import ModelConfig
+    from talking_head.hub import TalkingHeadModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_weights")
+    TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
+    return folder
+
+
+def rows_by_key(out) -> dict[tuple, dict]:
+    return {(r["method"], r["k"], r["steps"]): r for r in json.loads((out / "results.json").read_text())["rows"]}
+
+
+@pytest.mark.slow
+def test_the_protocol_writes_the_papers_table_reproducibly_with_plots(tiny_weights, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    main(["evaluate", "--weights", str(tiny_weights), "--out", str(first), "--identities", "2", "--ks", "1", "2",
+          "--steps", "0", "2", "--targets", "2", "--device", "cpu", "--threads", "1"])
+    rows = rows_by_key(first)
+    # One baseline row per K (it does not depend on steps), one model row per (K, steps).
+    assert set(rows) == {(method, k, steps) for k in (1, 2) for method, steps in
+                         (("warp baseline", None), ("feed-forward", 0), ("fine-tuned", 2))}
+    for row in rows.values():
+        assert row["identities"] == 2 and row["frames"] == 4
+        assert all(math.isfinite(row[key]) for key in ("ssim", "psnr", "csim", "detected"))
+        assert (row["landmark_distance"] is None) == (row["detected"] == 0)
+    # Two steps of fine-tuning change the renderings; a random generator is far worse than the warp.
+    assert rows["fine-tuned", 1, 2]["psnr"] != rows["feed-forward", 1, 0]["psnr"]
+    assert rows["warp baseline", 1, None]["ssim"] > rows["feed-forward", 1, 0]["ssim"] + 0.3
+
+    table = (first / "results.md").read_text()
+    assert "| Method (K) | SSIM ↑ | PSNR (dB) ↑ | CSIM ↑ | LMD ↓ | face found ↑ |" in table
+    for label in ("Warp baseline (1)", "Feed-forward (2)", "Fine-tuned, 2 steps (2)"):
+        assert f"| {label} |" in table
+    for plot in ("metrics_vs_k.png", "metrics_vs_steps.png"):
+        assert (first / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Again with only the feed-forward model: the same baseline and feed-forward numbers, no steps plot.
+    evaluate(EvaluateOptions(out=str(second), weights=str(tiny_weights), identities=2, ks=(1,), steps=(0,),
+                             targets=2, device="cpu"))
+    again = rows_by_key(second)
+    assert set(again) == {key for key in rows if key[0] != "fine-tuned" and key[1] == 1}
+    for key, row in again.items():
+        assert [row[m] for m in METRIC_KEYS] == [rows[key][m] for m in METRIC_KEYS]
+    assert not (second / "metrics_vs_steps.png").exists()
+
+
+@pytest.mark.slow
+def test_a_dataset_folder_is_evaluated_at_the_models_resolution(tiny_weights, tiny_dataset, tmp_path):
+    _, records = read_index(tiny_dataset)  # 48-px frames; the tiny model works at 32 px
+    frames, landmarks = load_video_frames(tiny_dataset, records[0], [0, 5], 32)
+    original_frames, original = read_frames(tiny_dataset, records[0], [0, 5])
+    assert frames.shape == (2, 32, 32, 3) and frames.dtype == np.uint8
+    np.testing.assert_allclose(landmarks, original * 32 / 48, rtol=1e-6)
+
+    evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tiny_weights), data=str(tiny_dataset), identities=5,
+                             ks=(2,), steps=(0,), targets=3, device="cpu"))
+    result = json.loads((tmp_path / "results.json").read_text())
+    heldout_people = {r.person for r in records if r.split == "heldout"}
+    assert result["rows"][0]["identities"] == len(heldout_people) < 5  # only held-out people, one video each
+    assert "'heldout' split of" in result["data"]
+    with pytest.raises(ValueError, match="no 'heldout' video has the 24 frames"):
+        evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tiny_weights), data=str(tiny_dataset),
+                                 ks=(12,), steps=(0,), targets=3))
