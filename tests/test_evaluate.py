@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -83,6 +84,8 @@ def test_a_dataset_folder_is_evaluated_at_the_models_resolution(tiny_weights, ti
     frames, landmarks = load_video_frames(tiny_dataset, records[0], [0, 5], 32)
     original_frames, original = read_frames(tiny_dataset, records[0], [0, 5])
     assert frames.shape == (2, 32, 32, 3) and frames.dtype == np.uint8
+    resized = cv2.resize(original_frames[1], (32, 32), interpolation=cv2.INTER_AREA)
+    assert np.abs(frames[1].astype(int) - resized).max() <= 1
     np.testing.assert_allclose(landmarks, original * 32 / 48, rtol=1e-6)
 
     evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tiny_weights), data=str(tiny_dataset), identities=5,
@@ -91,6 +94,7 @@ def test_a_dataset_folder_is_evaluated_at_the_models_resolution(tiny_weights, ti
     heldout_people = {r.person for r in records if r.split == "heldout"}
     assert result["rows"][0]["identities"] == len(heldout_people) < 5  # only held-out people, one video each
     assert "'heldout' split of" in result["data"]
+    assert 0 <= result["real_frames"]["detected"] <= 1  # dlib on the real targets: the floor of two columns
     with pytest.raises(ValueError, match="no 'heldout' video has the 24 frames"):
         evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tiny_weights), data=str(tiny_dataset),
                                  ks=(12,), steps=(0,), targets=3))
