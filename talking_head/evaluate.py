@@ -53,9 +53,9 @@ BASELINE, FEED_FORWARD, FINE_TUNED = "warp baseline", "feed-forward", "fine-tune
 @dataclass
 class EvaluateOptions:
     out: str = option("runs/eval", "folder for results.md, results.json and the plots")
-    weights: str | None = option(None, "checkpoint folder or Hub repo id (default: the Hub model, else bundled)")
-    data: str | None = option(None, "dataset folder to take videos from (default: render synthetic held-out "
-                                    "identities)")
+    weights: str | None = option(None, "checkpoint folder or Hub repo id; none: the Hub model, else the bundled one")
+    data: str | None = option(None, "dataset folder to take videos from; none: render synthetic held-out "
+                                    "identities")
     split: str = option("heldout", "split of --data to evaluate on")
     identities: int = option(10, "identities to evaluate (one video each)")
     ks: tuple[int, ...] = option((1, 8, 32), "K values: how many shots the model gets")
@@ -66,8 +66,8 @@ class EvaluateOptions:
     synthetic_seed: int = option(0, "seed of the synthetic identities (that of the training set)")
     heldout_fraction: float = option(0.1, "held-out share of the synthetic training set (at most the one it "
                                           "was made with, so these identities were never trained on)")
-    keep_rendered: str | None = option(None, "keep the rendered synthetic clips in this folder (default: a "
-                                             "temporary one)")
+    keep_rendered: str | None = option(None, "keep the rendered synthetic clips in this folder; none: a "
+                                             "temporary one")
     seed: int = option(0, "fine-tuning seed")
     device: str = option("auto", "auto, cpu, cuda, ...")
     threads: int = option(0, "torch CPU threads (0 = torch's default)")
