@@ -1,0 +1,114 @@
+"""talking-head's Gradio app (the Hugging Face Space's entry point): layout only.
+
+What each button does lives in ``talking_head/app_logic.py``. ``python app.py`` serves on
+0.0.0.0:7860 (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` override) with the weights loaded once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
+
+from talking_head.app_logic import AppSettings, TalkingHeadApp
+from talking_head.pipeline import MAX_SHOTS
+from talking_head.watermark import POSITIONS
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
+ASTRONAUT, DRIVER = str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "driver.mp4")
+VIDEO_HEIGHT = 360
+
+INTRO = """# talking-head
+Few-shot talking heads ([Zakharov et al., 2019](https://arxiv.org/abs/1905.08233)): a few photos of a
+face, a driving video, and the face in your photos moves and talks like the one in the video.
+Upload 1 to 32 photos of **one** person, a driving video (or record one), then press **Generate**."""
+
+INTENDED_USE = """**Intended use.** Animate photos of yourself, or of people who have agreed to it. Every video
+carries a visible *SYNTHETIC - AI generated* mark and a notice in its metadata, and this app has no
+setting that removes them. Do not use it to impersonate anyone, to deceive, or to make videos of a
+person without their consent. Uploads and results are deleted from the server after about an hour."""
+
+
+def build_demo(app: TalkingHeadApp) -> gr.Blocks:
+    """The UI around ``app``'s handlers, with its queue configured (not launched)."""
+    settings = app.settings
+    ttl = settings.file_ttl_seconds
+    with gr.Blocks(title="talking-head", delete_cache=(max(60, ttl // 4), ttl)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Animate"):
+            with gr.Row():
+                with gr.Column():
+                    photos = gr.File(label=f"Photos of one person (1 to {MAX_SHOTS})", file_count="multiple",
+                                     file_types=["image"], elem_id="photos")
+                    driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format="mp4",
+                                      elem_id="driver")
+                    steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
+                                      label="Fine-tuning steps", info="0 = feed-forward (fastest); more steps keep "
+                                      "more of the person's likeness")
+                    with gr.Accordion("Advanced", open=False):
+                        retarget = gr.Radio(["relative", "absolute"], value="relative", label="Motion transfer",
+                                            info="relative: the driver's motion on your face's shape; absolute: the "
+                                            "driver's landmarks as they are (the paper)")
+                        paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
+                        side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
+                        output_size = gr.Dropdown([128, 256, 512], value=256, label="Output height (pixels)")
+                        mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
+                                                    label="Corner of the 'synthetic' mark (always shown)")
+                        seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
+                    generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
+                    overlays = gr.Gallery(label="Landmarks found in your photos", columns=4, height=210,
+                                          object_fit="contain", elem_id="overlays", interactive=False)
+                with gr.Column():
+                    result = gr.Video(label="Result", height=VIDEO_HEIGHT, elem_id="result-video", interactive=False)
+                    notes = gr.Markdown(label="Notes", elem_id="notes")
+                    avatar_out = gr.File(label="Avatar", elem_id="avatar-file", interactive=False)
+                    gr.Markdown("Keep the avatar file to animate this person again later without fine-tuning "
+                                "(*Animate a saved avatar*, below).")
+            gr.Examples([[PERSON, DRIVER], [[ASTRONAUT], DRIVER]], inputs=[photos, driver],
+                        label="Examples: click one, then Generate", cache_examples=False)
+            with gr.Accordion("Animate a saved avatar (no fine-tuning)", open=False):
+                avatar_in = gr.File(label="Avatar file (.safetensors) saved by this app", file_types=[".safetensors"],
+                                    elem_id="avatar-in")
+                animate = gr.Button("Animate saved avatar with the driving video above", elem_id="animate-btn")
+        with gr.Tab("Compare shots"):
+            gr.Markdown("How many photos (K) does it take? The same photos, personalised with the first K of them "
+                        "for each K, driven by one video: one labelled column per K, and how well each K redraws "
+                        "the photos it did not see.")
+            with gr.Row():
+                cmp_photos = gr.File(label=f"Photos of one person (up to {MAX_SHOTS})", file_count="multiple",
+                                     file_types=["image"], elem_id="cmp-photos")
+                cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format="mp4",
+                                      elem_id="cmp-driver")
+            with gr.Row(equal_height=True):
+                ks = gr.Textbox("1, 8, 32", label="K values", info="comma-separated; capped at the number of "
+                                "photos given")
+                cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
+                                      label="Fine-tuning steps per K")
+                compare = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
+            cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
+            cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
+            gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
+        gr.Markdown(INTENDED_USE)
+
+        render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
+        generate.click(app.generate, [photos, driver, steps, *render_options, seed],
+                       [overlays, result, avatar_out, notes], api_name="generate")
+        animate.click(app.animate_avatar, [avatar_in, driver, *render_options], [result, notes],
+                      api_name="animate_avatar")
+        compare.click(app.compare, [cmp_photos, cmp_driver, ks, cmp_steps], [cmp_video, cmp_table],
+                      api_name="compare")
+    return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo = build_demo(TalkingHeadApp.from_pretrained(AppSettings.from_env()))
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))  # port: GRADIO_SERVER_PORT or 7860
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,348 @@
+"""What the Gradio app does when a visitor presses a button, kept apart from the layout in ``app.py``.
+
+Each public method of :class:`TalkingHeadApp` is one UI event and one named API endpoint. It checks
+the inputs on the CPU first (cheap, and a ZeroGPU slot is never taken for a file that will be
+refused), then runs the model inside ``spaces.GPU`` (a GPU borrowed per call on a ZeroGPU Space, a
+no-op anywhere else), writing into a folder of the request's own. Errors become messages:
+
+- :class:`~talking_head.errors.InputError` (no face, unreadable file, video too long, ...) becomes a
+  ``gr.Error`` carrying its message as it is: the visitor can act on it;
+- anything else becomes a generic ``gr.Error`` with a short reference; the traceback goes to the log
+  under that reference, never to the visitor.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import cv2
+import gradio as gr
+import numpy as np
+import spaces
+import spaces.config
+
+from talking_head.avatar import Avatar
+from talking_head.errors import InputError
+from talking_head.finetune import FinetuneConfig
+from talking_head.landmarks.rasterize import draw_landmarks
+from talking_head.media import VideoInfo, probe_video
+from talking_head.pipeline import MAX_SHOTS, Comparison, Shots, TalkingHeadPipeline
+from talking_head.render import Progress, RenderConfig, RenderResult
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: The most GPU time one ZeroGPU call may ask for. ZeroGPU refuses a call that reserves more than the
+#: visitor's per-call maximum (undocumented; a few minutes, lower for anonymous visitors); 120 s fits
+#: every account, so jobs estimated above it are refused up front with a message saying what to cut.
+ZERO_GPU_MAX_SECONDS = 120
+#: GPU-time estimate for the bundled ``small`` model on a ZeroGPU slice: fixed cost (worker start, copies,
+#: mp4 encoding), per fine-tuning step, per driver frame (landmark detection on the CPU, drawing,
+#: encoding) and per generated face. Deliberately generous guesses, not measurements: too little
+#: reserved time aborts the call, too much only lowers the visitor's place in ZeroGPU's queue.
+GPU_SECONDS_FIXED, GPU_SECONDS_PER_STEP, GPU_SECONDS_PER_FRAME, GPU_SECONDS_PER_FACE = 10.0, 0.15, 0.03, 0.01
+#: Side of the landmark overlays shown for the uploaded photos.
+OVERLAY_SIDE = 256
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Limits and serving options of the app; :meth:`from_env` reads the Space's variables."""
+
+    max_steps: int = 100  # env TALKING_HEAD_MAX_STEPS: the steps slider's maximum
+    #: env TALKING_HEAD_MAX_VIDEO_SECONDS, read by RenderConfig: the longest driving video accepted
+    max_video_seconds: float = field(default_factory=lambda: RenderConfig().max_seconds)
+    max_compare_ks: int = 4  # how many K values one comparison may ask for
+    file_ttl_seconds: int = 3600  # env TALKING_HEAD_FILE_TTL: uploads and results are deleted after this
+    queue_size: int = 16  # env TALKING_HEAD_QUEUE_SIZE: visitors waiting beyond this are turned away
+    concurrency: int = 1  # env TALKING_HEAD_CONCURRENCY: jobs run at once
+    gpu_seconds_cap: float | None = None  # ZeroGPU: ZERO_GPU_MAX_SECONDS; None: no GPU-time limit
+
+    @classmethod
+    def from_env(cls) -> AppSettings:
+        """The defaults suit a ZeroGPU Space or a 2-core CPU Space: one job at a time (a job already uses
+        every core, or the one GPU slice), at most 16 waiting (about a quarter of an hour of work)."""
+        return cls(max_steps=_env_int("TALKING_HEAD_MAX_STEPS", cls.max_steps),
+                   file_ttl_seconds=_env_int("TALKING_HEAD_FILE_TTL", cls.file_ttl_seconds),
+                   queue_size=_env_int("TALKING_HEAD_QUEUE_SIZE", cls.queue_size),
+                   concurrency=_env_int("TALKING_HEAD_CONCURRENCY", cls.concurrency),
+                   gpu_seconds_cap=ZERO_GPU_MAX_SECONDS if spaces.config.Config.zero_gpu else None)
+
+    @property
+    def default_steps(self) -> int:
+        return min(40, self.max_steps)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors as visitors see them
+# ---------------------------------------------------------------------------------------------------
+
+def visitor_errors(handler: Callable[P, R]) -> Callable[P, R]:
+    """Run ``handler``, turning every exception into a ``gr.Error`` a visitor may see (see module doc)."""
+
+    @functools.wraps(handler)  # keeps the signature: Gradio finds the ``gr.Progress`` parameter through it
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error:
+            raise
+        except InputError as error:
+            raise gr.Error(str(error), title="Please check your input", print_exception=False) from None
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            logger.exception("request failed (reference %s)", reference)
+            raise gr.Error(f"Something went wrong on our side (reference {reference}). Please try again; if it "
+                           f"keeps failing, report the reference.", title="Internal error",
+                           print_exception=False) from None
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-request folders
+# ---------------------------------------------------------------------------------------------------
+
+class RequestFolders:
+    """A fresh folder per request under ``root``, so two visitors never share a file.
+
+    Gradio copies every returned file into its own cache (which ``delete_cache`` empties on a
+    schedule), so a working folder is only needed until its response is sent; folders older than
+    ``ttl_seconds`` are deleted whenever a new one is made.
+    """
+
+    def __init__(self, root: str | Path, ttl_seconds: float) -> None:
+        self.root, self.ttl_seconds = Path(root), ttl_seconds
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def new(self) -> Path:
+        self.sweep()
+        return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=self.root))
+
+    def sweep(self) -> None:
+        cutoff = time.time() - self.ttl_seconds
+        for folder in self.root.iterdir():
+            try:
+                if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except FileNotFoundError:  # another request swept it first
+                continue
+
+
+# ---------------------------------------------------------------------------------------------------
+# Jobs handed to the GPU
+# ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """What one request asks of the GPU. Plain data: ZeroGPU pickles it to its GPU worker process."""
+
+    driver: str
+    render: RenderConfig
+    frames: int  # driver frames to render
+    steps: int = 0  # fine-tuning steps per avatar
+    avatars: int = 1  # avatars fine-tuned and rendered (one column each)
+    seed: int = 0
+
+    @property
+    def gpu_seconds(self) -> int:
+        """Seconds to reserve on ZeroGPU (``spaces.GPU(duration=...)``)."""
+        return int(np.ceil(GPU_SECONDS_FIXED + self.avatars * self.steps * GPU_SECONDS_PER_STEP
+                           + self.frames * (GPU_SECONDS_PER_FRAME + self.avatars * GPU_SECONDS_PER_FACE)))
+
+
+def _reserved_seconds(job: Job, *_: Any, **__: Any) -> int:
+    return min(job.gpu_seconds, ZERO_GPU_MAX_SECONDS)
+
+
+def _reporter(progress: Callable[..., Any]) -> Progress:
+    """The pipeline's ``progress(fraction, text)`` shown on Gradio's progress bar."""
+    return lambda fraction, text: progress(fraction, desc=text)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------------------
+
+class TalkingHeadApp:
+    """The handlers behind the UI, around one pipeline loaded once per process."""
+
+    def __init__(self, pipeline: TalkingHeadPipeline, settings: AppSettings | None = None,
+                 work_root: str | Path | None = None) -> None:
+        self.pipeline = pipeline
+        self.settings = settings or AppSettings.from_env()
+        self.folders = RequestFolders(work_root or Path(tempfile.gettempdir()) / "talking-head-app",
+                                      self.settings.file_ttl_seconds)
+        # Decorated per instance: the bound methods reach the pipeline in ZeroGPU's forked worker
+        # without pickling the model; only their arguments travel.
+        self._personalize_and_animate_on_gpu = spaces.GPU(duration=_reserved_seconds)(self._personalize_and_animate)
+        self._animate_on_gpu = spaces.GPU(duration=_reserved_seconds)(self._animate)
+        self._compare_on_gpu = spaces.GPU(duration=_reserved_seconds)(self._compare)
+
+    @classmethod
+    def from_pretrained(cls, settings: AppSettings | None = None) -> TalkingHeadApp:
+        """Weights resolved as the package does: ``TALKING_HEAD_REPO`` on the Hub, else ``checkpoints/``."""
+        return cls(TalkingHeadPipeline.from_pretrained(), settings)
+
+    # -- UI events --------------------------------------------------------------------------------------
+    @visitor_errors
+    def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float, retarget: str = "relative",
+                 paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
+                 mark_position: str = "bottom-right", seed: float = 0, progress: gr.Progress = gr.Progress()
+                 ) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
+        """Photos + driving video -> (landmark overlays, result mp4, avatar file, notes in markdown)."""
+        photos = _photo_paths(photos)
+        job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position),
+                        steps=self._steps(steps), seed=int(seed or 0))
+        began = time.monotonic()
+        shots = self.pipeline.prepare_shots(photos, _reporter(progress))
+        detect_seconds = time.monotonic() - began
+        avatar_path, result, info = self._personalize_and_animate_on_gpu(job, shots, progress)
+        notes = _describe(result, info, [("finding faces in the photos", detect_seconds),
+                                         (f"personalising ({job.steps} fine-tuning steps)", info["seconds"])])
+        return landmark_overlays(shots, [Path(p).name for p in photos]), str(result.path), str(avatar_path), notes
+
+    @visitor_errors
+    def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = "relative",
+                       paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
+                       mark_position: str = "bottom-right", progress: gr.Progress = gr.Progress()
+                       ) -> tuple[str, str]:
+        """A saved avatar + driving video -> (result mp4, notes): no fine-tuning."""
+        if not avatar_file:
+            raise InputError("upload an avatar file (.safetensors) saved by this app")
+        job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position))
+        avatar = Avatar.load(avatar_file)  # checked here, before a GPU is taken for it
+        result = self._animate_on_gpu(job, avatar, progress)
+        return str(result.path), _describe(result, avatar.info)
+
+    @visitor_errors
+    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32", steps: float = 40,
+                progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+        """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
+        photos = _photo_paths(photos)
+        chosen = parse_ks(ks, self.settings.max_compare_ks)
+        columns = len({min(k, len(photos)) for k in chosen})  # K is capped at the number of photos
+        job = self._job(driver, RenderConfig(), steps=self._steps(steps), avatars=columns)
+        comparison = self._compare_on_gpu(job, photos, chosen, progress)
+        return str(comparison.path), comparison.table
+
+    # -- checks -----------------------------------------------------------------------------------------
+    def _steps(self, steps: float) -> int:
+        if steps is None or not 0 <= int(steps) <= self.settings.max_steps:
+            raise InputError(f"fine-tuning steps must be between 0 and {self.settings.max_steps}, got {steps}")
+        return int(steps)
+
+    def _driver(self, driver: str | None) -> VideoInfo:
+        if not driver:
+            raise InputError("upload or record a driving video (a face that talks or moves)")
+        info = probe_video(driver)
+        limit = self.settings.max_video_seconds
+        if info.duration > limit + 1e-6:
+            raise InputError(f"the driving video is {info.duration:.1f} s long; this app accepts videos of at most "
+                             f"{limit:g} s. Trim it and try again.")
+        return info
+
+    def _job(self, driver: str | None, render: RenderConfig, steps: int = 0, avatars: int = 1, seed: int = 0) -> Job:
+        """Check the driving video and the GPU-time budget of a request."""
+        info = self._driver(driver)
+        job = Job(str(driver), replace(render, max_seconds=self.settings.max_video_seconds), info.num_frames, steps,
+                  avatars, seed)
+        cap = self.settings.gpu_seconds_cap
+        if cap is not None and job.gpu_seconds > cap:
+            raise InputError(f"this request needs about {job.gpu_seconds} s of GPU time, more than the {cap:g} s one "
+                             f"request may use here: choose fewer fine-tuning steps or a shorter driving video")
+        return job
+
+    # -- GPU work (inside spaces.GPU) -------------------------------------------------------------------
+    def _personalize_and_animate(self, job: Job, shots: Shots, progress: Callable[..., Any]
+                                 ) -> tuple[Path, RenderResult, dict[str, Any]]:
+        folder = self.folders.new()
+        avatar = self.pipeline.personalize(shots, job.steps, _reporter(progress), FinetuneConfig(seed=job.seed))
+        avatar_path = avatar.save(folder / "avatar.safetensors")
+        result = self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
+        return avatar_path, result, avatar.info
+
+    def _animate(self, job: Job, avatar: Avatar, progress: Callable[..., Any]) -> RenderResult:
+        return self.pipeline.animate(avatar, job.driver, self.folders.new() / "result.mp4", job.render,
+                                     _reporter(progress))
+
+    def _compare(self, job: Job, photos: list[str], ks: list[int], progress: Callable[..., Any]) -> Comparison:
+        return self.pipeline.compare(photos, job.driver, self.folders.new() / "comparison.mp4", ks, job.steps,
+                                     job.render, _reporter(progress))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inputs and outputs
+# ---------------------------------------------------------------------------------------------------
+
+def _photo_paths(photos: Sequence[str] | str | None) -> list[str]:
+    """Gradio gives file paths (or file dicts from some clients); 1..MAX_SHOTS of them."""
+    if isinstance(photos, str):
+        photos = [photos]
+    paths = [p["path"] if isinstance(p, dict) else str(p) for p in photos or []]
+    if not paths:
+        raise InputError("upload at least one photo of a face")
+    if len(paths) > MAX_SHOTS:
+        raise InputError(f"{len(paths)} photos uploaded; at most {MAX_SHOTS} can be used")
+    return paths
+
+
+def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float, mark_position: str
+                   ) -> RenderConfig:
+    try:
+        return RenderConfig(retarget=retarget, paste_back=bool(paste_back), side_by_side=bool(side_by_side),
+                            output_size=int(output_size), mark_position=mark_position)
+    except (ValueError, TypeError) as error:  # only reachable through the API, the UI offers valid choices
+        raise InputError(str(error)) from error
+
+
+def parse_ks(text: str | Sequence[int], max_count: int) -> list[int]:
+    """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and MAX_SHOTS, at most ``max_count``."""
+    items = re.split(r"[,\s;]+", text.strip()) if isinstance(text, str) else [str(k) for k in text]
+    try:
+        ks = sorted({int(item) for item in items if item})
+    except ValueError:
+        raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {text!r}") from None
+    if not ks or ks[0] < 1 or ks[-1] > MAX_SHOTS or len(ks) > max_count:
+        raise InputError(f"give 1 to {max_count} K values between 1 and {MAX_SHOTS}, like '1, 8, 32'; got {text!r}")
+    return ks
+
+
+def landmark_overlays(shots: Shots, names: Sequence[str], side: int = OVERLAY_SIDE) -> list[tuple[np.ndarray, str]]:
+    """Each face crop with the landmarks found on it drawn on top (the paper's coloured polylines), so a
+    visitor sees at once when a photo's face was found badly."""
+    overlays = []
+    for crop, landmarks, name in zip(shots.crops, shots.landmarks, names):
+        photo = cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC)
+        drawing = draw_landmarks(landmarks * (side / crop.shape[0]), side)
+        overlays.append((np.where(drawing.any(axis=-1, keepdims=True), drawing, photo), name))
+    return overlays
+
+
+def _describe(result: RenderResult, info: dict[str, Any], stages: Sequence[tuple[str, float]] = ()) -> str:
+    """Timings and notes for the visitor, as markdown: ``stages`` before rendering, then rendering."""
+    stages = [*stages, (f"rendering {result.num_frames} frames at {result.fps:g} fps", result.seconds)]
+    header = f"**K = {info.get('k', '?')}**, weights: `{info.get('weights', '?')}`, device: `{info.get('device', '?')}`"
+    lines = [header, "", "| stage | seconds |", "|---|---|", *(f"| {name} | {sec:.1f} |" for name, sec in stages)]
+    notes = list(info.get("notes", []))
+    if result.frames_without_face:
+        notes.append(f"{result.frames_without_face} driver frames had no face: the last face seen was repeated")
+    if not result.has_audio:
+        notes.append("the driving video has no sound track")
+    return "\n".join(lines + [""] + [f"- {note}" for note in notes])

@@ -1,0 +1,273 @@
+"""The Gradio app as its visitors and API callers meet it: a real server on 127.0.0.1, driven with
+gradio_client, on a tiny randomly initialised model (the app must work with whatever weights load)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from skimage import data
+
+from talking_head.app_logic import (
+    ZERO_GPU_MAX_SECONDS,
+    AppSettings,
+    Job,
+    RequestFolders,
+    TalkingHeadApp,
+    _reserved_seconds,
+    parse_ks,
+    visitor_errors,
+)
+from talking_head.avatar import Avatar
+from talking_head.config import ModelConfig
+from talking_head.errors import InputError
+from talking_head.hub import TalkingHeadModel
+from talking_head.media import probe_video
+from talking_head.pipeline import TalkingHeadPipeline
+from talking_head.render import RenderConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PERSON = [EXAMPLES / f"person_{i}.jpg" for i in (1, 2, 3)]
+ASTRONAUT = EXAMPLES / "astronaut.jpg"
+#: The test servers accept drivers up to this long: the conftest driver (1.2 s) passes, the 4 s example fails.
+MAX_VIDEO_SECONDS = 3.0
+
+
+def load_app_module() -> ModuleType:
+    """``app.py`` from the repository root (not a package module, so imported by path)."""
+    spec = importlib.util.spec_from_file_location("talking_head_space_app", ROOT / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tiny_weights(folder: Path) -> Path:
+    torch.manual_seed(0)
+    TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory: pytest.TempPathFactory) -> TalkingHeadApp:
+    weights = tiny_weights(tmp_path_factory.mktemp("weights"))
+    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
+    settings = AppSettings(max_steps=5, max_video_seconds=MAX_VIDEO_SECONDS, concurrency=2)
+    return TalkingHeadApp(pipe, settings, work_root=tmp_path_factory.mktemp("requests"))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_app: TalkingHeadApp) -> Iterator[str]:
+    demo = load_app_module().build_demo(tiny_app)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def visitor(server: str, tmp_path: Path) -> Client:
+    return Client(server, verbose=False, download_files=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_generate_returns_driven_mp4_avatar_and_overlays_and_the_avatar_animates_again(
+        server: str, driver_video: Path, tmp_path: Path) -> None:
+    client = visitor(server, tmp_path)
+    overlays, video, avatar_file, notes = client.predict(
+        [handle_file(p) for p in PERSON], handle_file(driver_video), 2, api_name="/generate")
+    info, driver = probe_video(video), probe_video(driver_video)
+    assert (info.num_frames, info.fps, info.height, info.has_audio) == (driver.num_frames, driver.fps, 256, True)
+    assert [o["caption"] for o in overlays] == [p.name for p in PERSON]
+    assert np.asarray(Image.open(overlays[0]["image"])).shape == (256, 256, 3)
+    avatar = Avatar.load(avatar_file)
+    assert (avatar.info["k"], avatar.info["steps"]) == (3, 2)
+    assert "rendering 30 frames" in notes
+
+    again, again_notes = client.predict(handle_file(avatar_file), handle_file(driver_video), "relative", False, True,
+                                        128, api_name="/animate_avatar")
+    info = probe_video(again)
+    assert (info.num_frames, info.height, info.width) == (30, 128, 3 * 128)  # driver | photo | result
+    assert "personalising" not in again_notes  # no fine-tuning this time
+
+
+def test_unreadable_and_faceless_photos_get_clear_messages(server: str, driver_video: Path, tmp_path: Path) -> None:
+    client = visitor(server, tmp_path)
+    not_an_image = tmp_path / "holiday.jpg"
+    not_an_image.write_text("this is a text file with a .jpg name")
+    coffee = tmp_path / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(coffee)
+    with pytest.raises(AppError, match=r"'holiday.jpg' could not be read as an image") as unreadable:
+        client.predict([handle_file(not_an_image)], handle_file(driver_video), 0, api_name="/generate")
+    with pytest.raises(AppError, match=r"coffee.jpg: no face found") as faceless:
+        client.predict([handle_file(coffee)], handle_file(driver_video), 0, api_name="/generate")
+    for error in (unreadable.value, faceless.value):
+        assert "Traceback" not in str(error)
+
+
+def test_too_long_driving_video_is_refused_with_the_limit(server: str, tmp_path: Path) -> None:
+    with pytest.raises(AppError, match=r"4\.0 s long; this app accepts videos of at most 3 s"):
+        visitor(server, tmp_path).predict([handle_file(ASTRONAUT)], handle_file(EXAMPLES / "driver.mp4"), 0,
+                                          api_name="/generate")
+
+
+@pytest.mark.slow
+def test_two_visitors_at_the_same_time_each_get_their_own_person(server: str, tiny_app: TalkingHeadApp,
+                                                                  driver_video: Path, tmp_path: Path) -> None:
+    photos = {"astronaut": ASTRONAUT, "synthetic": PERSON[0]}
+
+    def visit(name: str) -> Avatar:
+        client = visitor(server, tmp_path / name)
+        _, _, avatar_file, _ = client.predict([handle_file(photos[name])], handle_file(driver_video), 1,
+                                              api_name="/generate")
+        return Avatar.load(avatar_file)
+
+    with ThreadPoolExecutor(2) as pool:
+        avatars = dict(zip(photos, pool.map(visit, photos)))
+    for name, photo in photos.items():
+        own_crop = tiny_app.pipeline.prepare_shots([photo]).crops[0]
+        np.testing.assert_array_equal(avatars[name].source_crop, own_crop)
+    assert not np.array_equal(avatars["astronaut"].source_crop, avatars["synthetic"].source_crop)
+
+
+@pytest.mark.slow
+def test_compare_endpoint_returns_one_labelled_column_per_k_and_a_table(server: str, driver_video: Path,
+                                                                        tmp_path: Path) -> None:
+    video, table = visitor(server, tmp_path).predict([handle_file(p) for p in PERSON], handle_file(driver_video),
+                                                     "1, 3", 1, api_name="/compare")
+    info = probe_video(video)
+    assert (info.num_frames, info.height, info.width) == (30, 256, 3 * 256)  # driver | K=1 | K=3
+    assert "| 1 | 1 |" in table and "| 3 | 1 |" in table
+
+
+# -- handlers called directly -----------------------------------------------------------------------
+
+class RecordingProgress:
+    """Stands in for gr.Progress: records what the pipeline reports."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[float, str]] = []
+
+    def __call__(self, fraction: float, desc: str | None = None) -> None:
+        self.updates.append((fraction, desc or ""))
+
+
+def test_progress_covers_face_finding_every_fine_tuning_step_and_rendering(tiny_app: TalkingHeadApp,
+                                                                           driver_video: Path) -> None:
+    progress = RecordingProgress()
+    tiny_app.generate([str(p) for p in PERSON[:2]], str(driver_video), 3, progress=progress)
+    texts = [text for _, text in progress.updates]
+    assert texts.count("finding faces") == 2
+    assert [t for t in texts if t.startswith("fine-tuning")] == [f"fine-tuning step {i}/3" for i in (1, 2, 3)]
+    rendering = [fraction for fraction, text in progress.updates if text == "rendering"]
+    assert rendering and rendering == sorted(rendering) and rendering[-1] == pytest.approx(1.0)
+
+
+def test_unexpected_errors_reach_visitors_as_a_reference_and_the_log_as_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    @visitor_errors
+    def broken() -> None:
+        raise RuntimeError("secret internal detail")
+
+    @visitor_errors
+    def refused() -> None:
+        raise InputError("the driving video has no face")
+
+    with caplog.at_level(logging.ERROR), pytest.raises(gr.Error) as error:
+        broken()
+    reference = str(error.value.message).split("reference ")[1][:8]
+    assert "secret" not in error.value.message and "Traceback" not in error.value.message
+    assert reference in caplog.text and "secret internal detail" in caplog.text and "Traceback" in caplog.text
+    with pytest.raises(gr.Error, match="the driving video has no face"):
+        refused()
+
+
+def test_requests_over_the_limits_are_refused_before_any_work(tiny_app: TalkingHeadApp, driver_video: Path,
+                                                              tmp_path: Path) -> None:
+    small_gpu = TalkingHeadApp(tiny_app.pipeline, AppSettings(max_steps=100, gpu_seconds_cap=11),
+                               work_root=tmp_path)
+    with pytest.raises(gr.Error, match=r"needs about \d+ s of GPU time, more than the 11 s"):
+        small_gpu.generate([str(ASTRONAUT)], str(driver_video), 100, progress=RecordingProgress())
+    with pytest.raises(gr.Error, match="fine-tuning steps must be between 0 and 5"):
+        tiny_app.generate([str(ASTRONAUT)], str(driver_video), 6, progress=RecordingProgress())
+    with pytest.raises(gr.Error, match="upload at least one photo"):
+        tiny_app.generate([], str(driver_video), 0, progress=RecordingProgress())
+    assert not list(tmp_path.iterdir())  # no request folder was made
+
+
+def test_gpu_reservation_grows_with_the_work_and_stays_within_zero_gpu(driver_video: Path) -> None:
+    base = Job(str(driver_video), RenderConfig(), frames=100, steps=10)
+    bigger = [Job(str(driver_video), RenderConfig(), frames=200, steps=10),
+              Job(str(driver_video), RenderConfig(), frames=100, steps=50),
+              Job(str(driver_video), RenderConfig(), frames=100, steps=10, avatars=3)]
+    assert all(job.gpu_seconds > base.gpu_seconds for job in bigger)
+    huge = Job(str(driver_video), RenderConfig(), frames=10**6, steps=10**4)
+    assert _reserved_seconds(huge, None) == ZERO_GPU_MAX_SECONDS
+
+
+def test_request_folders_are_private_and_old_ones_are_swept(tmp_path: Path) -> None:
+    folders = RequestFolders(tmp_path, ttl_seconds=60)
+    first, second = folders.new(), folders.new()
+    assert first != second and first.parent == second.parent == tmp_path
+    (first / "result.mp4").write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    os.utime(first, (an_hour_ago, an_hour_ago))
+    third = folders.new()
+    assert not first.exists() and second.exists() and third.exists()
+
+
+def test_k_values_are_parsed_or_refused_with_an_example() -> None:
+    assert parse_ks("8, 1 32,1", max_count=4) == [1, 8, 32]
+    for bad in ("1, eight", "0, 8", "", "1, 2, 3, 4, 5", "64"):
+        with pytest.raises(InputError, match="1, 8, 32"):
+            parse_ks(bad, max_count=4)
+
+
+@pytest.mark.slow
+def test_python_app_py_serves_the_ui_with_weights_from_the_environment(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1",
+           "TALKING_HEAD_CHECKPOINTS": str(tiny_weights(tmp_path / "weights")), "TALKING_HEAD_MAX_STEPS": "7",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = tmp_path / "app.log"
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
+                    config = response.read().decode()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not start:\n{log.read_text()}")
+                time.sleep(0.5)
+        assert '"gen-btn"' in config and '"maximum":7' in config.replace(" ", "")
+        assert "using the bundled checkpoint" in log.read_text()  # the weights TALKING_HEAD_CHECKPOINTS names
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
