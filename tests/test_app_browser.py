@@ -1,0 +1,94 @@
+"""The app in a real browser (headless Debian Chromium through Playwright): what a visitor clicks.
+
+Skipped when Playwright or /usr/bin/chromium is missing (``apt-get install chromium``; ``pip install
+playwright``; ``playwright install`` is not needed). Uses a tiny random model unless
+``TALKING_HEAD_APP_TEST_WEIGHTS`` names a checkpoint folder; ``TALKING_HEAD_APP_SCREENSHOT=path.png``
+also saves the screenshot there (how docs/app_screenshot.png is made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data
+from test_app import EXAMPLES, free_port, load_app_module, tiny_weights
+
+from talking_head.app_logic import AppSettings, TalkingHeadApp
+from talking_head.pipeline import TalkingHeadPipeline
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    weights = os.environ.get("TALKING_HEAD_APP_TEST_WEIGHTS") or tiny_weights(tmp_path_factory.mktemp("weights"))
+    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
+    app = TalkingHeadApp(pipe, AppSettings(max_steps=int(os.environ.get("TALKING_HEAD_MAX_STEPS", "3")),
+                                           max_video_seconds=5), work_root=tmp_path_factory.mktemp("requests"))
+    demo = load_app_module().build_demo(app)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server: str) -> Iterator[sync_api.Browser]:
+    # The server starts first: Playwright's sync API leaves an asyncio loop on this thread, and a Gradio
+    # app launched after that schedules its queue on that loop, where its jobs never run.
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--mute-audio"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(server: str, browser: sync_api.Browser) -> Iterator[sync_api.Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.goto(server)
+    page.wait_for_selector("#gen-btn")
+    yield page
+    context.close()
+
+
+def test_example_then_generate_plays_the_result_video(page: sync_api.Page, tmp_path: Path) -> None:
+    page.locator('[data-testid="dataset-cell-0-0"]').first.click()
+    # Wait until the example has filled the inputs (it loads its files asynchronously).
+    page.wait_for_function("() => document.querySelector('#photos').innerText.includes('person_3')")
+    page.locator("#driver video").wait_for()
+    page.locator("#gen-btn").click()
+    video = page.locator("#result-video video")
+    video.wait_for(timeout=180_000)
+    assert page.wait_for_function(
+        "() => { const v = document.querySelector('#result-video video'); return v && v.readyState >= 1 "
+        "&& v.duration > 3.5 ? v.duration : null; }", timeout=60_000).json_value() == pytest.approx(4.0, abs=0.2)
+    assert page.locator("#overlays img").count() == 3  # one landmark overlay per example photo
+    assert "rendering 100 frames" in page.locator("#notes").inner_text()
+    assert page.locator('#avatar-file a[href*="avatar.safetensors"]').count() == 1  # a download link
+    page.locator("#result-video").scroll_into_view_if_needed()
+    shot = tmp_path / "app.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert Image.open(shot).size[0] == 1280
+    if target := os.environ.get("TALKING_HEAD_APP_SCREENSHOT"):
+        shutil.copyfile(shot, target)
+
+
+def test_a_photo_without_a_face_shows_a_clear_error_toast(page: sync_api.Page, tmp_path: Path) -> None:
+    coffee = tmp_path / "coffee.jpg"
+    Image.fromarray(data.coffee()).save(coffee)
+    page.locator('#photos input[type="file"]').set_input_files(str(coffee))
+    page.locator('#driver input[type="file"]').set_input_files(str(EXAMPLES / "driver.mp4"))
+    page.locator("#driver video").wait_for(timeout=30_000)  # the upload has landed
+    page.locator("#gen-btn").click()
+    toast = page.locator('[data-testid="toast-text"]')
+    toast.first.wait_for(timeout=60_000)
+    assert "coffee.jpg: no face found" in toast.first.inner_text()
