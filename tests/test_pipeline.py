@@ -58,7 +58,7 @@ def test_side_by_side_and_paste_back_layouts(pipe: TalkingHeadPipeline, avatar: 
     frame = next(iter_video_frames(pasted.path))
     # Outside the face, a pasted frame is the photo itself (resized), not generated pixels.
     photo_small = np.asarray(torch.nn.functional.interpolate(
-        torch.from_numpy(avatar.photo).permute(2, 0, 1)[None].float(), size=(128, pasted.width),
+        torch.from_numpy(np.array(avatar.photo)).permute(2, 0, 1)[None].float(), size=(128, pasted.width),
         mode="area")[0].permute(1, 2, 0))
     corner = (slice(0, 16), slice(0, 16))
     assert np.abs(frame[corner].astype(float) - photo_small[corner]).mean() < 12
@@ -69,7 +69,7 @@ def held_out_error(model: TalkingHeadModel, identity: int, k: int, steps: int) -
     frames, landmarks = render_video(identity, 0, 20, 48)
     x, y = to_network(frames, landmarks, model.config.image_size)
     shots, targets = list(range(0, 8, 8 // k))[:k], slice(14, 20)
-    config = FinetuneConfig(steps=steps, lr_generator=2e-4, device="cpu")
+    config = FinetuneConfig(steps=steps, device="cpu")
     return (personalize(model, x[shots], y[shots], config).generate(y[targets]) - x[targets]).abs().mean().item()
 
 
