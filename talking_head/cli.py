@@ -14,6 +14,9 @@ import sys
 
 #: command -> (module, one-line description). Each module has ``add_arguments(parser)`` and ``main(args)``.
 COMMANDS = {
+    "animate": ("talking_head.commands.animate", "photos (or a saved avatar) + a driving video -> mp4"),
+    "personalize": ("talking_head.commands.personalize", "fine-tune on K photos once and save the avatar"),
+    "compare": ("talking_head.commands.compare", "K = 1/8/32 side by side on one driver, with a metrics table"),
     "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
     "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
     "preprocess": ("talking_head.data.preprocess_cli", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),

@@ -31,7 +31,7 @@ from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import LandmarkDetector, NoFaceError, detect_face, get_detector
 from talking_head.media import load_photo
-from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video
+from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,69 @@ class TalkingHeadPipeline:
         """Render ``avatar`` driven by the video ``driver`` into the mp4 ``out_path`` (driver's audio kept)."""
         avatar.generator.to(self.device)
         return render_driven_video([avatar], driver, out_path, self.detector, config, progress=progress)
+
+    # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
+    def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
+                ks: Sequence[int] = (1, 8, 32), steps: int = 40, config: RenderConfig = RenderConfig(),
+                progress: Progress | None = None) -> Comparison:
+        """Personalise once per K on the first K photos, drive them all with one video (a labelled column
+        each), and measure each K on the photos it did not see (or on its shots when all were used)."""
+        shots = self.prepare_shots(photos)
+        available = len(shots.crops)
+        chosen = sorted({min(k, available) for k in ks if k >= 1})
+        if not chosen:
+            raise InputError("choose at least one K of 1 or more")
+        avatars, rows = [], []
+        for index, k in enumerate(chosen):
+            stage = _subrange(progress, index / (len(chosen) + 1), (index + 1) / (len(chosen) + 1), f"K={k}: ")
+            avatar = self.personalize(_first(shots, k), steps, stage)
+            avatars.append(avatar)
+            rows.append({"K": k, "steps": steps, "seconds": avatar.info["seconds"], **self._score(avatar, shots, k)})
+        render = render_driven_video(avatars, driver, out_path, self.detector, config,
+                                     labels=[f"K={k}" for k in chosen],
+                                     progress=_subrange(progress, len(chosen) / (len(chosen) + 1), 1.0, ""))
+        notes = [f"only {available} photos given: K capped at {available}"] if max(ks) > available else []
+        return Comparison(render.path, comparison_table(rows, notes), rows, render)
+
+    def _score(self, avatar: Avatar, shots: Shots, k: int) -> dict[str, float | str]:
+        """SSIM / PSNR / CSIM of the avatar re-drawing photos it was not given (its shots if none are left)."""
+        from talking_head import metrics  # dlib's face-recognition network loads on first use
+
+        held_out = list(range(k, len(shots.crops))) or list(range(k))
+        drawings = to_network(shots.crops[held_out], shots.landmarks[held_out], self.image_size)[1]
+        generated = to_uint8(avatar.generator.generate(drawings))
+        real, landmarks = shots.crops[held_out], shots.landmarks[held_out]
+        scores = {name: float(np.mean([fn(g, r) for g, r in zip(generated, real)]))
+                  for name, fn in (("SSIM", metrics.ssim), ("PSNR", metrics.psnr))}
+        scores["CSIM"] = float(np.mean([metrics.csim(g, r, lm) for g, r, lm in zip(generated, real, landmarks)]))
+        scores["measured on"] = f"{len(held_out)} unseen photos" if k < len(shots.crops) else "its own shots"
+        return scores
+
+
+@dataclass(frozen=True)
+class Comparison:
+    path: Path  # the side-by-side mp4: driver | K=1 | K=8 | ...
+    table: str  # markdown
+    rows: list[dict[str, float | str]]
+    render: RenderResult
+
+
+def comparison_table(rows: list[dict[str, float | str]], notes: list[str]) -> str:
+    header = "| K | fine-tuning steps | seconds | SSIM ↑ | PSNR ↑ | CSIM ↑ | measured on |\n|---|---|---|---|---|---|---|\n"
+    body = "".join(f"| {r['K']} | {r['steps']} | {r['seconds']:.1f} | {r['SSIM']:.3f} | {r['PSNR']:.2f} | "
+                   f"{r['CSIM']:.3f} | {r['measured on']} |\n" for r in rows)
+    return header + body + "".join(f"\n_{note}_\n" for note in notes)
+
+
+def _first(shots: Shots, k: int) -> Shots:
+    return replace(shots, crops=shots.crops[:k], landmarks=shots.landmarks[:k])
+
+
+def _subrange(progress: Progress | None, start: float, end: float, prefix: str) -> Progress | None:
+    """Map a stage's own 0..1 progress onto [start, end] of the whole job."""
+    if progress is None:
+        return None
+    return lambda fraction, text: progress(start + (end - start) * fraction, prefix + text)
 
 
 def _paste_photo(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, CropBox]:

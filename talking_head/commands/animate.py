@@ -1,0 +1,40 @@
+"""``python -m talking_head animate``: photos (or a saved avatar) + a driving video -> mp4."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from talking_head.commands.common import (add_model_and_render_arguments, build_pipeline, console_progress,
+                                          exit_on_input_error, render_config)
+from talking_head.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--photos", nargs="+", type=Path, help="1 to 32 photos of one person")
+    source.add_argument("--avatar", type=Path, help="an avatar saved by `personalize --save` (no fine-tuning)")
+    parser.add_argument("--driver", type=Path, required=True, help="driving video (its motion and audio are used)")
+    parser.add_argument("--out", type=Path, default=Path("out.mp4"), help="mp4 to write")
+    parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps (0 = feed-forward)")
+    parser.add_argument("--save", type=Path, help="also save the personalised avatar to this .safetensors file")
+    add_model_and_render_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> None:
+    from talking_head.avatar import Avatar
+
+    pipe = build_pipeline(args)
+    try:
+        if args.avatar:
+            avatar = Avatar.load(args.avatar, pipe.device)
+        else:
+            avatar = pipe.personalize(args.photos, args.steps, console_progress)
+            if args.save:
+                avatar.save(args.save)
+        result = pipe.animate(avatar, args.driver, args.out, render_config(args), console_progress)
+    except InputError as error:
+        exit_on_input_error(error)
+    print(f"{result.path}: {result.num_frames} frames at {result.fps:g} fps, {result.width}x{result.height}, "
+          f"audio {'kept' if result.has_audio else 'none'}; personalised in {avatar.info.get('seconds', 0):.1f} s, "
+          f"rendered in {result.seconds:.1f} s")

@@ -1,0 +1,53 @@
+"""Options every pipeline command shares, and the pipeline they build."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+
+from talking_head.errors import InputError
+from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.render import RenderConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelOptions:
+    weights: str | None = option(None, "checkpoint folder or Hub repo id (default: TALKING_HEAD_REPO, then the "
+                                 "bundled checkpoints/)")
+    revision: str | None = option(None, "Hub revision (branch, tag or commit) to pin")
+    device: str = option("auto", "auto, cpu, cuda, ...")
+    landmarks: str = option("auto", "landmark backend", choices=["auto", "face_alignment", "dlib"])
+
+
+def add_model_and_render_arguments(parser: argparse.ArgumentParser, render: bool = True) -> None:
+    add_dataclass_arguments(parser, ModelOptions)
+    if render:
+        add_dataclass_arguments(parser, RenderConfig)
+
+
+def build_pipeline(args: argparse.Namespace):
+    from talking_head.pipeline import TalkingHeadPipeline
+
+    o = dataclass_from_args(ModelOptions, args)
+    pipe = TalkingHeadPipeline.from_pretrained(o.weights, o.revision, o.device, o.landmarks)
+    print(f"weights: {pipe.weights}", file=sys.stderr)
+    return pipe
+
+
+def render_config(args: argparse.Namespace) -> RenderConfig:
+    return dataclass_from_args(RenderConfig, args)
+
+
+def console_progress(fraction: float, text: str) -> None:
+    """A one-line progress display for terminals."""
+    print(f"\r{fraction * 100:5.1f}% {text:<40}", end="" if fraction < 1 else "\n", file=sys.stderr, flush=True)
+
+
+def exit_on_input_error(error: InputError) -> None:
+    """Bad input ends the command with its message and exit status 2, not a traceback."""
+    print(f"error: {error}", file=sys.stderr)
+    raise SystemExit(2)

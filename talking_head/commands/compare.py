@@ -1,0 +1,33 @@
+"""``python -m talking_head compare``: K = 1 / 8 / 32 side by side on one driver, with a metrics table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from talking_head.commands.common import (add_model_and_render_arguments, build_pipeline, console_progress,
+                                          exit_on_input_error, render_config)
+from talking_head.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--photos", nargs="+", type=Path, required=True, help="photos of one person (K <= count)")
+    parser.add_argument("--driver", type=Path, required=True, help="driving video")
+    parser.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32], help="shot counts to compare")
+    parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps for every K (0 = feed-forward)")
+    parser.add_argument("--out", type=Path, default=Path("compare.mp4"), help="side-by-side mp4 to write; the "
+                        "metrics table goes next to it as .md")
+    add_model_and_render_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> None:
+    pipe = build_pipeline(args)
+    try:
+        comparison = pipe.compare(args.photos, args.driver, args.out, tuple(args.ks), args.steps, render_config(args),
+                                  console_progress)
+    except InputError as error:
+        exit_on_input_error(error)
+    table = args.out.with_suffix(".md")
+    table.write_text(comparison.table)
+    print(comparison.table)
+    print(f"{comparison.path} and {table} written")

@@ -1,0 +1,53 @@
+"""``python -m talking_head`` as the README shows it: personalise once, animate many times, compare K."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from talking_head.cli import COMMANDS, build_parser, main
+from talking_head.media import probe_video
+
+
+def test_every_command_has_help_for_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in COMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        undocumented = [line for line in text.splitlines() if line.strip().startswith("--") and line.strip().endswith(
+            ("None)", "default: )")) and len(line.split()) <= 2]
+        assert not undocumented, (command, undocumented)
+    assert build_parser().parse_args(["animate", "--photos", "a.jpg", "--driver", "d.mp4"]).steps == 40
+
+
+@pytest.mark.slow
+def test_personalize_save_then_animate_the_avatar_and_compare(trained_tiny: Path, synthetic_photos: list[Path],
+                                                              driver_video: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    avatar = tmp_path / "person.avatar.safetensors"
+    weights = ["--weights", str(trained_tiny), "--landmarks", "dlib", "--device", "cpu"]
+    main(["personalize", "--photos", *map(str, synthetic_photos), "--steps", "1", "--save", str(avatar), *weights])
+    assert avatar.is_file()
+    main(["animate", "--avatar", str(avatar), "--driver", str(driver_video), "--out", str(tmp_path / "a.mp4"),
+          "--output-size", "64", *weights])
+    assert probe_video(tmp_path / "a.mp4").num_frames == 30
+    main(["compare", "--photos", *map(str, synthetic_photos), "--driver", str(driver_video), "--ks", "1", "2", "8",
+          "--steps", "0", "--out", str(tmp_path / "c.mp4"), "--output-size", "64", *weights])
+    info = probe_video(tmp_path / "c.mp4")
+    assert (info.width, info.height) == (64 * 4, 64)  # driver | K=1 | K=2 | K=3 (8 capped at the 3 photos)
+    table = (tmp_path / "c.md").read_text()
+    ks = [line.split("|")[1].strip() for line in table.splitlines() if line[:3].strip("| ").isdigit()]
+    assert ks == ["1", "2", "3"] and "K capped at 3" in table
+
+
+def test_bad_input_exits_2_with_the_message(trained_tiny: Path, driver_video: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["animate", "--photos", str(empty), "--driver", str(driver_video), "--weights", str(trained_tiny),
+              "--device", "cpu"])
+    assert exit_info.value.code == 2
+    assert "empty.jpg' is empty (0 bytes)" in capsys.readouterr().err
