@@ -2,7 +2,7 @@
 
 Every run lives in one folder, reproducible from it alone::
 
-    out/training_options.json      the TrainOptions the run was started with
+    out/training_options.json      the TrainOptions in force (options.jsonl: every (re)start and its step)
     out/log.jsonl                  one line per logged step: every loss, held-out L1, seconds
     out/samples/step_000200.png    shot | target landmarks | generated | real, for held-out frames
     out/checkpoint/                the model (safetensors, loadable with from_pretrained) +
@@ -106,7 +106,11 @@ def save_checkpoint(out: Path, model: TalkingHeadModel, optimizers: dict[str, to
 
 
 def load_checkpoint(out: Path, optimizers: dict[str, torch.optim.Optimizer], model: TalkingHeadModel) -> int:
-    """Restore model and optimisers from ``out/checkpoint``; returns the step to continue from."""
+    """Restore model and optimisers from ``out/checkpoint``; returns the step to continue from.
+
+    Learning rates are those of the options the run is resumed with, not the saved ones, so a run can
+    be continued with a new schedule (each restart is recorded in ``options.jsonl``).
+    """
     folder = out / "checkpoint"
     saved = TalkingHeadModel.from_pretrained(folder)
     model.load_state_dict(saved.state_dict())
@@ -116,7 +120,10 @@ def load_checkpoint(out: Path, optimizers: dict[str, torch.optim.Optimizer], mod
     with safe_open(str(folder / STATE_FILE), framework="pt") as f:
         metadata = f.metadata()
     for name, optimizer in optimizers.items():
+        wanted = [group["lr"] for group in optimizer.param_groups]
         load_optimizer(optimizer, name, tensors, metadata[f"{name}.param_groups"])
+        for group, lr in zip(optimizer.param_groups, wanted):
+            group["lr"] = lr
     return int(metadata["step"])
 
 
@@ -252,6 +259,8 @@ def train(options: TrainOptions) -> Path:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "training_options.json").write_text(json.dumps(asdict(options), indent=2))
+        with (out / "options.jsonl").open("a") as f:
+            f.write(json.dumps({"from_step": start, **asdict(options)}) + "\n")
         _truncate_log(out / "log.jsonl", start)
         logger.info("training %s (%d train videos) on %s, content loss: %s, world size %d",
                     options.size, sampler.num_videos, device, content.kind, world)

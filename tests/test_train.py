@@ -42,6 +42,8 @@ def test_resume_continues_the_same_run(tiny_dataset: Path, tmp_path: Path) -> No
     train(options(tiny_dataset, tmp_path / "straight", steps=8, save_every=4, log_every=1, eval_every=100))
     train(options(tiny_dataset, tmp_path / "resumed", steps=4, save_every=4, log_every=1, eval_every=100))
     train(options(tiny_dataset, tmp_path / "resumed", steps=8, save_every=4, log_every=1, eval_every=100))
+    starts = (tmp_path / "resumed" / "options.jsonl").read_text().splitlines()
+    assert [json.loads(line)["from_step"] for line in starts] == [0, 4]
     straight, resumed = read_log(tmp_path / "straight"), read_log(tmp_path / "resumed")
     assert [r["step"] for r in resumed] == [r["step"] for r in straight] == list(range(1, 9))
     for a, b in zip(straight, resumed):
