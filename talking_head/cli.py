@@ -18,6 +18,7 @@ COMMANDS = {
     "personalize": ("talking_head.commands.personalize", "fine-tune on K photos once and save the avatar"),
     "compare": ("talking_head.commands.compare", "K = 1/8/32 side by side on one driver, with a metrics table"),
     "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
+    "export": ("talking_head.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
     "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
     "preprocess": ("talking_head.data.preprocess_cli", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
     "evaluate": ("talking_head.evaluate", "K = 1/8/32 self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline"),

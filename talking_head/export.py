@@ -1,0 +1,67 @@
+"""``python -m talking_head export``: a training checkpoint -> a shippable weights folder (or Hub repo).
+
+Drops the optimiser state, optionally stores the weights in half precision (loading casts back to
+float32) and reports what that costs: the largest difference of G's output between the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from talking_head.hub import NETWORK_FILES, TalkingHeadModel, save_model
+from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+
+
+@dataclass
+class ExportOptions:
+    checkpoint: str = option("runs/small/checkpoint", "training checkpoint folder (train.py's out/checkpoint)")
+    out: str = option("checkpoints", "folder to write (its README.md model card is kept if present)")
+    dtype: str = option("float16", "storage precision", choices=["float16", "float32"])
+    push_to_hub: str | None = option(None, "also upload to this Hub repo id (needs a token)")
+
+
+@torch.no_grad()
+def half_precision_error(model: TalkingHeadModel, exported: TalkingHeadModel, samples: int = 4) -> float:
+    """Largest |G_fp32 - G_exported| over random landmark-like inputs, in [-1, 1] image units."""
+    generator = torch.Generator().manual_seed(0)
+    size = model.config.image_size
+    frames = torch.rand(samples, 3, size, size, generator=generator) * 2 - 1
+    drawings = (torch.rand(samples, 3, size, size, generator=generator) > 0.97).float() * 2 - 1
+    outputs = []
+    for m in (model.eval(), exported.eval()):
+        embedding = m.embedder.embed_person(frames, drawings)
+        outputs.append(m.generator(drawings, embedding))
+    return (outputs[0] - outputs[1]).abs().max().item()
+
+
+def export(options: ExportOptions) -> tuple[Path, float]:
+    model = TalkingHeadModel.from_pretrained(options.checkpoint)
+    out = Path(options.out)
+    card = out / "README.md"
+    kept_card = card.read_text() if card.is_file() else None
+    for name in [*NETWORK_FILES.values(), "config.json"]:
+        (out / name).unlink(missing_ok=True)
+    save_model(model, out, getattr(torch, options.dtype))
+    if kept_card is not None:
+        card.write_text(kept_card)
+    error = half_precision_error(model, TalkingHeadModel.from_pretrained(out))
+    if options.push_to_hub:  # the folder exactly as exported: half-precision files and the model card
+        from huggingface_hub import create_repo, upload_folder
+
+        create_repo(options.push_to_hub, exist_ok=True)
+        upload_folder(repo_id=options.push_to_hub, folder_path=out, commit_message="talking-head export")
+    return out, error
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_arguments(parser, ExportOptions)
+
+
+def main(args: argparse.Namespace) -> None:
+    out, error = export(dataclass_from_args(ExportOptions, args))
+    size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".safetensors") / 2**20
+    print(f"{out}: {size:.1f} MiB of weights; largest output difference from the float32 model: {error:.2e}")
