@@ -1,6 +1,6 @@
 """Reading photos and videos, writing mp4s: every file a user hands us passes through here.
 
-Videos are decoded and encoded as streams with moviepy's ffmpeg reader and writer, one frame at a
+Videos are decoded (an ffmpeg pipe) and encoded (moviepy's ffmpeg writer) as streams, one frame at a
 time, so memory does not grow with a video's length. Every failure to read is an
 :class:`~talking_head.errors.InputError` that names the file and says what is wrong with it.
 """
@@ -8,13 +8,15 @@ time, so memory does not grow with a video's length. Every failure to read is an
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
-from moviepy.video.io.ffmpeg_reader import FFMPEG_VideoReader, ffmpeg_parse_infos
+from moviepy.config import FFMPEG_BINARY
+from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -93,20 +95,31 @@ def probe_video(path: str | Path) -> VideoInfo:
 
 
 def iter_video_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decode RGB uint8 frames one at a time (constant memory), resampled to the container's frame
-    rate by ffmpeg (so variable-frame-rate phone videos come out evenly spaced)."""
-    probe_video(path)  # a clear error for a missing, empty or damaged file before ffmpeg starts
+    """Decode RGB uint8 frames one at a time (constant memory), resampled by ffmpeg's ``fps`` filter to
+    the container's average frame rate: a variable-frame-rate phone video comes out evenly spaced and
+    as long as its sound track (ffmpeg's own default repeats frames at the stream's nominal rate, so the
+    motion drifted away from the sound by the gaps' total)."""
+    info = probe_video(path)  # a clear error for a missing, empty or damaged file before ffmpeg starts
+    # One decode pass (moviepy's reader decodes the whole file once more just to count frames), frames
+    # forced to the probed size so they always match it.
+    command = [FFMPEG_BINARY, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+               "-vf", f"fps={info.fps},scale={info.width}:{info.height}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    # stderr is not read: a damaged file's error per frame would fill a pipe and stall ffmpeg.
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    frame_bytes, count = info.width * info.height * 3, 0
     try:
-        reader = FFMPEG_VideoReader(str(path))
-    except (OSError, IOError) as error:
-        raise InputError(f"video {Path(path).name!r} could not be decoded ({error})") from error
-    try:
-        for index in range(min(reader.n_frames, max_frames or reader.n_frames)):
-            # The reader decodes frame 0 when it opens (``last_read``); each read_frame() is the next one.
-            frame = reader.last_read if index == 0 else reader.read_frame()
-            yield np.ascontiguousarray(frame[..., :3])
+        while max_frames is None or count < max_frames:
+            data = process.stdout.read(frame_bytes)
+            if len(data) < frame_bytes:  # the end, or where a cut-short file stops decoding
+                break
+            count += 1
+            yield np.frombuffer(data, dtype=np.uint8).reshape(info.height, info.width, 3)
     finally:
-        reader.close()
+        process.kill()
+        process.stdout.close()
+        process.wait()
+    if count == 0:
+        raise InputError(f"video {Path(path).name!r} could not be decoded: it is damaged or cut short")
 
 
 class VideoSink:
