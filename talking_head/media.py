@@ -8,6 +8,7 @@ time, so memory does not grow with a video's length. Every failure to read is an
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,8 +91,23 @@ def probe_video(path: str | Path) -> VideoInfo:
     if fps <= 0 or duration <= 0:
         raise InputError(f"video {path.name!r} reports no frame rate or duration: it is damaged or empty")
     width, height = infos["video_size"]
+    if round(_rotation(infos)) % 180 == 90:  # a phone video filmed upright: ffmpeg turns its frames on decoding
+        width, height = height, width
     return VideoInfo(fps, int(width), int(height), duration, int(infos.get("video_n_frames") or round(fps * duration)),
                      bool(infos.get("audio_found")))
+
+
+def _rotation(infos: dict) -> float:
+    """Degrees a player turns the stored picture. moviepy finds only the old ``rotate`` tag; ffmpeg 7 and
+    later print a "Display Matrix: rotation of -90.00 degrees" side-data line, which it keeps as metadata."""
+    if infos.get("video_rotation"):
+        return float(infos["video_rotation"])
+    videos = [s for source in infos.get("inputs", []) for s in source.get("streams", []) if s["stream_type"] == "video"]
+    for key, value in (videos[0].get("metadata") or {}).items() if videos else ():
+        found = re.search(r"rotation of (-?[\d.]+)", str(value))
+        if "matrix" in key.lower() and found:
+            return float(found.group(1))
+    return 0.0
 
 
 def iter_video_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
