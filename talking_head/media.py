@@ -62,7 +62,7 @@ def load_photo(source: str | Path | np.ndarray | Image.Image, max_side: int = MA
         array = np.asarray(image, dtype=np.float64)
         array = (array / max(array.max(), 1.0) * 255.0) if array.max() > 255 else array
         return to_rgb_uint8(array.astype(np.uint8))
-    if image.mode not in ("RGB", "RGBA", "L", "LA"):
+    if image.mode not in ("RGB", "RGBA", "L"):  # LA too: its (H, W, 2) array is no image to_rgb_uint8 knows
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     return to_rgb_uint8(np.asarray(image))
 
