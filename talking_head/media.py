@@ -53,7 +53,10 @@ def load_photo(source: str | Path | np.ndarray | Image.Image, max_side: int = MA
             image = Image.open(path)
             image.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced size, cheap for 50 MP
             image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        except UnidentifiedImageError as error:  # its message holds the server's path of the upload
+            raise InputError(f"photo {path.name!r} could not be read as an image: it is not an image file, or its "
+                             f"format is not supported (use JPEG or PNG)") from error
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             raise InputError(f"photo {path.name!r} could not be read as an image ({error})") from error
     image = ImageOps.exif_transpose(image)
     if max(image.size) > max_side:
