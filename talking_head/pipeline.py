@@ -13,6 +13,7 @@ No UI code here: the Gradio app and the CLI call these methods.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -36,8 +37,8 @@ from talking_head.render import Progress, RenderConfig, RenderResult, render_dri
 logger = logging.getLogger(__name__)
 
 PhotoInput = str | Path | np.ndarray | Image.Image
-#: The most photos one person may bring (the paper's largest K).
-MAX_SHOTS = 32
+#: The most photos one person may bring (default: the paper's largest K); env TALKING_HEAD_MAX_SHOTS.
+MAX_SHOTS = int(os.environ.get("TALKING_HEAD_MAX_SHOTS", 32))
 #: The paste-back photo is kept at most this large inside an avatar file.
 MAX_PASTE_PHOTO_SIDE = 1024
 
@@ -82,7 +83,7 @@ class TalkingHeadPipeline:
         if not photos:
             raise InputError("upload at least one photo of a face")
         if len(photos) > MAX_SHOTS:
-            raise InputError(f"{len(photos)} photos given; at most {MAX_SHOTS} are used (the paper's largest K)")
+            raise InputError(f"{len(photos)} photos given; at most {MAX_SHOTS} can be used")
         crops, landmarks, notes = [], [], []
         first: tuple[np.ndarray, CropBox] | None = None
         for index, source in enumerate(photos):
