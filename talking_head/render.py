@@ -36,13 +36,19 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+#: The largest output height accepted (env TALKING_HEAD_MAX_OUTPUT_SIZE): memory per frame and
+#: encoding time grow with its square.
+MAX_OUTPUT_SIZE = int(_env_float("TALKING_HEAD_MAX_OUTPUT_SIZE", 1024))
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     retarget: str = option("relative", "relative: the driver's motion on the photo's face shape; absolute: the "
                            "driver's landmarks as they are (the paper)", choices=["relative", "absolute"])
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
-    output_size: int = option(256, "height of each generated panel in pixels")
+    output_size: int = option(256, f"height of each generated panel in pixels (at most {MAX_OUTPUT_SIZE}; env "
+                              "TALKING_HEAD_MAX_OUTPUT_SIZE)")
     batch_size: int = option(8, "frames generated at once (halved automatically on GPU out-of-memory)")
     max_seconds: float = option(_env_float("TALKING_HEAD_MAX_VIDEO_SECONDS", 60.0),
                                 "longest driving video accepted, in seconds (env TALKING_HEAD_MAX_VIDEO_SECONDS)")
@@ -55,9 +61,9 @@ class RenderConfig:
             raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
             raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
-        if not 32 <= self.output_size <= 1024 or self.batch_size < 1:
-            raise ValueError(f"output_size must be in [32, 1024] and batch_size >= 1, got {self.output_size}, "
-                             f"{self.batch_size}")
+        if not 32 <= self.output_size <= MAX_OUTPUT_SIZE or self.batch_size < 1:
+            raise ValueError(f"output_size must be in [32, {MAX_OUTPUT_SIZE}] and batch_size >= 1, got "
+                             f"{self.output_size}, {self.batch_size}")
 
 
 @dataclass(frozen=True)
