@@ -47,7 +47,7 @@ class RenderConfig:
                            "driver's landmarks as they are (the paper)", choices=["relative", "absolute"])
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
-    output_size: int = option(256, f"height of each generated panel in pixels (at most {MAX_OUTPUT_SIZE}; env "
+    output_size: int = option(min(256, MAX_OUTPUT_SIZE), f"height of each generated panel in pixels (at most {MAX_OUTPUT_SIZE}; env "
                               "TALKING_HEAD_MAX_OUTPUT_SIZE)")
     batch_size: int = option(8, "frames generated at once (halved automatically on GPU out-of-memory)")
     max_seconds: float = option(_env_float("TALKING_HEAD_MAX_VIDEO_SECONDS", 60.0),
