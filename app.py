@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import gradio as gr
@@ -21,6 +22,10 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
 ASTRONAUT, DRIVER = str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "driver.mp4")
 VIDEO_HEIGHT = 360
+#: Gradio converts uploads to this format with the system's ffmpeg (webcam webm has no duration, so
+#: converting helps); without a system ffmpeg that conversion fails for every non-mp4 upload, so then
+#: videos are passed through as they are and read by the bundled ffmpeg (imageio-ffmpeg).
+VIDEO_FORMAT = "mp4" if shutil.which("ffmpeg") else None
 
 INTRO = """# talking-head
 Few-shot talking heads ([Zakharov et al., 2019](https://arxiv.org/abs/1905.08233)): a few photos of a
@@ -44,7 +49,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
                 with gr.Column():
                     photos = gr.File(label=f"Photos of one person (1 to {MAX_SHOTS})", file_count="multiple",
                                      file_types=["image"], elem_id="photos")
-                    driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format="mp4",
+                    driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                       elem_id="driver")
                     steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
                                       label="Fine-tuning steps", info="0 = feed-forward (fastest); more steps keep "
@@ -81,7 +86,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
             with gr.Row():
                 cmp_photos = gr.File(label=f"Photos of one person (up to {MAX_SHOTS})", file_count="multiple",
                                      file_types=["image"], elem_id="cmp-photos")
-                cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format="mp4",
+                cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                       elem_id="cmp-driver")
             with gr.Row(equal_height=True):
                 ks = gr.Textbox("1, 8, 32", label="K values", info="comma-separated; capped at the number of "

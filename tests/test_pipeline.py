@@ -90,7 +90,9 @@ def test_avatar_round_trip_in_a_fresh_process_gives_identical_frames(avatar: Ava
     path = avatar.save(tmp_path / "person.avatar.safetensors")
     drawings = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
     here = avatar.generator.generate(drawings).numpy()
-    code = ("import sys, torch; from talking_head.avatar import Avatar; a = Avatar.load(sys.argv[1]); "
+    # Same thread count as this process: float sums may be split differently across threads.
+    code = (f"import sys, torch; torch.set_num_threads({torch.get_num_threads()}); "
+            "from talking_head.avatar import Avatar; a = Avatar.load(sys.argv[1]); "
             "d = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32); "
             "sys.stdout.buffer.write(a.generator.generate(d).numpy().tobytes())")
     child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
