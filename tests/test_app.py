@@ -71,12 +71,17 @@ def tiny_weights(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def tiny_app(tmp_path_factory: pytest.TempPathFactory) -> TalkingHeadApp:
+def build_tiny_app(tmp_path_factory: pytest.TempPathFactory, concurrency: int) -> TalkingHeadApp:
+    """The app around an untrained tiny model, serving ``concurrency`` requests at once."""
     weights = tiny_weights(tmp_path_factory.mktemp("weights"))
     pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
-    settings = AppSettings(max_steps=5, max_video_seconds=MAX_VIDEO_SECONDS, concurrency=2)
+    settings = AppSettings(max_steps=5, max_video_seconds=MAX_VIDEO_SECONDS, concurrency=concurrency)
     return TalkingHeadApp(pipe, settings, work_root=tmp_path_factory.mktemp("requests"))
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory: pytest.TempPathFactory) -> TalkingHeadApp:
+    return build_tiny_app(tmp_path_factory, concurrency=2)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from skimage import data
-from test_app import MAX_VIDEO_SECONDS, PERSON, RecordingProgress, server, tiny_weights, visitor  # noqa: F401
+from test_app import MAX_VIDEO_SECONDS, PERSON, RecordingProgress, build_tiny_app, server, visitor  # noqa: F401
 
 from talking_head.app_logic import AppSettings, TalkingHeadApp
 from talking_head.avatar import Avatar
@@ -72,10 +72,7 @@ def sources(driver_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Sou
 @pytest.fixture(scope="module")
 def tiny_app(tmp_path_factory: pytest.TempPathFactory) -> TalkingHeadApp:
     """Like test_app's, serving four requests at once (test_app's ``server`` fixture serves this one)."""
-    weights = tiny_weights(tmp_path_factory.mktemp("weights"))
-    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
-    settings = AppSettings(max_steps=5, max_video_seconds=MAX_VIDEO_SECONDS, concurrency=4)
-    return TalkingHeadApp(pipe, settings, work_root=tmp_path_factory.mktemp("requests"))
+    return build_tiny_app(tmp_path_factory, concurrency=4)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from talking_head.avatar import Avatar
-from talking_head.config import ModelConfig
 from talking_head.data.episodes import to_network
 from talking_head.data.synthetic import render_video
 from talking_head.errors import InputError
