@@ -93,3 +93,17 @@ def test_config_round_trips_through_dict() -> None:
     assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="unknown ModelConfig fields"):
         ModelConfig.from_dict({"image_size": 64, "width": 3})
+
+
+def test_no_arguments_and_no_network_loads_the_bundled_small_checkpoint(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    from talking_head.hub import BUNDLED_CHECKPOINT
+
+    monkeypatch.delenv("TALKING_HEAD_CHECKPOINTS", raising=False)
+    monkeypatch.delenv("TALKING_HEAD_REPO", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    loaded = load_model()
+    assert (loaded.origin, Path(loaded.location)) == ("bundled", BUNDLED_CHECKPOINT)
+    assert loaded.model.config == ModelConfig.named("small", num_videos=loaded.model.config.num_videos)
+    assert next(loaded.model.parameters()).dtype == torch.float32  # stored in fp16, used in fp32
