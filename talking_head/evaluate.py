@@ -19,6 +19,7 @@ provenance) and ``metrics_vs_k.png`` / ``metrics_vs_steps.png``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -300,7 +301,7 @@ def plot_results(rows: list[dict], out: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------ run
-def _dataset(options: EvaluateOptions, image_size: int, scratch: str) -> tuple[Path, list[VideoRecord], str]:
+def _dataset(options: EvaluateOptions, image_size: int, scratch: str | None) -> tuple[Path, list[VideoRecord], str]:
     """(dataset root, the videos to evaluate, a description of the data) for ``options``."""
     needed = min_frames(options.ks, options.targets)
     if options.data:
@@ -339,7 +340,9 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
     finetune = FinetuneConfig(seed=options.seed, device=options.device)
     scores: dict[tuple[Method, int], list[dict[str, float]]] = defaultdict(list)
     real_distances: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="talking-head-eval-") as scratch:
+    rendered_for_the_run = not options.data and not options.keep_rendered
+    with (tempfile.TemporaryDirectory(prefix="talking-head-eval-") if rendered_for_the_run
+          else contextlib.nullcontext()) as scratch:
         root, videos, source = _dataset(options, size, scratch)
         with tqdm(total=len(videos) * len(options.ks) * (1 + len(options.steps)), desc="evaluating",
                   unit="run") as bar:
