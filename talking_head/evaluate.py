@@ -253,18 +253,21 @@ def _series(rows: list[dict], method: str, steps: int | None, name: str) -> tupl
     return [r["k"] for r in chosen], [r[name] for r in chosen]
 
 
-def _panels(figure, title_suffix: str = ""):
+def _panels(figure, floor: dict[str, float | None] | None):
     """One panel per metric, titled with its direction; the share of found faces on a 0-1 axis."""
     for axes, (name, (title, higher)) in zip(figure.subplots(1, len(METRICS)), METRICS.items()):
-        axes.set_title(f"{title} ({'higher' if higher else 'lower'} is better){title_suffix}", fontsize="medium")
+        axes.set_title(f"{title} ({'higher' if higher else 'lower'} is better)", fontsize="medium")
         if name == "detected":
             axes.set_ylim(-0.05, 1.05)
+        if floor and floor.get(name) is not None:
+            axes.axhline(floor[name], color="grey", linestyle=":", linewidth=1.5, label="real frames")
         yield axes, name
 
 
-def plot_results(rows: list[dict], out: Path) -> list[Path]:
+def plot_results(rows: list[dict], out: Path, floor: dict[str, float | None] | None = None) -> list[Path]:
     """``metrics_vs_k.png`` (baseline, feed-forward, most fine-tuned), and ``metrics_vs_steps.png`` when
-    several step counts were evaluated (a line per K, the baseline dashed in the same colour)."""
+    several step counts were evaluated (a line per K, the baseline dashed in the same colour). ``floor``
+    (``real_frame_floor``) is drawn as a dotted grey line in the panels it applies to."""
     from matplotlib.figure import Figure  # only the evaluation needs matplotlib: imported here
 
     steps = sorted({r["steps"] for r in rows if r["steps"] is not None})
@@ -274,18 +277,19 @@ def plot_results(rows: list[dict], out: Path) -> list[Path]:
     lines += [(FINE_TUNED, steps[-1], f"fine-tuned ({steps[-1]} steps)")] if steps[-1] > 0 else []
     size = (3.6 * len(METRICS), 3.2)
     figure = Figure(figsize=size, layout="constrained")
-    for axes, name in _panels(figure):
+    for axes, name in _panels(figure, floor):
         for method, n, label in lines:
             axes.plot(*_series(rows, method, n, name), marker="o", label=label)
         axes.set(xlabel="K (shots)", xscale="log")
         axes.set_xticks(ks, [str(k) for k in ks])
         axes.minorticks_off()
-    figure.axes[0].legend(fontsize="small")
+    for axes in figure.axes[0], figure.axes[-1]:
+        axes.legend(fontsize="small")
     paths = [out / "metrics_vs_k.png"]
     figure.savefig(paths[0], dpi=100)
     if len(steps) > 1:
         figure = Figure(figsize=size, layout="constrained")
-        for axes, name in _panels(figure):
+        for axes, name in _panels(figure, floor):
             for k in ks:
                 chosen = [r for r in rows if r["k"] == k and r["steps"] is not None and r[name] is not None]
                 line, = axes.plot([r["steps"] for r in chosen], [r[name] for r in chosen], marker="o", label=f"K={k}")
@@ -369,7 +373,7 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
         {"rows": rows, "real_frames": floor, "options": asdict(options), "data": source, "seconds": round(seconds, 1),
          "model": {"origin": loaded.origin, "location": loaded.location, "config": model.config.to_dict(),
                    "provenance": model.provenance}}, indent=1))
-    plot_results(rows, out)
+    plot_results(rows, out, floor)
     return rows
 
 
