@@ -38,7 +38,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
     for f in dataclasses.fields(cls):
         kind, is_list = _base_type(hints[f.name])
         flag = "--" + (prefix + f.name).replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        factory = f.default_factory  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            factory() if factory is not dataclasses.MISSING else None)
         if dataclasses.is_dataclass(kind):
             add_dataclass_arguments(parser, kind, prefix=f"{prefix}{f.name}_")
             continue
