@@ -22,6 +22,11 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirro
     return dataclasses.field(default=default, metadata={"help": help, **kwargs})
 
 
+def required(help: str) -> Any:  # noqa: A002
+    """A dataclass field with no default: its flag is required, and argparse says so."""
+    return dataclasses.field(metadata={"help": help})
+
+
 def _base_type(annotation: Any) -> tuple[type, bool]:
     """(scalar type, is_list) of an annotation like ``int``, ``str | None``, ``tuple[int, ...]``."""
     origin = typing.get_origin(annotation)

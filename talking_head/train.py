@@ -34,7 +34,7 @@ from talking_head.device import autocast, pick_device
 from talking_head.hub import TalkingHeadModel
 from talking_head.losses import (ContentLoss, LossWeights, discriminator_objective, embedding_match,
                                  generator_objective)
-from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "training_state.safetensors"
@@ -42,7 +42,7 @@ STATE_FILE = "training_state.safetensors"
 
 @dataclass
 class TrainOptions:
-    data: str = option("", "dataset folder (made by `synthesize` or `preprocess`)")
+    data: str = required("dataset folder (made by `synthesize` or `preprocess`)")
     out: str = option("runs/small", "run folder: options, logs, samples, checkpoint")
     size: str = option("small", "model size", choices=["tiny", "small", "paper"])
     init: str | None = option(None, "start from this checkpoint folder instead of random weights")
@@ -325,7 +325,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    options = dataclass_from_args(TrainOptions, args)
-    if not options.data:
-        raise SystemExit("--data is required: a dataset folder (see `python -m talking_head synthesize --help`)")
-    print(train(options))
+    print(train(dataclass_from_args(TrainOptions, args)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Example:
 
 @dataclass
 class Required:
-    source: str
+    source: str = required("where from")
     level: int = option(3, "a number")
 
 

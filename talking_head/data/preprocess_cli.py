@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from talking_head.data.video import preprocess_videos
 from talking_head.landmarks.detect import get_detector
-from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
 
 
 @dataclass
 class PreprocessOptions:
-    src: str = option("", "folder of videos laid out as <person>/<video>/<clip>.mp4 (VoxCeleb1/2); required")
+    src: str = required("folder of videos laid out as <person>/<video>/<clip>.mp4 (VoxCeleb1/2)")
     dst: str = option("data/voxceleb", "dataset folder to write (clips already there are kept: resumable)")
     image_size: int = option(128, "crop size in pixels")
     every: int = option(1, "keep every n-th frame")
@@ -36,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> None:
     o = dataclass_from_args(PreprocessOptions, args)
-    if not o.src:
-        raise SystemExit("--src is required: a folder of videos laid out as <person>/<video>/<clip>.mp4")
     if not 0.0 <= o.heldout_fraction <= 1.0:
         raise SystemExit(f"--heldout-fraction must be in [0, 1], got {o.heldout_fraction}")
     records = preprocess_videos(o.src, o.dst, image_size=o.image_size, every=o.every, max_frames=o.max_frames,
