@@ -6,7 +6,11 @@ Each measurement runs in a fresh child process so its peak resident memory (VmHW
 - personalise on K photos (default 1 and 32) for --steps steps: time and peak RSS;
 - end to end: one photo + a 10 s driver -> mp4, fine-tuned for --steps steps.
 
+"peak RSS" is the process's high-water mark, "end RSS" its resident memory when the job is done: a
+stream that kept frames would show both growing with N.
+
     python benchmarks/bench_pipeline.py [--weights checkpoints] [--frames 300 3000] [--shots 1 32] [--steps 40]
+                                        [--jobs animate personalize end-to-end]
 """
 
 from __future__ import annotations
@@ -35,10 +39,13 @@ personalized = time.perf_counter() - began
 frames = 0
 if job != "personalize":
     frames = pipe.animate(avatar, driver, out, RenderConfig(max_seconds=3600)).num_frames
-peak_kib = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+status = {l.split(":")[0]: int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("Vm")}
 print(json.dumps({"personalize_s": personalized, "total_s": time.perf_counter() - began, "frames": frames,
-                  "peak_rss_mib": peak_kib / 1024}))
+                  "peak_rss_mib": status["VmHWM"], "end_rss_mib": status["VmRSS"]}))
 """
+
+
+JOBS = ("animate", "personalize", "end-to-end")
 
 
 def run_child(job: str, weights: str, photos: list[str], driver: str, threads: int, steps: int, out: str) -> dict:
@@ -68,6 +75,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS), help="which measurements to run")
     args = parser.parse_args()
 
     from PIL import Image
@@ -85,10 +93,11 @@ def main() -> None:
         base = write_driver_video(folder / "base.mp4", identity_id=3, num_frames=100, image_size=256)
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads "
               f"available, {args.threads} used; torch {torch.__version__}; weights {args.weights}\n")
-        print("| job | frames | K | steps | personalise s | total s | frames/s | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|")
-        rows = [("animate", n, 1, 0) for n in args.frames] + [("personalize", 0, k, args.steps) for k in args.shots]
-        rows.append(("end to end (10 s driver)", 250, 1, args.steps))
+        print("| job | frames | K | steps | personalise s | total s | frames/s | peak RSS MiB | end RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        rows = [("animate", n, 1, 0) for n in args.frames if "animate" in args.jobs]
+        rows += [("personalize", 0, k, args.steps) for k in args.shots if "personalize" in args.jobs]
+        rows += [("end to end (10 s driver)", 250, 1, args.steps)] if "end-to-end" in args.jobs else []
         for job, n, k, steps in rows:
             driver = str(looped_driver(folder, n, base)) if n else str(base)
             r = run_child("personalize" if job == "personalize" else "animate", args.weights, photos[:k], driver,
@@ -96,7 +105,7 @@ def main() -> None:
             render_s = r["total_s"] - r["personalize_s"]
             fps = f"{r['frames'] / render_s:.1f}" if r["frames"] else "-"
             print(f"| {job} | {r['frames']} | {k} | {steps} | {r['personalize_s']:.1f} | {r['total_s']:.1f} | {fps} "
-                  f"| {r['peak_rss_mib']:.0f} |", flush=True)
+                  f"| {r['peak_rss_mib']:.0f} | {r['end_rss_mib']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,9 @@ class EvaluateOptions:
                                           "was made with, so these identities were never trained on)")
     keep_rendered: str | None = option(None, "keep the rendered synthetic clips in this folder; none: a "
                                              "temporary one")
+    lr_generator: float = option(FinetuneConfig.lr_generator, "fine-tuning learning rate of G' and psi' (the app's "
+                                 "default suits its few dozen steps; a few hundred steps can afford more)")
+    batch_size: int = option(FinetuneConfig.batch_size, "fine-tuning shots per step (at most K)")
     seed: int = option(0, "fine-tuning seed")
     device: str = option("auto", "auto, cpu, cuda, ...")
     threads: int = option(0, "torch CPU threads (0 = torch's default)")
@@ -341,7 +344,8 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
     started = time.time()
     loaded = load_model(options.weights, device="cpu")
     model, size = loaded.model, loaded.model.config.image_size
-    finetune = FinetuneConfig(seed=options.seed, device=options.device)
+    finetune = FinetuneConfig(lr_generator=options.lr_generator, batch_size=options.batch_size, seed=options.seed,
+                              device=options.device)
     scores: dict[tuple[Method, int], list[dict[str, float]]] = defaultdict(list)
     real_distances: list[float] = []
     rendered_for_the_run = not options.data and not options.keep_rendered

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from talking_head import render
 from talking_head.avatar import Avatar
 from talking_head.data.episodes import to_network
 from talking_head.data.synthetic import render_video
@@ -18,7 +19,7 @@ from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import TalkingHeadModel
 from talking_head.landmarks.detect import NoFaceError
-from talking_head.media import iter_video_frames, probe_video
+from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig
 
@@ -61,6 +62,31 @@ def test_side_by_side_and_paste_back_layouts(pipe: TalkingHeadPipeline, avatar: 
         mode="area")[0].permute(1, 2, 0))
     corner = (slice(0, 16), slice(0, 16))
     assert np.abs(frame[corner].astype(float) - photo_small[corner]).mean() < 12
+
+
+def test_rendering_streams_frames_instead_of_holding_the_video(pipe: TalkingHeadPipeline, avatar: Avatar,
+                                                               driver_video: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory must not grow with the driver's length: the decoder may run at most one batch ahead of the
+    encoder (a render that decoded the whole driver first would be 30 frames ahead here)."""
+    decoded, written, ahead = [0], [0], []
+    real_frames, real_write = render.iter_video_frames, VideoSink.write
+
+    def counted_frames(*args, **kwargs):
+        for frame in real_frames(*args, **kwargs):
+            decoded[0] += 1
+            ahead.append(decoded[0] - written[0])
+            yield frame
+
+    def counted_write(self, frame):
+        written[0] += 1
+        real_write(self, frame)
+
+    monkeypatch.setattr(render, "iter_video_frames", counted_frames)
+    monkeypatch.setattr(VideoSink, "write", counted_write)
+    result = pipe.animate(avatar, driver_video, tmp_path / "out.mp4", RenderConfig(output_size=64, batch_size=4))
+    assert decoded[0] == written[0] == result.num_frames == 30
+    assert max(ahead) <= 4
 
 
 def held_out_error(model: TalkingHeadModel, identity: int, k: int, steps: int) -> float:
