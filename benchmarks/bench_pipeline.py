@@ -57,6 +57,7 @@ def run_child(job: str, weights: str, photos: list[str], driver: str, threads: i
 def looped_driver(folder: Path, frames: int, base: Path) -> Path:
     """A driver of ``frames`` frames: the base clip repeated (ffmpeg stream copy, audio kept)."""
     import imageio_ffmpeg
+
     from talking_head.media import probe_video
 
     info = probe_video(base)
