@@ -14,14 +14,16 @@ from pathlib import Path
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
-from talking_head.app_logic import AppSettings, TalkingHeadApp
+from talking_head.app_logic import AppSettings, TalkingHeadApp, output_size_choices
 from talking_head.pipeline import MAX_SHOTS
+from talking_head.render import MAX_OUTPUT_SIZE
 from talking_head.watermark import POSITIONS
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
 ASTRONAUT, DRIVER = str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "driver.mp4")
 VIDEO_HEIGHT = 360
+OUTPUT_SIZES, DEFAULT_OUTPUT_SIZE = output_size_choices(MAX_OUTPUT_SIZE)
 #: Gradio converts uploads to this format with the system's ffmpeg (webcam webm has no duration, so
 #: converting helps); without a system ffmpeg that conversion fails for every non-mp4 upload, so then
 #: videos are passed through as they are and read by the bundled ffmpeg (imageio-ffmpeg).
@@ -60,7 +62,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
                                             "driver's landmarks as they are (the paper)")
                         paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
                         side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
-                        output_size = gr.Dropdown([128, 256, 512], value=256, label="Output height (pixels)")
+                        output_size = gr.Dropdown(OUTPUT_SIZES, value=DEFAULT_OUTPUT_SIZE, label="Output height (pixels)")
                         mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
                                                     label="Corner of the 'synthetic' mark (always shown)")
                         seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")

@@ -312,6 +312,13 @@ def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_s
         raise InputError(str(error)) from error
 
 
+def output_size_choices(max_size: int, sizes: Sequence[int] = (128, 256, 512)) -> tuple[list[int], int]:
+    """The output heights the UI offers under the server's cap (``TALKING_HEAD_MAX_OUTPUT_SIZE``) and the
+    default: a visitor is never offered a size that would then be refused."""
+    allowed = [s for s in sizes if s <= max_size] or [max_size]
+    return allowed, min(allowed, key=lambda s: abs(s - 256))
+
+
 def parse_ks(text: str | Sequence[int], max_count: int) -> list[int]:
     """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and MAX_SHOTS, at most ``max_count``."""
     items = re.split(r"[,\s;]+", text.strip()) if isinstance(text, str) else [str(k) for k in text]

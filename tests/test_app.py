@@ -32,6 +32,7 @@ from talking_head.app_logic import (
     RequestFolders,
     TalkingHeadApp,
     _reserved_seconds,
+    output_size_choices,
     parse_ks,
     visitor_errors,
 )
@@ -248,6 +249,13 @@ def test_k_values_are_parsed_or_refused_with_an_example() -> None:
     for bad in ("1, eight", "0, 8", "", "1, 2, 3, 4, 5", "64"):
         with pytest.raises(InputError, match="1, 8, 32"):
             parse_ks(bad, max_count=4)
+
+
+def test_output_sizes_offered_respect_the_server_cap() -> None:
+    assert output_size_choices(1024) == ([128, 256, 512], 256)
+    assert output_size_choices(300) == ([128, 256], 256)
+    assert output_size_choices(200) == ([128], 128)
+    assert output_size_choices(96) == ([96], 96)  # a cap below every preset: the cap itself
 
 
 @pytest.mark.slow
