@@ -13,7 +13,8 @@ identity's frames are in memory at a time.
 
 Output in ``--out``: ``results.md`` (the paper's table layout: a row per method and K, a column per
 metric), ``results.json`` (the same numbers with standard errors, the options and the model's
-provenance) and ``metrics_vs_k.png`` / ``metrics_vs_steps.png``.
+provenance), ``metrics_vs_k.png`` / ``metrics_vs_steps.png`` and ``samples.png`` (the first identity's
+targets as every method and K rendered them: the pictures behind the numbers, at no extra cost).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from talking_head.baseline import warp_baseline
@@ -42,6 +44,7 @@ from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import TalkingHeadModel, load_model
 from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.render import label as caption
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +166,13 @@ def frame_scores(generated: np.ndarray, real: np.ndarray, landmarks: np.ndarray,
 
 def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.ndarray, shots: dict[int, list[int]],
                    targets: list[int], steps: tuple[int, ...], finetune: FinetuneConfig,
-                   tick: Callable[[], None] = lambda: None) -> dict[tuple[Method, int], list[dict[str, float]]]:
-    """Scores of every (method, K) on the targets of one video, given as uint8 frames at the model's size."""
+                   tick: Callable[[], None] = lambda: None,
+                   renderings: dict[tuple[Method, int], np.ndarray] | None = None
+                   ) -> dict[tuple[Method, int], list[dict[str, float]]]:
+    """Scores of every (method, K) on the targets of one video, given as uint8 frames at the model's size.
+
+    ``renderings``, when given, receives every (method, K)'s rendered targets.
+    """
     net_frames, net_drawings = to_network(frames, landmarks, model.config.image_size)
     real_descriptors = [face_descriptor(frames[t], landmarks[t]) for t in targets]
     scores: dict[tuple[Method, int], list[dict[str, float]]] = {}
@@ -172,6 +180,8 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
     def score(method: Method, k: int, generated: np.ndarray) -> None:
         scores[method, k] = [frame_scores(g, frames[t], landmarks[t], d)
                              for g, t, d in zip(generated, targets, real_descriptors)]
+        if renderings is not None:
+            renderings[method, k] = generated
         tick()
 
     for k, shot_indices in shots.items():
@@ -307,6 +317,18 @@ def plot_results(rows: list[dict], out: Path, floor: dict[str, float | None] | N
     return paths
 
 
+def samples_grid(real: np.ndarray, renderings: dict[tuple[Method, int], np.ndarray], columns: int = 4) -> np.ndarray:
+    """One identity's targets: the real frames on top, then a row per (K, method) in the table's order,
+    each row labelled on its first image. (T, H, W, 3) uint8 + {(method, K): (T, H, W, 3)} -> one image."""
+    chosen = np.linspace(0, len(real) - 1, min(columns, len(real))).round().astype(int)
+    order = sorted(renderings, key=lambda key: (key[1], -1 if key[0].steps is None else key[0].steps))
+    names = {BASELINE: "warp", FEED_FORWARD: "feed-fwd"}
+    rows = [("real", real)] + [(f"K={k} {names.get(method.name, f'{method.steps} steps')}", renderings[method, k])
+                               for method, k in order]
+    return np.concatenate([np.concatenate([caption(images[chosen[0]], text), *images[chosen[1:]]], axis=1)
+                           for text, images in rows], axis=0)
+
+
 # ------------------------------------------------------------------------------------------ run
 def _dataset(options: EvaluateOptions, image_size: int, scratch: str | None) -> tuple[Path, list[VideoRecord], str]:
     """(dataset root, the videos to evaluate, a description of the data) for ``options``."""
@@ -348,6 +370,8 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
                               device=options.device)
     scores: dict[tuple[Method, int], list[dict[str, float]]] = defaultdict(list)
     real_distances: list[float] = []
+    renderings: dict[tuple[Method, int], np.ndarray] = {}
+    first_targets = np.empty(0)
     rendered_for_the_run = not options.data and not options.keep_rendered
     with (tempfile.TemporaryDirectory(prefix="talking-head-eval-") if rendered_for_the_run
           else contextlib.nullcontext()) as scratch:
@@ -361,9 +385,13 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
                 frames, landmarks = load_video_frames(root, record, needed, size)
                 position = {index: i for i, index in enumerate(needed)}
                 target_positions = [position[t] for t in targets]
+                first = record is videos[0]
                 results = evaluate_video(model, frames, landmarks,
                                          {k: [position[i] for i in v] for k, v in shots.items()},
-                                         target_positions, tuple(options.steps), finetune, bar.update)
+                                         target_positions, tuple(options.steps), finetune, bar.update,
+                                         renderings if first else None)
+                if first:
+                    first_targets = frames[target_positions]
                 for key, values in results.items():
                     scores[key].extend(values)
                 real_distances += [landmark_distance(frames[t], landmarks[t]) for t in target_positions]
@@ -378,6 +406,7 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
          "model": {"origin": loaded.origin, "location": loaded.location, "config": model.config.to_dict(),
                    "provenance": model.provenance}}, indent=1))
     plot_results(rows, out, floor)
+    Image.fromarray(samples_grid(first_targets, renderings)).save(out / "samples.png")
     return rows
 
 

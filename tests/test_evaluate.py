@@ -9,6 +9,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from talking_head.cli import main
 from talking_head.data.format import read_frames, read_index
@@ -67,6 +68,12 @@ def test_the_protocol_writes_the_papers_table_reproducibly_with_plots(tiny_weigh
         assert f"| {label} |" in table
     for plot in ("metrics_vs_k.png", "metrics_vs_steps.png"):
         assert (first / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The first identity's renderings: real targets on top, then (baseline, feed-forward, fine-tuned) per K.
+    samples = np.asarray(Image.open(first / "samples.png"))
+    assert samples.shape == ((1 + 2 * 3) * 32, 2 * 32, 3)
+    size = slice(32, 64)  # the second column: no caption drawn on it
+    real, feed_forward, fine_tuned = (samples[row * 32:(row + 1) * 32, size] for row in (0, 2, 3))
+    assert not np.array_equal(feed_forward, fine_tuned) and not np.array_equal(real, feed_forward)
 
     # Again with only the feed-forward model: the same baseline and feed-forward numbers, no steps plot.
     evaluate(EvaluateOptions(out=str(second), weights=str(tiny_weights), identities=2, ks=(1,), steps=(0,),
