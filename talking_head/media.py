@@ -158,7 +158,10 @@ class VideoSink:
         params = ["-map", "0:v:0", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
                   "-metadata", f"comment={GENERATED_NOTICE}", "-metadata", "description=AI-generated"]
         if audio_from is not None:
-            params += ["-map", "1:a:0?", "-shortest"]
+            # The video decides the length: a longer sound track (a trimmed driver) is cut at the last
+            # frame, a shorter one padded with silence. -shortest alone let a short sound track end the
+            # file early, and ffmpeg then closed its input under us (a broken pipe, the render lost).
+            params += ["-map", "1:a:0?", "-af", "apad", "-shortest"]
         self.writer = FFMPEG_VideoWriter(str(self.partial), self.size, fps, codec="libx264",
                                          audiofile=str(audio_from) if audio_from else None,
                                          audio_codec="aac" if audio_from else None, preset=preset,

@@ -162,6 +162,16 @@ def sound_only(path: Path, s: Sources) -> Path:
     return path
 
 
+def short_sound(path: Path, s: Sources) -> Path:
+    """The driver with its sound track cut to its first 0.4 s (of 1.2 s of video)."""
+    ffmpeg("-i", s.driver, "-af", "atrim=0:0.4", "-c:v", "copy", "-c:a", "aac", path)
+    return path
+
+
+def every_frame_kept(result: RenderResult, driver: VideoInfo) -> bool:
+    return result.has_audio and probe_video(result.path).num_frames == result.num_frames == driver.num_frames
+
+
 def some_faceless_frames(path: Path, s: Sources) -> Path:
     coffee = cv2.resize(s.coffee, s.driver_frames[0].shape[1::-1])
     frames = [coffee if i in FACELESS else frame for i, frame in enumerate(s.driver_frames)]
@@ -240,6 +250,7 @@ VIDEOS = [
     Case("no sound track", "silent.mp4", lambda p, s: write_video(p, s.driver_frames),
          check=lambda result, driver: not result.has_audio and not probe_video(result.path).has_audio,
          note="the driving video has no sound track"),
+    Case("sound track shorter than the video", "short_sound.mp4", short_sound, check=every_frame_kept),
     Case("portrait phone video (stored sideways + rotation tag)", "phone.mp4", phone_portrait,
          check=lambda result, driver: result.frames_without_face == 0 and (driver.width, driver.height) == (160, 128)),
 ]
