@@ -62,7 +62,8 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
                                             "driver's landmarks as they are (the paper)")
                         paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
                         side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
-                        output_size = gr.Dropdown(OUTPUT_SIZES, value=DEFAULT_OUTPUT_SIZE, label="Output height (pixels)")
+                        output_size = gr.Dropdown(OUTPUT_SIZES, value=DEFAULT_OUTPUT_SIZE,
+                                                  label="Output height (pixels)")
                         mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
                                                     label="Corner of the 'synthetic' mark (always shown)")
                         seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
