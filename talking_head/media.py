@@ -143,14 +143,15 @@ def iter_video_frames(path: str | Path, max_frames: int | None = None) -> Iterat
 
 class VideoSink:
     """An mp4 written frame by frame (H.264, yuv420p so browsers play it), with the driver's audio
-    track muxed in when it has one, and the generated-content notice in the container metadata.
+    track muxed in when it has one (its first ``audio_seconds`` when given), and the generated-content
+    notice in the container metadata.
 
     Writes to a temporary name and renames on success, so a crash never leaves a half-written file
     under the final name.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float, audio_from: str | Path | None = None,
-                 preset: str = "veryfast") -> None:
+                 audio_seconds: float | None = None, preset: str = "veryfast") -> None:
         if width % 2 or height % 2:
             raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
         self.path, self.size, self.frames = Path(path), (width, height), 0
@@ -158,10 +159,10 @@ class VideoSink:
         params = ["-map", "0:v:0", "-pix_fmt", "yuv420p", "-movflags", "+faststart",
                   "-metadata", f"comment={GENERATED_NOTICE}", "-metadata", "description=AI-generated"]
         if audio_from is not None:
-            # The video decides the length: a longer sound track (a trimmed driver) is cut at the last
-            # frame, a shorter one padded with silence. -shortest alone let a short sound track end the
-            # file early, and ffmpeg then closed its input under us (a broken pipe, the render lost).
-            params += ["-map", "1:a:0?", "-af", "apad", "-shortest"]
+            # No -shortest: with a sound track shorter than the video it ended the file early, and
+            # ffmpeg then closed its input under us (a broken pipe, the render lost); padding the sound
+            # to go with it overshoots the last frame. A trimmed driver's sound is cut where it is.
+            params += ["-map", "1:a:0?"] + (["-af", f"atrim=0:{audio_seconds:.3f}"] if audio_seconds else [])
         self.writer = FFMPEG_VideoWriter(str(self.partial), self.size, fps, codec="libx264",
                                          audiofile=str(audio_from) if audio_from else None,
                                          audio_codec="aac" if audio_from else None, preset=preset,

@@ -208,7 +208,8 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     width += height if config.side_by_side and not labels else 0
     faceless, written = 0, 0
     stream = driver_landmarks(iter_video_frames(driver, max_frames), detector, info.fps, config.smooth)
-    with VideoSink(out_path, width, height, info.fps, audio_from=driver if info.has_audio else None) as sink:
+    with VideoSink(out_path, width, height, info.fps, audio_from=driver if info.has_audio else None,
+                   audio_seconds=max_frames / info.fps if max_frames else None) as sink:
         for batch in _batched(stream, config.batch_size):
             columns = []
             for avatar, retargeter, generate in zip(avatars, retargeters, generators):

@@ -317,6 +317,7 @@ def test_a_video_over_the_cap_is_trimmed_when_asked(pipe: TalkingHeadPipeline, a
     fps = probe_video(long).fps
     result = pipe.animate(avatar, long, tmp_path / "out.mp4", RenderConfig(output_size=64, max_seconds=2, trim=True))
     assert result.num_frames == int(2 * fps)
+    assert probe_video(result.path).duration == pytest.approx(2.0, abs=0.1)  # the sound is trimmed too
 
 
 def test_variable_frame_rate_frames_keep_their_times(sources: Sources, tmp_path: Path) -> None:
