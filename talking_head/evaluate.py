@@ -194,13 +194,19 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
     return scores
 
 
+def table_order(key: tuple[Method, int]) -> tuple[int, int]:
+    """Rows by K, then baseline, feed-forward and fine-tuned by steps: the table's and the grid's order."""
+    method, k = key
+    return k, -1 if method.steps is None else method.steps
+
+
 def summarize(scores: dict[tuple[Method, int], list[dict[str, float]]], identities: int) -> list[dict]:
     """One row per (method, K): the mean of every metric over identities and targets, and its standard error.
 
     The landmark distance is averaged over the frames where a face was found (``detected`` says how many).
     """
     rows = []
-    order = sorted(scores, key=lambda key: (key[1], -1 if key[0].steps is None else key[0].steps))
+    order = sorted(scores, key=table_order)
     for method, k in order:
         scored = scores[method, k]
         row: dict = {"method": method.name, "k": k, "steps": method.steps, "label": method.label(k),
@@ -321,7 +327,7 @@ def samples_grid(real: np.ndarray, renderings: dict[tuple[Method, int], np.ndarr
     """One identity's targets: the real frames on top, then a row per (K, method) in the table's order,
     each row labelled on its first image. (T, H, W, 3) uint8 + {(method, K): (T, H, W, 3)} -> one image."""
     chosen = np.linspace(0, len(real) - 1, min(columns, len(real))).round().astype(int)
-    order = sorted(renderings, key=lambda key: (key[1], -1 if key[0].steps is None else key[0].steps))
+    order = sorted(renderings, key=table_order)
     names = {BASELINE: "warp", FEED_FORWARD: "feed-fwd"}
     rows = [("real", real)] + [(f"K={k} {names.get(method.name, f'{method.steps} steps')}", renderings[method, k])
                                for method, k in order]
