@@ -21,7 +21,10 @@ COMMANDS = {
     "export": ("talking_head.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
     "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
     "preprocess": ("talking_head.data.preprocess_cli", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
-    "evaluate": ("talking_head.evaluate", "K = 1/8/32 self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline"),
+    "evaluate": (
+        "talking_head.evaluate",
+        "K = 1/8/32 self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline",
+    ),
 }
 
 

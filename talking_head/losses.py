@@ -103,7 +103,8 @@ class VGGFeatures(nn.Module):
                 layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=False)]
                 cin = int(v)
         self.features = nn.Sequential(*layers)
-        state = {k.removeprefix("features."): v for k, v in load_file(str(weights)).items() if k.startswith("features.")}
+        tensors = load_file(str(weights))
+        state = {k.removeprefix("features."): v for k, v in tensors.items() if k.startswith("features.")}
         self.features.load_state_dict(state, strict=True)
         self.kind, self.taps = kind, set(_VGG_TAPS[kind])
         self.requires_grad_(False).eval()
@@ -133,7 +134,9 @@ class VGGFeatures(nn.Module):
 class ContentLoss(nn.Module):
     """L_CNT: perceptual when VGG19/VGGFace weights are given, else the multi-scale L1 + SSIM stand-in."""
 
-    def __init__(self, weights: LossWeights, vgg19: str | Path | None = None, vggface: str | Path | None = None) -> None:
+    def __init__(
+        self, weights: LossWeights, vgg19: str | Path | None = None, vggface: str | Path | None = None
+    ) -> None:
         super().__init__()
         self.weights = weights
         self.vgg19 = VGGFeatures("vgg19", vgg19) if vgg19 else None

@@ -175,7 +175,10 @@ class Comparison:
 
 
 def comparison_table(rows: list[dict[str, float | str]], notes: list[str]) -> str:
-    header = "| K | fine-tuning steps | seconds | SSIM ↑ | PSNR ↑ | CSIM ↑ | measured on |\n|---|---|---|---|---|---|---|\n"
+    header = (
+        "| K | fine-tuning steps | seconds | SSIM ↑ | PSNR ↑ | CSIM ↑ | measured on |\n"
+        "|---|---|---|---|---|---|---|\n"
+    )
     body = "".join(f"| {r['K']} | {r['steps']} | {r['seconds']:.1f} | {r['SSIM']:.3f} | {r['PSNR']:.2f} | "
                    f"{r['CSIM']:.3f} | {r['measured on']} |\n" for r in rows)
     return header + body + "".join(f"\n_{note}_\n" for note in notes)

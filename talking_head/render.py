@@ -47,8 +47,8 @@ class RenderConfig:
                            "driver's landmarks as they are (the paper)", choices=["relative", "absolute"])
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
-    output_size: int = option(min(256, MAX_OUTPUT_SIZE), f"height of each generated panel in pixels (at most {MAX_OUTPUT_SIZE}; env "
-                              "TALKING_HEAD_MAX_OUTPUT_SIZE)")
+    output_size: int = option(min(256, MAX_OUTPUT_SIZE), "height of each generated panel in pixels (at most "
+                              f"{MAX_OUTPUT_SIZE}; env TALKING_HEAD_MAX_OUTPUT_SIZE)")
     batch_size: int = option(8, "frames generated at once (halved automatically on GPU out-of-memory)")
     max_seconds: float = option(_env_float("TALKING_HEAD_MAX_VIDEO_SECONDS", 60.0),
                                 "longest driving video accepted, in seconds (env TALKING_HEAD_MAX_VIDEO_SECONDS)")
@@ -137,7 +137,8 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
 
 def fit_height(image: np.ndarray, height: int) -> np.ndarray:
     width = _even(image.shape[1] * height / image.shape[0])
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
 def label(image: np.ndarray, text: str) -> np.ndarray:

@@ -78,7 +78,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[di
     return tensors, json.dumps(state["param_groups"])
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], groups: str) -> None:
+def load_optimizer(
+    optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[str, torch.Tensor], groups: str
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         head, pid, key = name.split(".", 2)
@@ -87,7 +89,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict[
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups)})
 
 
-def save_checkpoint(out: Path, model: TalkingHeadModel, optimizers: dict[str, torch.optim.Optimizer], step: int) -> None:
+def save_checkpoint(
+    out: Path, model: TalkingHeadModel, optimizers: dict[str, torch.optim.Optimizer], step: int
+) -> None:
     """Write ``out/checkpoint`` atomically: a crash mid-save leaves the previous checkpoint intact."""
     tmp, final, old = out / "checkpoint.partial", out / "checkpoint", out / "checkpoint.old"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -272,7 +276,8 @@ def train(options: TrainOptions) -> Path:
         step += 1
         out_of_time = _agree(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world)
         if rank == 0:
-            _report(out, model, heldout, optimizers, options, step, start, losses, time.monotonic() - began, out_of_time)
+            elapsed = time.monotonic() - began
+            _report(out, model, heldout, optimizers, options, step, start, losses, elapsed, out_of_time)
         if out_of_time:
             break
     if world > 1:
