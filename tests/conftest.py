@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -9,6 +11,9 @@ import torch
 # threads wait on each other (measured: tiny-model steps up to 40x slower).
 torch.set_num_threads(1)
 
+from app_support import build_tiny_app, free_port, load_app_module
+
+from talking_head.app_logic import TalkingHeadApp
 from talking_head.config import ModelConfig
 from talking_head.hub import TalkingHeadModel
 
@@ -69,3 +74,19 @@ def trained_tiny(tiny_dataset, tmp_path_factory: pytest.TempPathFactory):
     return train(TrainOptions(data=str(tiny_dataset), out=str(out), size="tiny", k_shots=4, batch_size=4, steps=120,
                               lr_generator=1e-3, lr_discriminator=1e-3, eval_every=1000, save_every=1000,
                               threads=1))
+
+
+# The app, served on 127.0.0.1 (one per test module; a module may override tiny_app).
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory: pytest.TempPathFactory) -> TalkingHeadApp:
+    return build_tiny_app(tmp_path_factory, concurrency=2)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_app: TalkingHeadApp) -> Iterator[str]:
+    demo = load_app_module().build_demo(tiny_app)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

@@ -3,24 +3,29 @@ gradio_client, on a tiny randomly initialised model (the app must work with what
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 
 import gradio as gr
 import numpy as np
 import pytest
-import torch
-from gradio_client import Client, handle_file
+from app_support import (
+    ASTRONAUT,
+    EXAMPLES,
+    PERSON,
+    ROOT,
+    RecordingProgress,
+    free_port,
+    tiny_weights,
+    visitor,
+)
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from skimage import data
@@ -37,65 +42,9 @@ from talking_head.app_logic import (
     visitor_errors,
 )
 from talking_head.avatar import Avatar
-from talking_head.config import ModelConfig
 from talking_head.errors import InputError
-from talking_head.hub import TalkingHeadModel
 from talking_head.media import probe_video
-from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
-PERSON = [EXAMPLES / f"person_{i}.jpg" for i in (1, 2, 3)]
-ASTRONAUT = EXAMPLES / "astronaut.jpg"
-#: The test servers accept drivers up to this long: the conftest driver (1.2 s) passes, the 4 s example fails.
-MAX_VIDEO_SECONDS = 3.0
-
-
-def load_app_module() -> ModuleType:
-    """``app.py`` from the repository root (not a package module, so imported by path)."""
-    spec = importlib.util.spec_from_file_location("talking_head_space_app", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tiny_weights(folder: Path) -> Path:
-    torch.manual_seed(0)
-    TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
-    return folder
-
-
-def build_tiny_app(tmp_path_factory: pytest.TempPathFactory, concurrency: int) -> TalkingHeadApp:
-    """The app around an untrained tiny model, serving ``concurrency`` requests at once."""
-    weights = tiny_weights(tmp_path_factory.mktemp("weights"))
-    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
-    settings = AppSettings(max_steps=5, max_video_seconds=MAX_VIDEO_SECONDS, concurrency=concurrency)
-    return TalkingHeadApp(pipe, settings, work_root=tmp_path_factory.mktemp("requests"))
-
-
-@pytest.fixture(scope="module")
-def tiny_app(tmp_path_factory: pytest.TempPathFactory) -> TalkingHeadApp:
-    return build_tiny_app(tmp_path_factory, concurrency=2)
-
-
-@pytest.fixture(scope="module")
-def server(tiny_app: TalkingHeadApp) -> Iterator[str]:
-    demo = load_app_module().build_demo(tiny_app)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
-def visitor(server: str, tmp_path: Path) -> Client:
-    return Client(server, verbose=False, download_files=str(tmp_path))
 
 
 @pytest.mark.slow
@@ -169,16 +118,6 @@ def test_compare_endpoint_returns_one_labelled_column_per_k_and_a_table(server: 
 
 
 # -- handlers called directly -----------------------------------------------------------------------
-
-class RecordingProgress:
-    """Stands in for gr.Progress: records what the pipeline reports."""
-
-    def __init__(self) -> None:
-        self.updates: list[tuple[float, str]] = []
-
-    def __call__(self, fraction: float, desc: str | None = None) -> None:
-        self.updates.append((fraction, desc or ""))
-
 
 def test_progress_covers_face_finding_every_fine_tuning_step_and_rendering(tiny_app: TalkingHeadApp,
                                                                            driver_video: Path) -> None:

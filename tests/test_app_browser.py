@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from app_support import EXAMPLES, free_port, load_app_module, tiny_weights
 from PIL import Image
 from skimage import data
-from test_app import EXAMPLES, free_port, load_app_module, tiny_weights
 
 from talking_head.app_logic import AppSettings, TalkingHeadApp
 from talking_head.pipeline import TalkingHeadPipeline

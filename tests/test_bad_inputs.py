@@ -25,11 +25,11 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
+from app_support import MAX_VIDEO_SECONDS, PERSON, RecordingProgress, build_tiny_app, visitor
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from skimage import data
-from test_app import MAX_VIDEO_SECONDS, PERSON, RecordingProgress, build_tiny_app, server, visitor  # noqa: F401
 
 from talking_head.app_logic import AppSettings, TalkingHeadApp
 from talking_head.avatar import Avatar

@@ -11,8 +11,8 @@ import cv2
 import gradio as gr
 import numpy as np
 import pytest
+from app_support import RecordingProgress, load_app_module, tiny_weights
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
-from test_app import RecordingProgress, load_app_module, tiny_weights
 
 from talking_head.app_logic import AppSettings, TalkingHeadApp
 from talking_head.avatar import Avatar
