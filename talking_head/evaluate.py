@@ -367,13 +367,14 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
         raise ValueError(f"need K values >= 1 and step counts >= 0, got ks={options.ks}, steps={options.steps}")
     if options.identities < 1 or options.targets < 1:
         raise ValueError(f"need at least one identity and one target, got {options.identities}, {options.targets}")
+    # Built before the model loads so that a bad fine-tuning option fails at once.
+    finetune = FinetuneConfig(lr_generator=options.lr_generator, batch_size=options.batch_size, seed=options.seed,
+                              device=options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
     started = time.time()
     loaded = load_model(options.weights, device="cpu")
     model, size = loaded.model, loaded.model.config.image_size
-    finetune = FinetuneConfig(lr_generator=options.lr_generator, batch_size=options.batch_size, seed=options.seed,
-                              device=options.device)
     scores: dict[tuple[Method, int], list[dict[str, float]]] = defaultdict(list)
     real_distances: list[float] = []
     renderings: dict[tuple[Method, int], np.ndarray] = {}

@@ -52,6 +52,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
+        if self.lr_generator <= 0 or self.lr_discriminator <= 0:
+            raise ValueError(f"learning rates must be > 0, got {self.lr_generator}, {self.lr_discriminator}")
 
 
 class PersonalGenerator(nn.Module):

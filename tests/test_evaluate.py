@@ -105,3 +105,11 @@ def test_a_dataset_folder_is_evaluated_at_the_models_resolution(tiny_weights, ti
     with pytest.raises(ValueError, match="no 'heldout' video has the 24 frames"):
         evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tiny_weights), data=str(tiny_dataset),
                                  ks=(12,), steps=(0,), targets=3))
+
+
+@pytest.mark.parametrize(("option", "message"), [({"batch_size": 0}, "batch_size >= 1"),
+                                                 ({"lr_generator": 0.0}, "learning rates must be > 0")])
+def test_bad_fine_tuning_options_are_refused_before_the_model_loads(option, message, tmp_path):
+    # The weights folder does not exist: reaching the loader would raise a different error.
+    with pytest.raises(ValueError, match=message):
+        evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tmp_path / "no-weights"), **option))
