@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from talking_head.hub import NETWORK_FILES, TalkingHeadModel, save_model
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.train import STATE_FILE
 
 
 @dataclass
@@ -38,8 +40,20 @@ def half_precision_error(model: TalkingHeadModel, exported: TalkingHeadModel, sa
     return (outputs[0] - outputs[1]).abs().max().item()
 
 
+def training_step(checkpoint: str | Path) -> int | None:
+    """The meta-learning step a training checkpoint was saved at (None for a plain weights folder)."""
+    state = Path(checkpoint) / STATE_FILE
+    if not state.is_file():
+        return None
+    with safe_open(str(state), framework="pt") as f:
+        return int(f.metadata()["step"])
+
+
 def export(options: ExportOptions) -> tuple[Path, float]:
     model = TalkingHeadModel.from_pretrained(options.checkpoint)
+    step = training_step(options.checkpoint)
+    if step is not None:  # config.json then says which step the shipped weights are
+        model.provenance["step"] = step
     out = Path(options.out)
     card = out / "README.md"
     kept_card = card.read_text() if card.is_file() else None

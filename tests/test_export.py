@@ -22,3 +22,8 @@ def test_export_halves_the_weights_keeps_the_card_and_reports_the_cost(tiny_mode
     loaded = TalkingHeadModel.from_pretrained(out)
     assert next(loaded.parameters()).dtype == torch.float32
     assert 0 < error < 1e-2  # half precision changes G's output, by less than a 1/100 of the range
+
+
+def test_export_of_a_training_checkpoint_records_its_step(trained_tiny: Path, tmp_path: Path) -> None:
+    out, _ = export(ExportOptions(checkpoint=str(trained_tiny), out=str(tmp_path / "ship")))
+    assert TalkingHeadModel.from_pretrained(out).provenance["step"] == 120
