@@ -2,8 +2,9 @@
 
 The file holds the personal generator (G' with spectral norm baked in, psi', e_new) and what
 rendering needs from the photos: the reference face crop and its landmarks (retargeting keeps this
-face's shape) and the first photo with the crop's place in it (for pasting the face back). Nothing
-in it can execute code, and it renders without the meta-learned model.
+face's shape), the first photo with the crop's place in it (for pasting the face back) and, on the
+texture path, the K shots at ``BANK_SIZE`` pixels with their landmarks (the texture bank the warp
+copies from). Nothing in it can execute code, and it renders without the meta-learned model.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from talking_head.errors import InputError
 from talking_head.finetune import PersonalGenerator
 from talking_head.landmarks.align import CropBox
 
-AVATAR_FORMAT = "talking-head-avatar-v1"
+#: v2 added the texture bank; v1 files (pure-synthesis generators, no bank) still load.
+AVATAR_FORMAT = "talking-head-avatar-v2"
+READABLE_FORMATS = ("talking-head-avatar-v1", AVATAR_FORMAT)
 
 
 @dataclass
@@ -35,10 +38,20 @@ class Avatar:
     photo: np.ndarray  # (H, W, 3) uint8: the first photo, for pasting the face back
     photo_box: CropBox  # the crop's (x0, y0, side) in the photo's pixels
     info: dict[str, Any] = field(default_factory=dict)  # K, steps, weights, timings
+    bank_crops: np.ndarray | None = None  # (K, S, S, 3) uint8: the shots, cropped like source_crop
+    bank_landmarks: np.ndarray | None = None  # (K, 68, 2) float32, in bank pixels
+
+    def __post_init__(self) -> None:
+        if self.generator.config.texture_path and (self.bank_crops is None or self.bank_landmarks is None):
+            raise ValueError("a texture-path avatar needs its texture bank (bank_crops, bank_landmarks)")
 
     @property
     def image_size(self) -> int:
         return self.generator.config.image_size
+
+    @property
+    def texture_path(self) -> bool:
+        return self.generator.config.texture_path
 
     def save(self, path: str | Path) -> Path:
         """Write the avatar atomically (a crash never leaves a half-written file under ``path``)."""
@@ -50,6 +63,9 @@ class Avatar:
             "photo": torch.from_numpy(np.array(self.photo, dtype=np.uint8)),
             "photo_box": torch.tensor(self.photo_box, dtype=torch.float64),
         })
+        if self.bank_crops is not None and self.bank_landmarks is not None:
+            tensors["bank_crops"] = torch.from_numpy(np.ascontiguousarray(self.bank_crops, dtype=np.uint8))
+            tensors["bank_landmarks"] = torch.from_numpy(np.ascontiguousarray(self.bank_landmarks, dtype=np.float32))
         metadata = {"format": AVATAR_FORMAT, "config": json.dumps(self.generator.config.to_dict()),
                     "info": json.dumps(self.info)}
         partial = path.with_name(path.name + ".partial")
@@ -65,7 +81,7 @@ class Avatar:
         try:
             with safe_open(str(path), framework="pt") as f:
                 metadata = f.metadata() or {}
-                if metadata.get("format") != AVATAR_FORMAT:
+                if metadata.get("format") not in READABLE_FORMATS:
                     raise InputError(f"{path.name!r} is not a talking-head avatar (format "
                                      f"{metadata.get('format')!r}, expected {AVATAR_FORMAT!r})")
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -77,5 +93,9 @@ class Avatar:
             generator.load_state_dict(state, strict=True)
         except RuntimeError as error:
             raise InputError(f"avatar file {path.name!r} does not match its own config: {error}") from error
+        bank = [tensors[k].numpy() if k in tensors else None for k in ("bank_crops", "bank_landmarks")]
+        if generator.config.texture_path and None in bank:
+            raise InputError(f"avatar file {path.name!r} has a texture-path generator but no texture bank")
         return cls(generator.to(device).eval(), tensors["source_crop"].numpy(), tensors["source_landmarks"].numpy(),
-                   tensors["photo"].numpy(), tuple(tensors["photo_box"].tolist()), json.loads(metadata["info"]))
+                   tensors["photo"].numpy(), tuple(tensors["photo_box"].tolist()), json.loads(metadata["info"]),
+                   *bank)

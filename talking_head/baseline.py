@@ -15,23 +15,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-
-def _centred_complex(landmarks: np.ndarray) -> np.ndarray:
-    """(..., 68, 2) landmarks as complex numbers, centred and scaled to unit norm."""
-    z = landmarks[..., 0].astype(np.float64) + 1j * landmarks[..., 1].astype(np.float64)
-    z = z - z.mean(axis=-1, keepdims=True)
-    return z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)
-
-
-def procrustes_distances(shot_landmarks: np.ndarray, target_landmarks: np.ndarray) -> np.ndarray:
-    """Full Procrustes distance (in [0, 1]) from each of (K, 68, 2) landmark sets to one (68, 2) set.
-
-    The residual left after the best similarity (translation, scale, rotation) maps a shot's points
-    onto the target's: 0 for the same configuration anywhere in the frame at any size or roll.
-    """
-    shots, target = _centred_complex(shot_landmarks), _centred_complex(target_landmarks)
-    overlap = np.abs(shots.conj() @ target) ** 2  # |<s, t>|^2 of unit vectors
-    return np.sqrt(np.clip(1.0 - overlap, 0.0, None))
+from talking_head.shot_bank import procrustes_distances
 
 
 def border_points(height: int, width: int) -> np.ndarray:

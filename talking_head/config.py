@@ -35,6 +35,10 @@ class ModelConfig:
     num_videos: int = 1
     landmark_channels: int = 3
     image_channels: int = 3
+    #: G's texture path: G also sees the K shots warped onto the target's landmarks and outputs a mask
+    #: that blends them with what it paints (``talking_head.warp``). False is the paper's G, which
+    #: synthesizes every pixel from the landmark image and psi (the faithful reproduction).
+    texture_path: bool = False
 
     def channels_at(self, resolution: int) -> int:
         return max(1, min(self.max_channels, self.base_channels * self.image_size // (2 * resolution)))
@@ -71,18 +75,19 @@ MODEL_SIZES: dict[str, ModelConfig] = {
     "paper": ModelConfig(
         image_size=256, embedding_dim=512, base_channels=64, max_channels=512,
         encoder_min_resolution=4, generator_bottleneck_resolution=16, generator_res_blocks=5,
-        attention_resolutions=(32, 64),
+        attention_resolutions=(32, 64), texture_path=False,
     ),
-    # The bundled default: 128x128 and narrow enough to render in real time on a 2-core CPU.
+    # The bundled default: 128x128 and narrow enough to render in real time on a 2-core CPU, with the
+    # texture path (a model trained for hours on a CPU cannot synthesize a real person's every pixel).
     "small": ModelConfig(
         image_size=128, embedding_dim=256, base_channels=32, max_channels=256,
         encoder_min_resolution=4, generator_bottleneck_resolution=16, generator_res_blocks=4,
-        attention_resolutions=(32,),
+        attention_resolutions=(32,), texture_path=True,
     ),
     # Unit tests: seconds on a CPU.
     "tiny": ModelConfig(
         image_size=32, embedding_dim=32, base_channels=16, max_channels=64,
         encoder_min_resolution=4, generator_bottleneck_resolution=8, generator_res_blocks=1,
-        attention_resolutions=(16,),
+        attention_resolutions=(16,), texture_path=True,
     ),
 }

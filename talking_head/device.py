@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+from pathlib import Path
 
 import torch
 
@@ -17,8 +19,23 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+@functools.cache
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX): only there does CPU autocast pay.
+
+    Measured on the project's 2-core AMX Xeon: a generator training step 0.57 s in fp32, 0.29 s under
+    bf16 autocast. Without AMX, bf16 is emulated and slower than fp32.
+    """
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (no loss scaling needed); a no-op on CPU, where it buys nothing here."""
+    """bf16 autocast (no loss scaling needed) on CUDA and on CPUs with bf16 matrix units; else a no-op."""
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if enabled and device.type == "cpu" and cpu_has_bf16_matrix_units():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

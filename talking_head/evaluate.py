@@ -45,12 +45,17 @@ from talking_head.hub import TalkingHeadModel, load_model
 from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import label as caption
+from talking_head.shot_bank import warp_from_bank
 
 log = logging.getLogger(__name__)
 
 #: Metric name -> (table header, higher is better).
 METRICS = {"ssim": ("SSIM", True), "psnr": ("PSNR (dB)", True), "csim": ("CSIM", True),
-           "landmark_distance": ("LMD", False), "detected": ("face found", True)}
+           "landmark_distance": ("LMD", False), "detected": ("face found", True),
+           "mouth_ssim": ("mouth SSIM, newly open", True)}
+#: A mouth is open when its inner lips are this many inter-ocular distances apart. The mouth column
+#: scores only targets whose mouth is open while no shot's is: what no warp of a shot can show.
+MOUTH_OPEN = 0.12
 BASELINE, FEED_FORWARD, FINE_TUNED = "warp baseline", "feed-forward", "fine-tuned"
 
 
@@ -156,12 +161,29 @@ def as_uint8(images: torch.Tensor) -> np.ndarray:
     return images.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
 
-def frame_scores(generated: np.ndarray, real: np.ndarray, landmarks: np.ndarray, real_descriptor: np.ndarray
-                 ) -> dict[str, float]:
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """(..., 68, 2) -> (...,): the inner lips' gap (mean of three point pairs) over the inter-ocular distance."""
+    landmarks = np.asarray(landmarks, np.float64)
+    gap = np.linalg.norm(landmarks[..., [61, 62, 63], :] - landmarks[..., [67, 66, 65], :], axis=-1).mean(-1)
+    eyes = np.linalg.norm(landmarks[..., 36:42, :].mean(-2) - landmarks[..., 42:48, :].mean(-2), axis=-1)
+    return gap / np.maximum(eyes, 1e-6)
+
+
+def mouth_ssim(generated: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> float:
+    """SSIM inside the lips' box, grown by half its size on every side (at least 16 px a side)."""
+    lips = np.asarray(landmarks, np.float64)[48:68]
+    centre, half = lips.mean(0), np.maximum((lips.max(0) - lips.min(0)), 16.0)
+    (x0, y0), (x1, y1) = np.floor(centre - half).astype(int).clip(0), np.ceil(centre + half).astype(int)
+    return ssim(generated[y0:y1, x0:x1], real[y0:y1, x0:x1])
+
+
+def frame_scores(generated: np.ndarray, real: np.ndarray, landmarks: np.ndarray, real_descriptor: np.ndarray,
+                 mouth_newly_open: bool = False) -> dict[str, float]:
     distance = landmark_distance(generated, landmarks)
     return {"ssim": ssim(generated, real), "psnr": psnr(generated, real),
             "csim": cosine(face_descriptor(generated, landmarks), real_descriptor),
-            "landmark_distance": distance, "detected": float(not math.isnan(distance))}
+            "landmark_distance": distance, "detected": float(not math.isnan(distance)),
+            "mouth_ssim": mouth_ssim(generated, real, landmarks) if mouth_newly_open else math.nan}
 
 
 def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.ndarray, shots: dict[int, list[int]],
@@ -174,12 +196,15 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
     ``renderings``, when given, receives every (method, K)'s rendered targets.
     """
     net_frames, net_drawings = to_network(frames, landmarks, model.config.image_size)
+    points = torch.from_numpy(np.asarray(landmarks, np.float32))
     real_descriptors = [face_descriptor(frames[t], landmarks[t]) for t in targets]
+    opening = mouth_opening(landmarks)
     scores: dict[tuple[Method, int], list[dict[str, float]]] = {}
 
     def score(method: Method, k: int, generated: np.ndarray) -> None:
-        scores[method, k] = [frame_scores(g, frames[t], landmarks[t], d)
-                             for g, t, d in zip(generated, targets, real_descriptors)]
+        newly_open = opening[targets] > MOUTH_OPEN if opening[shots[k]].max() <= MOUTH_OPEN else [False] * len(targets)
+        scores[method, k] = [frame_scores(g, frames[t], landmarks[t], d, bool(o))
+                             for g, t, d, o in zip(generated, targets, real_descriptors, newly_open)]
         if renderings is not None:
             renderings[method, k] = generated
         tick()
@@ -187,10 +212,12 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
     for k, shot_indices in shots.items():
         score(Method(BASELINE, None), k, np.stack([warp_baseline(frames[shot_indices], landmarks[shot_indices],
                                                                   landmarks[t]) for t in targets]))
+        warped = (warp_from_bank(net_frames[shot_indices], points[shot_indices], points[targets], frames.shape[1])
+                  if model.config.texture_path else None)
         for n in steps:
-            avatar = personalize(model, net_frames[shot_indices], net_drawings[shot_indices],
+            avatar = personalize(model, net_frames[shot_indices], net_drawings[shot_indices], points[shot_indices],
                                  replace(finetune, steps=n))
-            score(Method.model(n), k, as_uint8(avatar.generate(net_drawings[targets])))
+            score(Method.model(n), k, as_uint8(avatar.generate(net_drawings[targets], warped)))
     return scores
 
 

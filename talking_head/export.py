@@ -36,7 +36,7 @@ def half_precision_error(model: TalkingHeadModel, exported: TalkingHeadModel, sa
     outputs = []
     for m in (model.eval(), exported.eval()):
         embedding = m.embedder.embed_person(frames, drawings)
-        outputs.append(m.generator(drawings, embedding))
+        outputs.append(m.generator(drawings, embedding, warped=frames if m.config.texture_path else None))
     return (outputs[0] - outputs[1]).abs().max().item()
 
 

@@ -5,6 +5,10 @@
   from D with the new person's column initialised to e_new (so W' + w0 = w0 + e_new, as in the paper);
   G' and psi' minimise L_CNT + L_ADV (feature matching included), D' the hinge loss, on the K shots.
 
+On the texture path a shot cannot be its own texture (G would learn to copy): each shot is re-drawn
+from the *other* shots warped onto its landmarks (leave-one-out), and with one shot from a
+pseudo-source, the shot warped to randomly perturbed landmarks, which G learns to restore.
+
 The result, a :class:`PersonalGenerator`, is self-contained (G' with spectral norm baked in, psi',
 e_new): it renders without the meta-learned model, and ``talking_head.avatar`` saves it.
 """
@@ -26,6 +30,8 @@ from talking_head.losses import ContentLoss, LossWeights, discriminator_objectiv
 from talking_head.models import Generator
 from talking_head.models.blocks import bake_spectral_norm, baked_state_dict
 from talking_head.options import option
+from talking_head.shot_bank import choose_shots, warp_from_bank
+from talking_head.warp import warp_to_landmarks
 
 #: progress(step, total_steps, losses) after every fine-tuning step.
 ProgressCallback = Callable[[int, int, dict[str, float]], None]
@@ -48,7 +54,7 @@ class FinetuneConfig:
     batch_size: int = option(8, "shots per step (at most K)")
     seed: int = option(0, "seed of the shot order")
     device: str = option("auto", "auto, cpu, cuda, ...")
-    amp: bool = option(True, "bf16 autocast on CUDA")
+    amp: bool = option(True, "bf16 autocast on CUDA and on CPUs with AMX")
     vgg19: str | None = option(None, "VGG19 weights (safetensors) for the content loss")
     vggface: str | None = option(None, "VGGFace weights (safetensors) for the content loss")
 
@@ -71,10 +77,11 @@ class PersonalGenerator(nn.Module):
         self.register_buffer("embedding", torch.zeros(1, config.embedding_dim))
 
     @torch.no_grad()
-    def generate(self, landmark_images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) landmark images in [-1, 1] -> (B, 3, H, W) frames in [-1, 1]."""
+    def generate(self, landmark_images: torch.Tensor, warped: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, H, W) landmark images in [-1, 1] (+ the warped shots on the texture path) -> frames in [-1, 1]."""
         device = self.psi.device
-        return self.generator(landmark_images.to(device), psi=self.psi).float()
+        warped = warped.to(device) if warped is not None else None
+        return self.generator(landmark_images.to(device), psi=self.psi, warped=warped).float()
 
 
 def _personal_generator(generator: Generator, psi: torch.Tensor, embedding: torch.Tensor, config: ModelConfig
@@ -88,16 +95,48 @@ def _personal_generator(generator: Generator, psi: torch.Tensor, embedding: torc
     return personal.eval().requires_grad_(False)
 
 
-def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: torch.Tensor,
+def perturb_landmarks(points: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """(68, 2) landmarks moved as a small head motion and expression would move them.
+
+    A random similarity (roll up to 6 degrees, scale up to 6 %, shift up to 4 % of the face's size)
+    plus per-point jitter of 2 % of it: a pose change a warp must follow, and the warp's artefacts
+    that G should learn to repair.
+    """
+    size = float((points.amax(0) - points.amin(0)).max())
+    centre = points.mean(0)
+    angle, scale = np.deg2rad(rng.uniform(-6, 6)), 1 + rng.uniform(-0.06, 0.06)
+    rotation = torch.tensor([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=points.dtype)
+    shift = torch.as_tensor(rng.uniform(-0.04, 0.04, 2) * size, dtype=points.dtype)
+    jitter = torch.as_tensor(rng.normal(0, 0.02 * size, points.shape), dtype=points.dtype)
+    return (points - centre) @ rotation.T * scale + centre + shift + jitter
+
+
+def training_textures(frames: torch.Tensor, points: torch.Tensor, chosen: torch.Tensor, rng: np.random.Generator
+                      ) -> torch.Tensor:
+    """The texture each chosen shot is re-drawn from: the other shots (K > 1) or a pseudo-source (K = 1)."""
+    size = frames.shape[-1]
+    if frames.shape[0] > 1:
+        index = chosen.cpu().numpy()
+        choice = choose_shots(points.cpu().numpy(), points[index].cpu().numpy(), exclude=index)
+        return warp_from_bank(frames, points, points[chosen], size, choice)
+    moved = torch.stack([perturb_landmarks(points[0].cpu(), rng) for _ in chosen]).to(points.device)
+    sources = warp_to_landmarks(frames[chosen], points[chosen], moved, size)
+    return warp_to_landmarks(sources, moved, points[chosen], size)
+
+
+def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: torch.Tensor, points: torch.Tensor,
                 config: FinetuneConfig = FinetuneConfig(), progress: ProgressCallback | None = None
                 ) -> PersonalGenerator:
-    """Personalise ``model`` to K shots: ``frames`` and ``landmark_images`` are (K, 3, H, W) in [-1, 1]."""
+    """Personalise ``model`` to K shots: ``frames`` and ``landmark_images`` are (K, 3, H, W) in [-1, 1],
+    ``points`` their (K, 68, 2) landmarks in model pixels."""
     if frames.shape != landmark_images.shape or frames.ndim != 4 or frames.shape[0] < 1:
         raise ValueError(f"need (K, 3, H, W) frames and landmark images, got {tuple(frames.shape)} "
                          f"and {tuple(landmark_images.shape)}")
+    if points.shape != (frames.shape[0], 68, 2):
+        raise ValueError(f"need ({frames.shape[0]}, 68, 2) landmarks, got {tuple(points.shape)}")
     device = pick_device(config.device)
     model = model.to(device).eval()
-    frames, landmark_images = frames.to(device), landmark_images.to(device)
+    frames, landmark_images, points = frames.to(device), landmark_images.to(device), points.to(device).float()
     with torch.no_grad():
         embedding = model.embedder.embed_person(frames, landmark_images)[None]
         psi = model.generator.project(embedding)
@@ -124,8 +163,9 @@ def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: 
     for step in range(config.steps):
         chosen = torch.as_tensor(rng.choice(k, size=batch, replace=False), device=device)
         real, drawn = frames[chosen], landmark_images[chosen]
+        warped = training_textures(frames, points, chosen, rng) if model.config.texture_path else None
         with autocast(device, config.amp):
-            fake = generator(drawn, psi=psi).float()
+            fake = generator(drawn, psi=psi, warped=warped).float()
             discriminator.requires_grad_(False)
             terms = generator_objective(discriminator, content, fake, real, drawn, w=w.detach())
             discriminator.requires_grad_(True)

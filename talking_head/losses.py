@@ -153,7 +153,11 @@ class ContentLoss(nn.Module):
             if net is not None:
                 loss = loss + weight * sum((a - b).abs().mean() for a, b in zip(net(fake), net(real)))
         if self.vgg19 is None and self.vggface is None:
-            loss = self.weights.pixel_l1 * multiscale_l1(fake, real) + self.weights.ssim * (1 - ssim(fake, real))
+            # In float32 even under bf16 autocast: SSIM's variances are differences of squares, which
+            # bf16's 8-bit mantissa turns negative (measured: the loss went to -inf within 11 steps).
+            with torch.autocast(fake.device.type, enabled=False):
+                fake, real = fake.float(), real.float()
+                loss = self.weights.pixel_l1 * multiscale_l1(fake, real) + self.weights.ssim * (1 - ssim(fake, real))
         return loss
 
 

@@ -32,7 +32,8 @@ from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import LandmarkDetector, NoFaceError, detect_face, get_detector
 from talking_head.media import load_photo
-from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video, to_uint8
+from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video, render_faces
+from talking_head.shot_bank import BANK_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Shots:
     photo: np.ndarray  # the first photo (downscaled for paste-back)
     photo_box: CropBox  # the first crop's box in ``photo``
     notes: list[str]  # what the user should know (several faces in a photo, ...)
+    bank_crops: np.ndarray  # (K, BANK_SIZE, BANK_SIZE, 3) uint8: the same crops, sampled once from the photo
+    bank_landmarks: np.ndarray  # (K, 68, 2) float32, in bank pixels
 
 
 class TalkingHeadPipeline:
@@ -84,7 +87,7 @@ class TalkingHeadPipeline:
             raise InputError("upload at least one photo of a face")
         if len(photos) > MAX_SHOTS:
             raise InputError(f"{len(photos)} photos given; at most {MAX_SHOTS} can be used")
-        crops, landmarks, notes = [], [], []
+        crops, landmarks, bank_crops, notes = [], [], [], []
         first: tuple[np.ndarray, CropBox] | None = None
         for index, source in enumerate(photos):
             name = Path(source).name if isinstance(source, (str, Path)) else f"photo {index + 1}"
@@ -97,6 +100,7 @@ class TalkingHeadPipeline:
             if face.num_faces > 1:
                 notes.append(f"{name}: {face.num_faces} faces found, the largest is used")
             crop, crop_landmarks = crop_face(image, face.landmarks, self.image_size)
+            bank_crops.append(crop_face(image, face.landmarks, BANK_SIZE)[0])
             crops.append(crop)
             landmarks.append(crop_landmarks)
             if first is None:
@@ -104,7 +108,9 @@ class TalkingHeadPipeline:
             if progress:
                 progress((index + 1) / len(photos), "finding faces")
         assert first is not None
-        return Shots(np.stack(crops), np.stack(landmarks).astype(np.float32), first[0], first[1], notes)
+        points = np.stack(landmarks).astype(np.float32)
+        return Shots(np.stack(crops), points, first[0], first[1], notes, np.stack(bank_crops),
+                     points * np.float32(BANK_SIZE / self.image_size))
 
     # -- 2. embedding + fine-tuning -----------------------------------------------------------------
     def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int = 40, progress: Progress | None = None,
@@ -116,10 +122,12 @@ class TalkingHeadPipeline:
         frames, drawings = to_network(shots.crops, shots.landmarks, self.image_size)
         step_progress = (lambda step, total, _: progress(step / total, f"fine-tuning step {step}/{total}")
                          ) if progress else None
-        generator = personalize(self.model, frames, drawings, config, step_progress)
+        generator = personalize(self.model, frames, drawings, torch.from_numpy(shots.landmarks), config,
+                                step_progress)
         info = {"k": len(shots.crops), "steps": steps, "weights": self.weights, "notes": shots.notes,
                 "seconds": round(time.monotonic() - began, 2), "device": str(self.device)}
-        return Avatar(generator, shots.crops[0], shots.landmarks[0], shots.photo, shots.photo_box, info)
+        bank = (shots.bank_crops, shots.bank_landmarks) if self.model.config.texture_path else (None, None)
+        return Avatar(generator, shots.crops[0], shots.landmarks[0], shots.photo, shots.photo_box, info, *bank)
 
     # -- 3. driving -----------------------------------------------------------------------------------
     def animate(self, avatar: Avatar, driver: str | Path, out_path: str | Path,
@@ -156,9 +164,8 @@ class TalkingHeadPipeline:
         from talking_head import metrics  # dlib's face-recognition network loads on first use
 
         held_out = list(range(k, len(shots.crops))) or list(range(k))
-        drawings = to_network(shots.crops[held_out], shots.landmarks[held_out], self.image_size)[1]
-        generated = to_uint8(avatar.generator.generate(drawings))
         real, landmarks = shots.crops[held_out], shots.landmarks[held_out]
+        generated = render_faces(avatar, landmarks, self.image_size)
         scores = {name: float(np.mean([fn(g, r) for g, r in zip(generated, real)]))
                   for name, fn in (("SSIM", metrics.ssim), ("PSNR", metrics.psnr))}
         scores["CSIM"] = float(np.mean([metrics.csim(g, r, lm) for g, r, lm in zip(generated, real, landmarks)]))
@@ -185,7 +192,8 @@ def comparison_table(rows: list[dict[str, float | str]], notes: list[str]) -> st
 
 
 def _first(shots: Shots, k: int) -> Shots:
-    return replace(shots, crops=shots.crops[:k], landmarks=shots.landmarks[:k])
+    return replace(shots, crops=shots.crops[:k], landmarks=shots.landmarks[:k], bank_crops=shots.bank_crops[:k],
+                   bank_landmarks=shots.bank_landmarks[:k])
 
 
 def _subrange(progress: Progress | None, start: float, end: float, prefix: str) -> Progress | None:

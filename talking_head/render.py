@@ -1,7 +1,11 @@
 """Driving: a video's landmarks, retargeted onto one or more avatars, rendered to an mp4, as a stream.
 
-Frames are decoded, their landmarks found and smoothed, retargeted, drawn, generated in batches and
-encoded one batch at a time: memory stays flat however long the driving video is.
+The stages, each a function of its own, run one batch of frames at a time, so memory stays flat
+however long the driving video is:
+
+    decode (media.iter_video_frames) -> detect and smooth (driver_landmarks) -> retarget (retarget_batch)
+    -> choose shots and warp (texture_for) -> generate and composite (render_faces)
+    -> lay out (FrameLayout.compose) -> encode (media.VideoSink)
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.options import option
+from talking_head.shot_bank import warp_from_bank
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
 logger = logging.getLogger(__name__)
@@ -48,7 +53,9 @@ class RenderConfig:
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
     output_size: int = option(min(256, MAX_OUTPUT_SIZE), "height of each generated panel in pixels (at most "
-                              f"{MAX_OUTPUT_SIZE}; env TALKING_HEAD_MAX_OUTPUT_SIZE)")
+                              f"{MAX_OUTPUT_SIZE}; env TALKING_HEAD_MAX_OUTPUT_SIZE); on the texture path the "
+                              "face is warped from the photo at this size")
+    warp_only: bool = option(False, "show the texture path's warp alone, without the generator (a baseline)")
     batch_size: int = option(8, "frames generated at once (halved automatically on GPU out-of-memory)")
     max_seconds: float = option(_env_float("TALKING_HEAD_MAX_VIDEO_SECONDS", 60.0),
                                 "longest driving video accepted, in seconds (env TALKING_HEAD_MAX_VIDEO_SECONDS)")
@@ -98,45 +105,132 @@ def driver_landmarks(frames: Iterator[np.ndarray], detector: LandmarkDetector, f
 
 
 # ---------------------------------------------------------------------------------------------------
-# Composition of output frames
+# Retargeting, texture and generation
 # ---------------------------------------------------------------------------------------------------
+
+def retarget_batch(retargeter: Retargeter, driver: list[np.ndarray | None], fallback: np.ndarray) -> np.ndarray:
+    """(T, 68, 2) target landmarks in the avatar's crop pixels; ``fallback`` where the driver has no face yet."""
+    return np.stack([retargeter(lm) if lm is not None else fallback for lm in driver]).astype(np.float32)
+
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _bank_tensor(avatar: Avatar) -> torch.Tensor:
+    """The avatar's bank as (K, 3, S, S) in [-1, 1], converted once per avatar."""
+    cached = getattr(avatar, "_bank_tensor", None)
+    if cached is None:
+        cached = torch.from_numpy(np.ascontiguousarray(avatar.bank_crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        object.__setattr__(avatar, "_bank_tensor", cached)
+    return cached
+
+
+def texture_for(avatar: Avatar, targets: np.ndarray, size: int) -> torch.Tensor:
+    """The avatar's shots warped onto (T, 68, 2) targets (crop pixels): (T, 3, size, size) in [-1, 1].
+
+    Per target, the face comes from the shot posed most like it and the mouth from the shot whose
+    mouth is most like it; the bank (kept at ``BANK_SIZE``) is sampled once, at the output's size.
+    """
+    bank_points = torch.from_numpy(np.asarray(avatar.bank_landmarks, np.float32))
+    out_points = torch.from_numpy(targets * np.float32(size / avatar.image_size))
+    return warp_from_bank(_bank_tensor(avatar), bank_points, out_points, size, mode="bicubic")
+
+
+class BatchGenerator:
+    """Runs an avatar's generator on batches, halving the batch on CUDA out-of-memory instead of failing."""
+
+    def __init__(self, avatar: Avatar, batch_size: int) -> None:
+        self.avatar, self.batch_size = avatar, batch_size
+
+    def __call__(self, landmark_images: torch.Tensor, warped: torch.Tensor | None = None) -> torch.Tensor:
+        outputs, start = [], 0
+        while start < landmark_images.shape[0]:
+            end = start + self.batch_size
+            try:
+                chunk = warped[start:end] if warped is not None else None
+                outputs.append(self.avatar.generator.generate(landmark_images[start:end], chunk).cpu())
+            except torch.cuda.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size //= 2
+                torch.cuda.empty_cache()
+                logger.warning("GPU out of memory: rendering in batches of %d", self.batch_size)
+                continue
+            start = end
+        return torch.cat(outputs)
+
+
+def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: BatchGenerator | None = None,
+                 warp_only: bool = False) -> np.ndarray:
+    """The avatar's face on (T, 68, 2) targets (crop pixels): (T, size, size, 3) uint8.
+
+    On the texture path the generator's mask blends its painting into the warped shots at ``size``;
+    the pure-synthesis generator draws at its own resolution, resized to ``size``.
+    """
+    generate = generate or BatchGenerator(avatar, len(targets))
+    warped = texture_for(avatar, targets, size) if avatar.texture_path else None
+    if warp_only:
+        if warped is None:
+            raise ValueError("warp_only needs a texture-path avatar")
+        return to_uint8(warped)
+    drawings = np.stack([draw_landmarks(t, avatar.image_size) for t in targets])
+    faces = to_uint8(generate(torch.from_numpy(drawings).permute(0, 3, 1, 2).float().div(127.5).sub(1), warped))
+    if faces.shape[1] != size:
+        faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in faces])
+    return faces
+
+
+# ---------------------------------------------------------------------------------------------------
+# Layout of output frames
+# ---------------------------------------------------------------------------------------------------
+
 def _even(n: float) -> int:
     return max(2, int(round(n / 2)) * 2)
 
 
 def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, height: int) -> np.ndarray:
-    """Blend a generated crop back into the first photo, through a soft mask around the face.
+    """Blend a generated crop back into the first photo, through a soft mask; then fit to ``height``.
 
-    ``landmarks`` are the generated face's (crop pixels): the mask follows the face as it moves, so
-    the photo's own background stays outside it.
+    ``landmarks`` are the generated face's (crop pixels of ``face``). On the texture path the crop's
+    border is the photo's own background (the warp pins it), so the whole crop goes back in under a
+    mask feathered towards its border: hair and outline move with the head and no seam shows. A
+    pure-synthesis crop is pasted only inside the face (its hull raised to the forehead), a mask that
+    follows the face as it moves, so the photo's own background stays outside it.
     """
     photo, size = avatar.photo, face.shape[0]
     x0, y0, side = avatar.photo_box
     scale = side / size
     matrix = np.array([[scale, 0, x0], [0, scale, y0]], dtype=np.float64)
-    warped = cv2.warpAffine(face, matrix, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_LINEAR)
-    hull_points = from_crop_coords(landmarks, avatar.photo_box, size)
-    # The face hull, raised to include the forehead (brows up by a third of the face height).
-    top = hull_points[17:27].copy()
-    top[:, 1] -= (hull_points[:, 1].max() - hull_points[:, 1].min()) / 3
-    hull = cv2.convexHull(np.concatenate([hull_points[:17], top]).astype(np.float32)).astype(np.int32)
+    warped = cv2.warpAffine(face, matrix, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_CUBIC)
     mask = np.zeros(photo.shape[:2], dtype=np.float32)
-    cv2.fillConvexPoly(mask, hull, 1.0)
     feather = max(3, int(side * 0.06)) | 1
+    if avatar.texture_path:
+        inset = feather + 1
+        corners = np.array([[inset, inset], [size - 1 - inset, size - 1 - inset]], np.float64)
+        (ax, ay), (bx, by) = from_crop_coords(corners, avatar.photo_box, size).round().astype(int)
+        cv2.rectangle(mask, (ax, ay), (bx, by), 1.0, thickness=-1)
+    else:
+        hull_points = from_crop_coords(landmarks, avatar.photo_box, size)
+        top = hull_points[17:27].copy()
+        top[:, 1] -= (hull_points[:, 1].max() - hull_points[:, 1].min()) / 3
+        hull = cv2.convexHull(np.concatenate([hull_points[:17], top]).astype(np.float32)).astype(np.int32)
+        cv2.fillConvexPoly(mask, hull, 1.0)
     mask = cv2.GaussianBlur(cv2.erode(mask, np.ones((feather, feather), np.uint8)), (feather * 2 + 1,) * 2, 0)
-    blended = (warped * mask[..., None] + photo * (1 - mask[..., None])).astype(np.uint8)
-    width = _even(photo.shape[1] * height / photo.shape[0])
-    return cv2.resize(blended, (width, _even(height)), interpolation=cv2.INTER_AREA)
+    blended = (warped * mask[..., None] + photo * (1 - mask[..., None])).round().astype(np.uint8)
+    return fit_height(blended, _even(height))
+
+
+def face_size(avatar: Avatar, height: int) -> int:
+    """The side of the face crop as it appears in the photo's panel ``height`` pixels tall (paste-back)."""
+    return max(32, min(MAX_OUTPUT_SIZE, round(avatar.photo_box[2] * height / avatar.photo.shape[0])))
 
 
 def fit_height(image: np.ndarray, height: int) -> np.ndarray:
     width = _even(image.shape[1] * height / image.shape[0])
+    if image.shape[:2] == (height, width):
+        return image
     interpolation = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
@@ -150,31 +244,45 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-# ---------------------------------------------------------------------------------------------------
-# Generation with an out-of-memory fallback
-# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrameLayout:
+    """The output frame, worked out once: [driver] [source photo] avatar columns, each ``height`` tall.
 
-class BatchGenerator:
-    """Runs an avatar's generator on batches, halving the batch on CUDA out-of-memory instead of failing."""
+    ``compose`` builds frames of exactly ``width`` (the sink is opened with it), so the two can never
+    disagree.
+    """
 
-    def __init__(self, avatar: Avatar, batch_size: int) -> None:
-        self.avatar, self.batch_size = avatar, batch_size
+    height: int
+    column_widths: tuple[int, ...]  # one per avatar
+    driver_width: int  # 0: no driver panel
+    source: np.ndarray | None  # the source panel (side by side with one avatar), already fitted
+    labels: tuple[str, ...] | None
+    mark_position: str
 
-    def __call__(self, landmark_images: torch.Tensor) -> torch.Tensor:
-        outputs, start = [], 0
-        while start < landmark_images.shape[0]:
-            chunk = landmark_images[start:start + self.batch_size]
-            try:
-                outputs.append(self.avatar.generator.generate(chunk).cpu())
-            except torch.cuda.OutOfMemoryError:
-                if self.batch_size == 1:
-                    raise
-                self.batch_size //= 2
-                torch.cuda.empty_cache()
-                logger.warning("GPU out of memory: rendering in batches of %d", self.batch_size)
-                continue
-            start += chunk.shape[0]
-        return torch.cat(outputs)
+    @classmethod
+    def plan(cls, avatars: list[Avatar], driver_size: tuple[int, int], config: RenderConfig,
+             labels: list[str] | None) -> "FrameLayout":
+        height = _even(config.output_size)
+        columns = tuple(_even(a.photo.shape[1] * height / a.photo.shape[0]) if config.paste_back else height
+                        for a in avatars)
+        show_driver = config.side_by_side or bool(labels)
+        driver_width = _even(driver_size[0] * height / driver_size[1]) if show_driver else 0
+        source = fit_height(avatars[0].source_crop, height) if config.side_by_side and not labels else None
+        return cls(height, columns, driver_width, source, tuple(labels) if labels else None, config.mark_position)
+
+    @property
+    def width(self) -> int:
+        return sum(self.column_widths) + self.driver_width + (self.source.shape[1] if self.source is not None else 0)
+
+    def compose(self, driver_frame: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
+        """One output frame from the driver's frame and each avatar's face (already ``height`` tall)."""
+        panels = [label(p, text) for p, text in zip(faces, self.labels)] if self.labels else list(faces)
+        if self.source is not None:
+            panels.insert(0, self.source)
+        if self.driver_width:
+            panels.insert(0, label(cv2.resize(driver_frame, (self.driver_width, self.height),
+                                              interpolation=cv2.INTER_AREA), "driver"))
+        return stamp_synthetic(np.concatenate(panels, axis=1), self.mark_position)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,39 +310,29 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     total = min(info.num_frames, max_frames or info.num_frames)
     retargeters = [Retargeter(a.source_landmarks, config.retarget) for a in avatars]
     generators = [BatchGenerator(a, config.batch_size) for a in avatars]
-    height = _even(config.output_size)
-    show_driver = config.side_by_side or bool(labels)
-    width = sum(_even(a.photo.shape[1] * height / a.photo.shape[0]) if config.paste_back else height for a in avatars)
-    width += (_even(info.width * height / info.height) if show_driver else 0)
-    width += height if config.side_by_side and not labels else 0
+    layout = FrameLayout.plan(avatars, (info.width, info.height), config, labels)
     faceless, written = 0, 0
     stream = driver_landmarks(iter_video_frames(driver, max_frames), detector, info.fps, config.smooth)
-    with VideoSink(out_path, width, height, info.fps, audio_from=driver if info.has_audio else None,
+    with VideoSink(out_path, layout.width, layout.height, info.fps, audio_from=driver if info.has_audio else None,
                    audio_seconds=max_frames / info.fps if max_frames else None) as sink:
         for batch in _batched(stream, config.batch_size):
             columns = []
             for avatar, retargeter, generate in zip(avatars, retargeters, generators):
-                targets = [retargeter(lm) if lm is not None else avatar.source_landmarks for _, lm, _ in batch]
-                drawings = np.stack([draw_landmarks(t, avatar.image_size) for t in targets])
-                faces = to_uint8(generate(torch.from_numpy(drawings).permute(0, 3, 1, 2).float().div(127.5).sub(1)))
-                columns.append([paste_into_photo(avatar, face, target, height) if config.paste_back
-                                else fit_height(face, height) for face, target in zip(faces, targets)])
+                targets = retarget_batch(retargeter, [lm for _, lm, _ in batch], avatar.source_landmarks)
+                size = face_size(avatar, layout.height) if config.paste_back else layout.height
+                faces = render_faces(avatar, targets, size, generate, config.warp_only)
+                scale = np.float32(size / avatar.image_size)
+                columns.append([paste_into_photo(avatar, face, target * scale, layout.height) if config.paste_back
+                                else fit_height(face, layout.height) for face, target in zip(faces, targets)])
             for i, (frame, _, found) in enumerate(batch):
                 faceless += not found
-                panels = [column[i] for column in columns]
-                if labels:
-                    panels = [label(p, text) for p, text in zip(panels, labels)]
-                if config.side_by_side and not labels:
-                    panels.insert(0, fit_height(avatars[0].source_crop, height))
-                if show_driver:
-                    panels.insert(0, label(fit_height(frame, height), "driver"))
-                sink.write(stamp_synthetic(np.concatenate(panels, axis=1), config.mark_position))
+                sink.write(layout.compose(frame, [column[i] for column in columns]))
                 written += 1
             if progress:
                 progress(min(1.0, written / max(total, 1)), "rendering")
         if written == 0 or faceless == written:
             raise InputError("no face was found in any frame of the driving video")
-    return RenderResult(Path(out_path), written, info.fps, width, height, info.has_audio, faceless,
+    return RenderResult(Path(out_path), written, info.fps, layout.width, layout.height, info.has_audio, faceless,
                         time.monotonic() - began)
 
 

@@ -35,6 +35,7 @@ from talking_head.hub import TalkingHeadModel
 from talking_head.losses import (ContentLoss, LossWeights, discriminator_objective, embedding_match,
                                  generator_objective)
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
+from talking_head.shot_bank import episode_textures
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "training_state.safetensors"
@@ -45,6 +46,8 @@ class TrainOptions:
     data: str = required("dataset folder (made by `synthesize` or `preprocess`)")
     out: str = option("runs/small", "run folder: options, logs, samples, checkpoint")
     size: str = option("small", "model size", choices=["tiny", "small", "paper"])
+    pure_synthesis: bool = option(False, "the paper's G, which synthesizes every pixel (no texture path; the "
+                                  "`paper` size has none anyway)")
     init: str | None = option(None, "start from this checkpoint folder instead of random weights")
     k_shots: int = option(8, "K: shots per episode")
     batch_size: int = option(4, "episodes per step (per process)")
@@ -62,7 +65,7 @@ class TrainOptions:
     log_every: int = option(10, "steps between log lines")
     max_minutes: float = option(0.0, "stop (after saving) once this much wall time has passed; 0 = no limit")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
-    amp: bool = option(True, "bf16 autocast on CUDA")
+    amp: bool = option(True, "bf16 autocast on CUDA and on CPUs with AMX")
     threads: int = option(0, "torch CPU threads (0 = torch's default)")
     seed: int = option(0, "seed of the weights and of episode sampling")
 
@@ -131,6 +134,27 @@ def load_checkpoint(out: Path, optimizers: dict[str, torch.optim.Optimizer], mod
     return int(metadata["step"])
 
 
+def grow_into(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state`` into ``model``, where a tensor of ``model`` is larger, into its leading slice.
+
+    This is how a pure-synthesis checkpoint starts a texture-path model: G's first convolutions gain
+    input channels for the warped shots (their weights, and the spectral norm's right singular vector,
+    are zero-padded, so those channels start unheard), and the mask head it lacks keeps its
+    initialisation (mask 1: the warp). Tensors missing from ``state`` keep their initialisation.
+    """
+    own = model.state_dict()
+    for name, value in state.items():  # state_dict() tensors share the parameters' storage
+        if name not in own:
+            raise ValueError(f"{name}: not a tensor of this model")
+        target = own[name]
+        if value.dim() != target.dim() or any(a > b for a, b in zip(value.shape, target.shape)):
+            raise ValueError(f"{name}: {tuple(value.shape)} does not fit into {tuple(target.shape)}")
+        with torch.no_grad():
+            if value.shape != target.shape:
+                target.zero_()
+            target[tuple(slice(0, n) for n in value.shape)] = value.to(target.dtype)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Distributed helpers (no-ops in a single process)
 # ---------------------------------------------------------------------------------------------------
@@ -173,6 +197,13 @@ def embed_episodes(model: TalkingHeadModel, episode: Episode) -> torch.Tensor:
     return flat.view(b, k, -1).mean(dim=1)
 
 
+def generate_targets(model: TalkingHeadModel, episode: Episode, embeddings: torch.Tensor) -> torch.Tensor:
+    """G's rendering of each episode's target from its embedding (and, on the texture path, its shots)."""
+    warped = (episode_textures(episode.shot_frames, episode.shot_points, episode.target_points)
+              if model.config.texture_path else None)
+    return model.generator(episode.target_landmarks, psi=model.generator.project(embeddings), warped=warped)
+
+
 def training_step(model: TalkingHeadModel, content: ContentLoss, episode: Episode, opt_g: torch.optim.Optimizer,
                   opt_d: torch.optim.Optimizer, options: TrainOptions, device: torch.device, world: int
                   ) -> dict[str, float]:
@@ -180,7 +211,7 @@ def training_step(model: TalkingHeadModel, content: ContentLoss, episode: Episod
     columns = d.W[:, episode.video_index].T
     with autocast(device, options.amp):
         embeddings = embed_episodes(model, episode)
-        fake = model.generator(episode.target_landmarks, psi=model.generator.project(embeddings))
+        fake = generate_targets(model, episode, embeddings)
         # G's adversarial terms see W_i through an explicit (detached) w: only the embedding-match term
         # may move W during G's step, or G's objective would teach D's W to call fakes real.
         d.requires_grad_(False)
@@ -212,7 +243,7 @@ def training_step(model: TalkingHeadModel, content: ContentLoss, episode: Episod
 def heldout_reconstruction(model: TalkingHeadModel, episode: Episode) -> tuple[float, torch.Tensor]:
     """Mean L1 (in [-1, 1] units) of generated vs real held-out frames, and the generated frames."""
     model.eval()
-    fake = model.generator(episode.target_landmarks, psi=model.generator.project(embed_episodes(model, episode)))
+    fake = generate_targets(model, episode, embed_episodes(model, episode))
     model.train()
     return (fake - episode.target_frames).abs().mean().item(), fake
 
@@ -241,13 +272,13 @@ def train(options: TrainOptions) -> Path:
     base = ModelConfig.named(options.size)
     sampler = EpisodeSampler(options.data, "train", options.k_shots, base.image_size, options.holdout_frames,
                              options.seed)
-    config = ModelConfig.named(options.size, num_videos=sampler.num_videos)
+    config = ModelConfig.named(options.size, num_videos=sampler.num_videos,
+                               texture_path=base.texture_path and not options.pure_synthesis)
     model = TalkingHeadModel(config, provenance={"options": asdict(options), "data": options.data,
                                                  "train_videos": sampler.num_videos})
     if options.init:
         init = TalkingHeadModel.from_pretrained(options.init)
-        state = {k: v for k, v in init.state_dict().items() if k != "discriminator.W"}
-        model.load_state_dict(state, strict=False)
+        grow_into(model, {k: v for k, v in init.state_dict().items() if k != "discriminator.W"})
     model.to(device).train()
     content = ContentLoss(options.loss, options.vgg19, options.vggface).to(device)
     opt_g = torch.optim.Adam([*model.embedder.parameters(), *model.generator.parameters(), model.discriminator.W],

@@ -33,7 +33,8 @@ def render(model: TalkingHeadModel) -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
     frames, landmarks = (torch.rand(2, 3, 32, 32, generator=generator) * 2 - 1 for _ in range(2))
     with torch.no_grad():
-        out = model.generator(landmarks, model.embedder.embed_person(frames, landmarks))
+        out = model.generator(landmarks, model.embedder.embed_person(frames, landmarks),
+                              warped=frames if model.config.texture_path else None)
         score, _ = model.discriminator(out, landmarks, torch.tensor([0, 1]))
     return torch.cat([out.flatten(), score.flatten()])
 

@@ -17,7 +17,8 @@ def render(model: TalkingHeadModel) -> torch.Tensor:
     torch.manual_seed(1)
     frames, landmarks = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     with torch.no_grad():
-        out = model.generator(landmarks, model.embedder.embed_person(frames, landmarks))
+        out = model.generator(landmarks, model.embedder.embed_person(frames, landmarks),
+                              warped=frames if model.config.texture_path else None)
         score, _ = model.discriminator(out, landmarks, torch.tensor([0, 1]))
     return torch.cat([out.flatten(), score])
 

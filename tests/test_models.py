@@ -23,7 +23,7 @@ def test_output_shapes_for_every_size(size: str) -> None:
     with torch.no_grad():
         embedding = model.embedder(frames, landmarks)
         person = model.embedder.embed_person(frames, landmarks)
-        image = model.generator(landmarks, embedding)
+        image = model.generator(landmarks, embedding, warped=frames if config.texture_path else None)
         score, features = model.discriminator(frames, landmarks, torch.tensor([0, 2]))
     assert embedding.shape == (2, config.embedding_dim) and (embedding >= 0).all()  # ReLU after sum pooling
     assert person.shape == (config.embedding_dim,)
@@ -44,8 +44,10 @@ def test_paper_config_has_the_papers_scale(capsys: pytest.CaptureFixture[str]) -
     assert model.generator.projection.in_features == 512
 
 
-def test_adain_changes_output_only_through_projection(tiny_model: TalkingHeadModel) -> None:
-    g, dim = tiny_model.generator, tiny_model.config.embedding_dim
+def test_adain_changes_output_only_through_projection() -> None:
+    torch.manual_seed(0)
+    g = TalkingHeadModel(ModelConfig.named("tiny", texture_path=False)).generator.eval()
+    dim = g.config.embedding_dim
     landmarks = torch.rand(2, 3, 32, 32) * 2 - 1
     e1, e2 = torch.rand(1, dim), torch.rand(1, dim) * 3
     with torch.no_grad():
@@ -62,7 +64,30 @@ def test_adain_changes_output_only_through_projection(tiny_model: TalkingHeadMod
 def test_generator_requires_exactly_one_identity_source(tiny_model: TalkingHeadModel) -> None:
     landmarks = torch.zeros(1, 3, 32, 32)
     with pytest.raises(ValueError, match="exactly one"):
-        tiny_model.generator(landmarks)
+        tiny_model.generator(landmarks, warped=landmarks)
+
+
+def test_the_texture_path_needs_its_warp_and_the_papers_generator_refuses_one(tiny_model: TalkingHeadModel) -> None:
+    landmarks, embedding = torch.zeros(1, 3, 32, 32), torch.rand(1, tiny_model.config.embedding_dim)
+    with pytest.raises(ValueError, match="needs the warped shots"):
+        tiny_model.generator(landmarks, embedding)
+    paper_style = TalkingHeadModel(ModelConfig.named("tiny", texture_path=False)).generator
+    with pytest.raises(ValueError, match="has no texture path"):
+        paper_style(landmarks, embedding, warped=landmarks)
+
+
+def test_an_untrained_composite_is_the_warp_at_the_warps_resolution(tiny_model: TalkingHeadModel) -> None:
+    landmarks, embedding = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(1, tiny_model.config.embedding_dim)
+    warped = torch.rand(2, 3, 96, 96) * 2 - 1  # three times the model's resolution
+    with torch.no_grad():
+        out = tiny_model.generator(landmarks, embedding, warped=warped)
+    assert out.shape == warped.shape
+    assert (out - warped).abs().max() < 2 / 255  # under one 8-bit level either side
+    # ... and the mask is a real switch: opened fully, the frame is G's painting, not the warp.
+    with torch.no_grad():
+        tiny_model.generator.mask_conv.bias.fill_(-30.0)
+        painted = tiny_model.generator(landmarks, embedding, warped=warped)
+    assert (painted - warped).abs().mean() > 0.1 and painted.abs().max() <= 1
 
 
 def test_discriminator_score_depends_on_video_through_W(tiny_model: TalkingHeadModel) -> None:
@@ -84,9 +109,10 @@ def test_discriminator_score_depends_on_video_through_W(tiny_model: TalkingHeadM
 def test_baking_spectral_norm_keeps_outputs(tiny_model: TalkingHeadModel) -> None:
     landmarks, embedding = torch.rand(2, 3, 32, 32), torch.rand(1, tiny_model.config.embedding_dim)
     with torch.no_grad():
-        before = tiny_model.generator(landmarks, embedding)
+        tiny_model.generator.mask_conv.bias.fill_(0.0)  # let G's painting show
+        before = tiny_model.generator(landmarks, embedding, warped=landmarks)
         baked = bake_spectral_norm(tiny_model.generator)
-        assert torch.allclose(baked(landmarks, embedding), before, atol=1e-5)
+        assert torch.allclose(baked(landmarks, embedding, warped=landmarks), before, atol=1e-5)
 
 
 def test_named_config_rejects_unknown_size() -> None:

@@ -21,7 +21,8 @@ from talking_head.hub import TalkingHeadModel
 from talking_head.landmarks.detect import NoFaceError
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import RenderConfig
+from talking_head.render import RenderConfig, render_faces
+from talking_head.shot_bank import warp_from_bank
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +94,12 @@ def held_out_error(model: TalkingHeadModel, identity: int, k: int, steps: int) -
     """Mean L1 on frames 14-19 of a clip after personalising on K of its frames 0-7."""
     frames, landmarks = render_video(identity, 0, 20, 48)
     x, y = to_network(frames, landmarks, model.config.image_size)
+    points = torch.from_numpy(landmarks * (model.config.image_size / 48)).float()
     shots, targets = list(range(0, 8, 8 // k))[:k], slice(14, 20)
     config = FinetuneConfig(steps=steps, device="cpu")
-    return (personalize(model, x[shots], y[shots], config).generate(y[targets]) - x[targets]).abs().mean().item()
+    warped = warp_from_bank(x[shots], points[shots], points[targets], model.config.image_size)
+    avatar = personalize(model, x[shots], y[shots], points[shots], config)
+    return (avatar.generate(y[targets], warped) - x[targets]).abs().mean().item()
 
 
 @pytest.mark.slow
@@ -113,16 +117,17 @@ def test_fine_tuning_and_more_shots_reduce_held_out_error(trained_tiny: Path,
 
 def test_avatar_round_trip_in_a_fresh_process_gives_identical_frames(avatar: Avatar, tmp_path: Path) -> None:
     path = avatar.save(tmp_path / "person.avatar.safetensors")
-    drawings = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
-    here = avatar.generator.generate(drawings).numpy()
+    # The texture bank travels with the avatar: the faces (warp + G's painting) at 96 px must be identical.
+    here = render_faces(avatar, avatar.source_landmarks[None] + np.float32(1.5), 96)
     # Same thread count as this process: float sums may be split differently across threads.
-    code = (f"import sys, torch; torch.set_num_threads({torch.get_num_threads()}); "
-            "from talking_head.avatar import Avatar; a = Avatar.load(sys.argv[1]); "
-            "d = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32); "
-            "sys.stdout.buffer.write(a.generator.generate(d).numpy().tobytes())")
+    code = (f"import sys, numpy, torch; torch.set_num_threads({torch.get_num_threads()}); "
+            "from talking_head.avatar import Avatar; from talking_head.render import render_faces; "
+            "a = Avatar.load(sys.argv[1]); "
+            "sys.stdout.buffer.write(render_faces(a, a.source_landmarks[None] + numpy.float32(1.5), 96).tobytes())")
     child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
-    assert np.array_equal(np.frombuffer(child.stdout, dtype=np.float32).reshape(here.shape), here)
+    assert np.array_equal(np.frombuffer(child.stdout, dtype=np.uint8).reshape(here.shape), here)
     loaded = Avatar.load(path)
+    assert loaded.bank_crops.shape == (3, 512, 512, 3) and np.array_equal(loaded.bank_crops, avatar.bank_crops)
     assert np.array_equal(loaded.source_crop, avatar.source_crop) and loaded.photo_box == avatar.photo_box
     assert loaded.info == json.loads(json.dumps(avatar.info))
 

@@ -20,13 +20,19 @@ from talking_head.landmarks.rasterize import draw_landmarks
 
 @dataclass
 class Episode:
-    """A batch of episodes. Shapes: shots (B, K, 3, H, W), targets (B, 3, H, W), video_index (B,)."""
+    """A batch of episodes. Shapes: shots (B, K, 3, H, W), targets (B, 3, H, W), video_index (B,).
+
+    ``*_landmarks`` are the drawn landmark images, ``*_points`` the (68, 2) landmarks in model pixels
+    (what the texture path warps with).
+    """
 
     shot_frames: torch.Tensor
     shot_landmarks: torch.Tensor
     target_frames: torch.Tensor
     target_landmarks: torch.Tensor
     video_index: torch.Tensor
+    shot_points: torch.Tensor
+    target_points: torch.Tensor
 
     def to(self, device: torch.device | str) -> "Episode":
         return Episode(*(getattr(self, f).to(device, non_blocking=True) for f in self.__dataclass_fields__))
@@ -65,9 +71,10 @@ class EpisodeSampler:
     def num_videos(self) -> int:
         return len(self.videos)
 
-    def _load(self, video: int, frame_indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _load(self, video: int, frame_indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         frames, landmarks = read_frames(self.root, self.videos[video], frame_indices)
-        return to_network(frames, landmarks, self.image_size)
+        points = torch.from_numpy(np.asarray(landmarks, np.float32) * (self.image_size / frames.shape[2]))
+        return (*to_network(frames, landmarks, self.image_size), points)
 
     def sample(self, batch_size: int, step: int) -> Episode:
         """Training episodes for ``step``: shots and target drawn from the non-held-out frames."""
@@ -89,7 +96,7 @@ class EpisodeSampler:
             parts.append(self._load(int(v), [*shots, available]))
         return self._stack(parts, torch.as_tensor(chosen_videos))
 
-    def _stack(self, parts: list[tuple[torch.Tensor, torch.Tensor]], videos: torch.Tensor) -> Episode:
-        frames = torch.stack([f for f, _ in parts])
-        drawings = torch.stack([d for _, d in parts])
-        return Episode(frames[:, :-1], drawings[:, :-1], frames[:, -1], drawings[:, -1], videos.long())
+    def _stack(self, parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], videos: torch.Tensor) -> Episode:
+        frames, drawings, points = (torch.stack(column) for column in zip(*parts))
+        return Episode(frames[:, :-1], drawings[:, :-1], frames[:, -1], drawings[:, -1], videos.long(),
+                       points[:, :-1], points[:, -1])

@@ -1,17 +1,30 @@
 """Generator G(y, e): landmark image -> frame of the person whose embedding is e.
 
-Person-specific information reaches G only through AdaIN: psi = P e (+ a learned offset) sets the
-scale and bias of every adaptive normalisation. Few-shot fine-tuning replaces psi by a free
+Person-specific information reaches G's weights only through AdaIN: psi = P e (+ a learned offset)
+sets the scale and bias of every adaptive normalisation. Few-shot fine-tuning replaces psi by a free
 parameter psi' initialised from P e, which is why ``forward`` accepts either an embedding or psi.
+
+With ``ModelConfig.texture_path`` G also takes the person's shots warped onto the target landmarks
+(``talking_head.shot_bank``), at any resolution, and returns ``mask * warped + (1 - mask) * painted``:
+the photo's own pixels where the warp is right, G's painting where no warp can be (a mouth opening,
+eyes opening, a turning head's far side). Mask and painting are made at the model's resolution and
+upsampled, so the detail comes from the photo and only the corrections from the network. The mask
+starts at 1 (an untrained G returns the warp), so training can only improve on the warp.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from talking_head.config import ModelConfig
 from talking_head.models.blocks import AdaIN, AdaptiveResBlock, SelfAttention, encoder_blocks, sn_conv
+
+#: The mask's starting logit: sigmoid(7) = 0.9991, so an untrained composite is the warp to within
+#: 0.002 (half an 8-bit level). Its weights start at zero; Adam's steps do not shrink with the
+#: sigmoid's small slope there, so the mask still learns at the optimiser's pace.
+MASK_INIT_LOGIT = 7.0
 
 
 class Generator(nn.Module):
@@ -20,7 +33,8 @@ class Generator(nn.Module):
         self.config = config
         c = config.channels_at
         # Encoder: image_size -> bottleneck, instance norm, attention where configured.
-        plan, resolution, cin = [], config.image_size, config.landmark_channels
+        plan, resolution = [], config.image_size
+        cin = config.landmark_channels + (config.image_channels if config.texture_path else 0)
         while resolution > config.generator_bottleneck_resolution:
             resolution //= 2
             plan.append((cin, c(resolution), resolution))
@@ -40,6 +54,10 @@ class Generator(nn.Module):
                 self.up_attention[str(len(self.up) - 1)] = SelfAttention(c(resolution))
         self.out_norm = AdaIN(c(config.image_size))
         self.out_conv = sn_conv(c(config.image_size), config.image_channels)
+        if config.texture_path:
+            self.mask_conv = nn.Conv2d(c(config.image_size), 1, 3, padding=1)
+            nn.init.zeros_(self.mask_conv.weight)
+            nn.init.constant_(self.mask_conv.bias, MASK_INIT_LOGIT)
         adaptive = [*self.residual, *self.up, self.out_norm]
         self.adain_sizes = [block.num_params for block in adaptive]
         self.num_adain_params = sum(self.adain_sizes)
@@ -61,18 +79,27 @@ class Generator(nn.Module):
         return self.projection(embedding)
 
     def forward(self, landmark_images: torch.Tensor, embedding: torch.Tensor | None = None,
-                psi: torch.Tensor | None = None) -> torch.Tensor:
+                psi: torch.Tensor | None = None, warped: torch.Tensor | None = None) -> torch.Tensor:
         """Render (B, 3, H, W) frames in [-1, 1] from landmark images and either ``embedding`` or ``psi``.
 
-        A single embedding/psi row is broadcast over the batch (one person, many poses).
+        A single embedding/psi row is broadcast over the batch (one person, many poses). With the
+        texture path ``warped`` (B, 3, R, R), the shots warped onto the targets, is required and the
+        frames come out at its resolution R.
         """
         if (embedding is None) == (psi is None):
             raise ValueError("pass exactly one of `embedding` or `psi`")
+        if self.config.texture_path != (warped is not None):
+            raise ValueError("this generator " + ("needs the warped shots (`warped`)" if self.config.texture_path
+                                                  else "has no texture path: do not pass `warped`"))
         if psi is None:
             psi = self.project(embedding.reshape(-1, self.config.embedding_dim))
         psi = psi.reshape(-1, self.num_adain_params).expand(landmark_images.shape[0], -1)
         params = psi.split(self.adain_sizes, dim=1)
         h = landmark_images
+        if warped is not None:
+            size = self.config.image_size
+            small = warped if warped.shape[-1] == size else F.interpolate(warped, size=(size, size), mode="area")
+            h = torch.cat([h, small.to(h.dtype)], dim=1)
         for block in self.down:
             h = block(h)
         for block, p in zip(self.residual, params):
@@ -82,4 +109,15 @@ class Generator(nn.Module):
             if str(i) in self.up_attention:
                 h = self.up_attention[str(i)](h)
         h = torch.relu(self.out_norm(h, params[-1]))
-        return torch.tanh(self.out_conv(h))
+        painted = torch.tanh(self.out_conv(h))
+        if warped is None:
+            return painted
+        # In float32 even under bf16 autocast: bf16 rounds sigmoid(7) to exactly 1, whose gradient is 0,
+        # and neither the mask nor the painting would ever learn (measured: both frozen for 200 steps).
+        painted, warped = painted.float(), warped.float()
+        mask = torch.sigmoid(self.mask_conv(h).float())
+        if warped.shape[-1] != painted.shape[-1]:
+            size = warped.shape[-2:]
+            painted = F.interpolate(painted, size=size, mode="bilinear", align_corners=False)
+            mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+        return mask * warped + (1 - mask) * painted

@@ -1,0 +1,138 @@
+"""A dense warp of a source image onto target landmarks, in torch: batched and differentiable.
+
+The generator's texture path (``ModelConfig.texture_path``) starts from the source photo's own pixels
+moved to where the target's landmarks say they go, as every widely used reenactment system does
+(first-order-model and TPSMM warp the source and inpaint, LivePortrait warps a feature volume, the
+paper's successor warps a high-frequency texture). The warp is a thin-plate spline (Bookstein 1989):
+the smoothest map taking the target's control points exactly onto the source's, solved in closed
+form, so it batches and needs no triangulation.
+
+Control points are the 68 landmarks, points extrapolated from them (a forehead line and a ring
+around the head, so hair and the head's outline move with the head instead of with the image
+border) and anchors on the image border (so the background stays still).
+
+Coordinates are pixels with the project's convention (pixel ``j`` is centred on coordinate ``j``;
+sizes scale coordinates linearly). The map is evaluated on a grid of at most ``GRID_SIZE`` points a
+side and bilinearly upsampled: it is smooth, and evaluating it exactly at 512x512 costs more than
+the generator.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: The forehead line: the brows moved up (along the chin -> brow direction) by this fraction of the
+#: chin-to-brow distance: just below the hairline of an adult face, clear of the crop's pinned top border.
+FOREHEAD_RAISE = 0.4
+#: The ring: the upper face outline (temples, cheeks and the forehead line) pushed out from the face's
+#: centre by this factor, about where the hair and the head's silhouette end in a crop of the
+#: project's convention. Not below the cheeks: there the ring would reach the crop's border (pinned).
+RING_SCALE = 1.3
+#: The jaw points the ring follows: both sides' upper half.
+RING_JAW_POINTS = (0, 2, 4, 12, 14, 16)
+#: Regularisation of the spline (in units of the source size): tiny, so the map stays exact at the
+#: control points, yet enough to solve when two target points coincide (a closed mouth's inner lips).
+REGULARIZATION = 1e-5
+#: Largest side of the grid the spline is evaluated on before upsampling.
+GRID_SIZE = 128
+
+
+def extend_landmarks(points: torch.Tensor) -> torch.Tensor:
+    """(..., 68, 2) landmarks -> (..., 68 + 10 + 11, 2): plus a forehead line and a ring around the head."""
+    brows, chin = points[..., 17:27, :], points[..., 8:9, :]
+    brow_centre = brows.mean(dim=-2, keepdim=True)
+    up = brow_centre - chin  # follows the head's roll and pitch
+    forehead = brows + FOREHEAD_RAISE * up
+    outline = torch.cat([points[..., list(RING_JAW_POINTS), :], forehead[..., ::2, :]], dim=-2)  # 6 + 5 points
+    centre = points[..., :17, :].mean(dim=-2, keepdim=True) * 0.5 + brow_centre * 0.5
+    ring = centre + RING_SCALE * (outline - centre)
+    return torch.cat([points, forehead, ring], dim=-2)
+
+
+def border_anchors(size: float, per_side: int = 3) -> torch.Tensor:
+    """Points along the border of a ``size``-pixel square image, as (x, y): (4 * (per_side - 1), 2)."""
+    edge = torch.linspace(0.0, size - 1.0, per_side, dtype=torch.float64)
+    last = torch.full_like(edge, size - 1.0)
+    first = torch.zeros_like(edge)
+    ring = torch.cat([torch.stack([edge, first], 1), torch.stack([last, edge], 1),
+                      torch.stack([edge.flip(0), last], 1), torch.stack([first, edge.flip(0)], 1)])
+    return torch.unique_consecutive(ring, dim=0)[:-1]
+
+
+def _kernel(squared_distances: torch.Tensor) -> torch.Tensor:
+    """The thin-plate radial basis U(r) = r^2 log r^2, with U(0) = 0."""
+    return squared_distances * torch.log(squared_distances.clamp_min(1e-20))
+
+
+def fit_thin_plate_spline(control: torch.Tensor, values: torch.Tensor, regularization: float = REGULARIZATION
+                          ) -> torch.Tensor:
+    """Coefficients (B, N + 3, 2) of the splines taking ``control`` (B, N, 2) onto ``values`` (B, N, 2)."""
+    b, n, _ = control.shape
+    kernel = _kernel(torch.cdist(control, control).square())
+    kernel = kernel + regularization * torch.eye(n, dtype=control.dtype, device=control.device)
+    affine = torch.cat([torch.ones(b, n, 1, dtype=control.dtype, device=control.device), control], dim=2)
+    system = torch.zeros(b, n + 3, n + 3, dtype=control.dtype, device=control.device)
+    system[:, :n, :n], system[:, :n, n:], system[:, n:, :n] = kernel, affine, affine.transpose(1, 2)
+    rhs = torch.cat([values, torch.zeros(b, 3, 2, dtype=control.dtype, device=control.device)], dim=1)
+    return torch.linalg.solve(system, rhs)
+
+
+def evaluate_thin_plate_spline(control: torch.Tensor, coefficients: torch.Tensor, query: torch.Tensor
+                               ) -> torch.Tensor:
+    """The splines of ``fit_thin_plate_spline`` at ``query`` (B, M, 2) -> (B, M, 2)."""
+    n = control.shape[1]
+    basis = _kernel(torch.cdist(query, control).square())
+    affine = torch.cat([torch.ones_like(query[..., :1]), query], dim=2)
+    return basis @ coefficients[:, :n] + affine @ coefficients[:, n:]
+
+
+@torch.no_grad()
+def sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int
+                 ) -> torch.Tensor:
+    """Where each output pixel samples the source: (B, out, out, 2) source pixel coordinates.
+
+    ``source_points`` are in the pixels of the ``source_size`` square source; ``target_points`` in the
+    pixels of the ``out_size`` square output. Both are (B, 68, 2) landmarks of one crop convention.
+    """
+    with torch.autocast(source_points.device.type, enabled=False):  # a spline is solved in float64, always
+        return _sampling_map(source_points, target_points, source_size, out_size)
+
+
+def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int
+                  ) -> torch.Tensor:
+    scale = source_size / out_size
+    src = extend_landmarks(source_points.double())
+    dst = extend_landmarks(target_points.double() * scale)  # the output frame in source pixels
+    anchors = border_anchors(source_size).to(src.device)[None].expand(src.shape[0], -1, -1)
+    src, dst = torch.cat([src, anchors], 1) / source_size, torch.cat([dst, anchors], 1) / source_size
+    coefficients = fit_thin_plate_spline(dst, src)
+    grid = min(out_size, GRID_SIZE)
+    axis = torch.linspace(0.0, (out_size - 1) * scale, grid, dtype=torch.float64, device=src.device) / source_size
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    query = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2).expand(src.shape[0], -1, -1)
+    mapped = evaluate_thin_plate_spline(dst, coefficients, query).reshape(-1, grid, grid, 2) * source_size
+    if grid != out_size:
+        mapped = F.interpolate(mapped.permute(0, 3, 1, 2), size=(out_size, out_size), mode="bilinear",
+                               align_corners=True).permute(0, 2, 3, 1)
+    return mapped.float()
+
+
+def sample(images: torch.Tensor, pixel_map: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Sample (B, C, H, W) ``images`` at (B, h, w, 2) pixel coordinates; outside, the border repeats."""
+    height, width = images.shape[-2:]
+    scale = torch.tensor([2.0 / width, 2.0 / height], device=pixel_map.device)
+    grid = (pixel_map + 0.5) * scale - 1.0  # pixel centres, align_corners=False
+    out = F.grid_sample(images, grid.to(images.dtype), mode=mode, padding_mode="border", align_corners=False)
+    return out.clamp(-1, 1) if mode == "bicubic" else out
+
+
+def warp_to_landmarks(images: torch.Tensor, source_points: torch.Tensor, target_points: torch.Tensor,
+                      out_size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Warp square source ``images`` (B, C, S, S) in [-1, 1] so ``source_points`` land on ``target_points``.
+
+    One sampling of the source at the output's resolution: a 512 px source warped to a 256 px output
+    keeps the source's detail (resizing first, then warping, would blur it twice).
+    """
+    pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size)
+    return sample(images, pixel_map, mode)

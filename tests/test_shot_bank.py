@@ -1,0 +1,74 @@
+"""The K shots as a texture bank: the right shot per region, leave-one-out, and a mouth mask that
+covers the mouth only."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from talking_head.data.synthetic import render_video
+from talking_head.shot_bank import MOUTH_POINTS, choose_shots, mouth_mask, procrustes_distances, warp_from_bank
+from talking_head.warp import warp_to_landmarks
+
+
+def shots_with_known_answers() -> tuple[np.ndarray, np.ndarray]:
+    """Shot 0 neutral; shot 1 the head turned (face squeezed sideways), mouth closed; shot 2 neutral with
+    the mouth open. The target: turned like shot 1, mouth open like shot 2."""
+    _, landmarks = render_video(3, 0, 1, 128)
+    neutral = landmarks[0].astype(np.float64)
+    turned = neutral.copy()
+    centre = neutral[:48].mean(0)
+    turned[:48, 0] = centre[0] + 0.75 * (neutral[:48, 0] - centre[0])
+    opened = neutral.copy()
+    opened[[56, 57, 58, 65, 66, 67], 1] += 9
+    target = turned.copy()
+    target[list(MOUTH_POINTS)] = opened[list(MOUTH_POINTS)]
+    return np.stack([neutral, turned, opened]), target[None]
+
+
+def test_the_bank_picks_the_pose_shot_for_the_face_and_the_mouth_shot_for_the_mouth():
+    shots, target = shots_with_known_answers()
+    choice = choose_shots(shots, target)
+    assert choice.face.tolist() == [1] and choice.mouth.tolist() == [2]
+
+
+def test_leave_one_out_never_picks_the_excluded_shot():
+    shots, _ = shots_with_known_answers()
+    choice = choose_shots(shots, shots, exclude=np.arange(3))
+    assert all(f != i and m != i for i, (f, m) in enumerate(zip(choice.face, choice.mouth)))
+    single = choose_shots(shots[:1], shots[:1], exclude=np.array([0]))  # K = 1: nothing else to use
+    assert single.face.tolist() == [0]
+
+
+def test_procrustes_distances_of_many_targets_match_one_at_a_time():
+    shots, target = shots_with_known_answers()
+    many = procrustes_distances(shots, np.concatenate([target, shots]))
+    assert many.shape == (4, 3)
+    for row, t in zip(many, np.concatenate([target, shots])):
+        np.testing.assert_allclose(row, procrustes_distances(shots, t), atol=1e-6)
+
+
+def test_the_mouth_mask_covers_the_mouth_and_not_the_eyes():
+    _, target = shots_with_known_answers()
+    mask = mouth_mask(torch.from_numpy(target).float(), 128)[0, 0]
+    mouth = target[0, list(MOUTH_POINTS)].mean(0).round().astype(int)
+    eye = target[0, 36:42].mean(0).round().astype(int)
+    assert mask[mouth[1], mouth[0]] > 0.95 and mask[eye[1], eye[0]] < 0.01
+
+
+def test_one_shot_bank_is_the_plain_warp_and_the_mouth_comes_from_the_mouth_shot():
+    frames, landmarks = render_video(3, 0, 12, 64)
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    points = torch.from_numpy(landmarks).float()
+    target = points[7:8]
+    single = warp_from_bank(images[:1], points[:1], target, 64)
+    assert torch.equal(single, warp_to_landmarks(images[:1], points[:1], target, 64))
+    from talking_head.shot_bank import ShotChoice
+    mixed = warp_from_bank(images[:2], points[:2], target, 64, ShotChoice(np.array([0]), np.array([1])))
+    mouth_from_1 = warp_to_landmarks(images[1:2], points[1:2], target, 64)
+    mask = mouth_mask(target, 64)
+    inside = mask[0, 0] > 0.99
+    assert torch.allclose(mixed[0][:, inside], mouth_from_1[0][:, inside], atol=0.02)
+    outside = mask[0, 0] < 1e-4
+    assert outside.float().mean() > 0.5
+    assert torch.allclose(mixed[0][:, outside], single[0][:, outside], atol=1e-3)

@@ -1,0 +1,71 @@
+"""The texture path's warp: pixels land on their target landmarks, an unmoved face is unchanged, the
+border stays put, and a larger source is sampled once at the output's size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from talking_head.data.synthetic import render_video
+from talking_head.warp import border_anchors, extend_landmarks, sampling_map, warp_to_landmarks
+
+
+@pytest.fixture(scope="module")
+def clip() -> tuple[torch.Tensor, torch.Tensor]:
+    frames, landmarks = render_video(2, 0, 24, 64)
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return images, torch.from_numpy(landmarks).float()
+
+
+def test_a_marked_pixel_moves_to_its_target_landmark(clip):
+    _, landmarks = clip
+    source, target = landmarks[0], landmarks[17]
+    for point in (30, 8, 36, 57):  # nose tip, chin, an eye corner, the lower lip
+        # The landmark on a pixel centre in both images, and the one pixel there marked in the source.
+        here, there = source.clone(), target.clone()
+        here[point], there[point] = source[point].round(), target[point].round()
+        image = -torch.ones(1, 1, 64, 64)
+        image[0, 0, int(here[point, 1]), int(here[point, 0])] = 1.0
+        out = warp_to_landmarks(image, here[None], there[None], 64)[0, 0]
+        found = np.unravel_index(int(out.argmax()), out.shape)
+        assert (found[1], found[0]) == tuple(there[point].long().tolist()), point
+        assert out.max() > 0.9  # the mark itself, not a blur of it
+
+
+def test_a_face_warped_to_its_own_landmarks_is_unchanged(clip):
+    images, landmarks = clip
+    out = warp_to_landmarks(images[3:4], landmarks[3:4], landmarks[3:4], 64)
+    assert (out - images[3:4]).abs().max() < 2e-3
+
+
+def test_the_image_border_stays_where_it_is(clip):
+    _, landmarks = clip
+    pixel_map = sampling_map(landmarks[:1], landmarks[10:11], 65, 65)[0]  # anchors on pixel centres
+    for x, y in border_anchors(65).tolist():  # corners and edge midpoints
+        assert torch.allclose(pixel_map[int(y), int(x)], torch.tensor([x, y]), atol=0.05)
+
+
+def test_hair_moves_with_the_head_not_with_the_border(clip):
+    _, landmarks = clip
+    shifted = landmarks[:1] + torch.tensor([4.0, 0.0])
+    points = extend_landmarks(landmarks[:1])[0]
+    assert points.shape == (89, 2)
+    pixel_map = sampling_map(landmarks[:1], shifted, 64, 64)[0]
+    # Above the brows (the forehead line), the output samples 4 px to the left: the whole head moved.
+    forehead = points[68:78].mean(0).round().long()
+    assert torch.allclose(pixel_map[forehead[1], forehead[0] + 4], forehead.float(), atol=0.5)
+
+
+def test_a_larger_source_is_sampled_once_at_the_output_size(clip):
+    images, landmarks = clip
+    big = torch.nn.functional.interpolate(images[:1], size=(256, 256), mode="bicubic", align_corners=False)
+    from_big = warp_to_landmarks(big, landmarks[:1] * 4, landmarks[5:6] * 2, 128)
+    from_small = warp_to_landmarks(images[:1], landmarks[:1], landmarks[5:6] * 2, 128)
+    assert from_big.shape == (1, 3, 128, 128)
+    # The same warp either way (up to the sources' own resampling), but the big source is sharper.
+    assert (from_big - from_small).abs().mean() < 0.05
+    laplacian = torch.tensor([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=torch.float32).view(1, 1, 3, 3)
+    sharpness = [torch.nn.functional.conv2d(x.mean(1, keepdim=True), laplacian).var().item()
+                 for x in (from_big, from_small)]
+    assert sharpness[0] > 1.2 * sharpness[1]
