@@ -94,7 +94,7 @@ class Avatar:
         except RuntimeError as error:
             raise InputError(f"avatar file {path.name!r} does not match its own config: {error}") from error
         bank = [tensors[k].numpy() if k in tensors else None for k in ("bank_crops", "bank_landmarks")]
-        if generator.config.texture_path and None in bank:
+        if generator.config.texture_path and any(part is None for part in bank):
             raise InputError(f"avatar file {path.name!r} has a texture-path generator but no texture bank")
         return cls(generator.to(device).eval(), tensors["source_crop"].numpy(), tensors["source_landmarks"].numpy(),
                    tensors["photo"].numpy(), tuple(tensors["photo_box"].tolist()), json.loads(metadata["info"]),

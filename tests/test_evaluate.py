@@ -58,12 +58,13 @@ def test_the_protocol_writes_the_papers_table_reproducibly_with_plots(tiny_weigh
         assert row["identities"] == 2 and row["frames"] == 4
         assert all(math.isfinite(row[key]) for key in ("ssim", "psnr", "csim", "detected"))
         assert (row["landmark_distance"] is None) == (row["detected"] == 0)
-    # Two steps of fine-tuning change the renderings; a random generator is far worse than the warp.
+    # Two steps of fine-tuning change the renderings; an untrained texture-path model is its warp, as good
+    # as the warp baseline (a random pure-synthesis generator would be far worse).
     assert rows["fine-tuned", 1, 2]["psnr"] != rows["feed-forward", 1, 0]["psnr"]
-    assert rows["warp baseline", 1, None]["ssim"] > rows["feed-forward", 1, 0]["ssim"] + 0.3
+    assert abs(rows["warp baseline", 1, None]["ssim"] - rows["feed-forward", 1, 0]["ssim"]) < 0.1
 
     table = (first / "results.md").read_text()
-    assert "| Method (K) | SSIM ↑ | PSNR (dB) ↑ | CSIM ↑ | LMD ↓ | face found ↑ |" in table
+    assert "| Method (K) | SSIM ↑ | PSNR (dB) ↑ | CSIM ↑ | LMD ↓ | face found ↑ | mouth SSIM, newly open ↑ |" in table
     for label in ("Warp baseline (1)", "Feed-forward (2)", "Fine-tuned, 2 steps (2)"):
         assert f"| {label} |" in table
     for plot in ("metrics_vs_k.png", "metrics_vs_steps.png"):
