@@ -108,10 +108,7 @@ def sharpness(frame: np.ndarray, landmarks: np.ndarray) -> float:
     return float(cv2.Laplacian(face.astype(np.float64), cv2.CV_64F).var())
 
 
-def reference(detector: LandmarkDetector, photo: np.ndarray) -> Reference:
-    face = largest_face(detector, photo)
-    if face is None:
-        raise SystemExit(f"dlib finds no face in {PHOTO}")
+def reference(photo: np.ndarray, face: FaceDetection) -> Reference:
     return Reference(face_descriptor(photo, face.landmarks), sharpness(photo, face.landmarks))
 
 
@@ -222,6 +219,11 @@ def method_means(rows: list[tuple[str, str, dict[str, float]]]) -> dict[str, dic
     return means
 
 
+def drivers_found(driver_mouths: dict[str, np.ndarray]) -> str:
+    found = (f"{name} {cell('faces found', float(np.isfinite(mouth).mean()))}" for name, mouth in driver_mouths.items())
+    return "dlib finds a face in the drivers' own frames: " + ", ".join(found)
+
+
 def acceptance(means: dict[str, float]) -> list[str]:
     lines = []
     for name, (comparison, target) in TARGETS.items():
@@ -242,10 +244,10 @@ def contact_sheet(path: Path, drivers: dict[str, Path], videos: dict[tuple[str, 
         picks = sorted({int(np.nanargmin(mouth)), int(np.nanargmax(mouth)), len(mouth) // 2})
         columns = [frames_at(driver_path, picks)] + [[photo_face] * len(picks)]
         columns += [frames_at(videos[driver, m], picks) for m in methods]
-        names = [driver, "photo", *methods]
-        for i in range(len(picks)):
-            rows.append(np.concatenate([label(fit_height(column[i], height), f"{name} #{picks[i]}" if not j else name)
-                                        for j, (name, column) in enumerate(zip(names, columns))], axis=1))
+        for i, pick in enumerate(picks):
+            names = [f"{driver} #{pick}", "photo", *methods]
+            rows.append(np.concatenate([label(fit_height(column[i], height), name)
+                                        for name, column in zip(names, columns)], axis=1))
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
 
 
@@ -288,7 +290,7 @@ def run(args: argparse.Namespace, folder: Path) -> list[str]:
     photo_face = largest_face(detector, photo)
     if photo_face is None:
         raise SystemExit(f"dlib finds no face in {PHOTO}")
-    judge_photo = reference(detector, photo)
+    judge_photo = reference(photo, photo_face)
     drivers = build_drivers(folder, photo, photo_face.landmarks, args.frames)
     driver_mouths = {name: mouth_series(detector, path, args.frames) for name, path in drivers.items()}
     notes: list[str] = []
@@ -305,7 +307,7 @@ def run(args: argparse.Namespace, folder: Path) -> list[str]:
         contact_sheet(sheet, drivers, videos, driver_mouths, crop_face(photo, photo_face.landmarks, 160)[0], 160)
         print(f"videos and {sheet.name} kept in {folder}")
     means = method_means(rows)
-    lines = [header(args), "", *table(rows), ""]
+    lines = [header(args), "", *table(rows), "", drivers_found(driver_mouths), ""]
     lines += [f"Mean over drivers, {method}: " + ", ".join(f"{c} {cell(c, v)}" for c, v in scores.items())
               for method, scores in means.items()]
     if "shipped" in means:

@@ -9,6 +9,7 @@ copies from). Nothing in it can execute code, and it renders without the meta-le
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -52,6 +53,11 @@ class Avatar:
     @property
     def texture_path(self) -> bool:
         return self.generator.config.texture_path
+
+    @functools.cached_property
+    def bank_images(self) -> torch.Tensor:
+        """The bank as (K, 3, S, S) in [-1, 1], converted once (every rendered batch warps from it)."""
+        return torch.from_numpy(np.ascontiguousarray(self.bank_crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
     def save(self, path: str | Path) -> Path:
         """Write the avatar atomically (a crash never leaves a half-written file under ``path``)."""

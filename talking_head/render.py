@@ -118,15 +118,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _bank_tensor(avatar: Avatar) -> torch.Tensor:
-    """The avatar's bank as (K, 3, S, S) in [-1, 1], converted once per avatar."""
-    cached = getattr(avatar, "_bank_tensor", None)
-    if cached is None:
-        cached = torch.from_numpy(np.ascontiguousarray(avatar.bank_crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
-        object.__setattr__(avatar, "_bank_tensor", cached)
-    return cached
-
-
 def texture_for(avatar: Avatar, targets: np.ndarray, size: int) -> torch.Tensor:
     """The avatar's shots warped onto (T, 68, 2) targets (crop pixels): (T, 3, size, size) in [-1, 1].
 
@@ -135,7 +126,7 @@ def texture_for(avatar: Avatar, targets: np.ndarray, size: int) -> torch.Tensor:
     """
     bank_points = torch.from_numpy(np.asarray(avatar.bank_landmarks, np.float32))
     out_points = torch.from_numpy(targets * np.float32(size / avatar.image_size))
-    return warp_from_bank(_bank_tensor(avatar), bank_points, out_points, size, mode="bicubic")
+    return warp_from_bank(avatar.bank_images, bank_points, out_points, size, mode="bicubic")
 
 
 class BatchGenerator:
@@ -306,7 +297,7 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
         if not config.trim:
             raise InputError(f"the driving video is {info.duration:.1f} s long; the limit is {config.max_seconds:g} s "
                              f"(trim it, or ask for trimming)")
-        max_frames = int(config.max_seconds * info.fps)
+        max_frames = int(config.max_seconds * info.fps + 1e-6)  # 29/25 s at 25 fps is 29 frames, not 28
     total = min(info.num_frames, max_frames or info.num_frames)
     retargeters = [Retargeter(a.source_landmarks, config.retarget) for a in avatars]
     generators = [BatchGenerator(a, config.batch_size) for a in avatars]

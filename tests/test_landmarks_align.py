@@ -186,3 +186,15 @@ def test_retargeter_takes_the_first_driver_frame_as_reference(face_landmarks, dr
     np.testing.assert_allclose(neutral(current), retargeter(current), atol=1e-4)
     with pytest.raises(ValueError, match="unknown retargeting mode"):
         Retargeter(face_landmarks, mode="mirror")
+
+
+def test_a_driver_closing_from_an_open_reference_never_crosses_the_sources_lips(face_landmarks, driver):
+    reference = driver[0]
+    opened = reference.astype(np.float64).copy()
+    opened[[55, 56, 57, 58, 59, 65, 66, 67, 7, 8, 9], 1] += 0.3 * inter_ocular_distance(reference)
+    # The driver's reference has its mouth open; it then shuts it (back to ``reference``).
+    result = retarget(face_landmarks, opened, reference)
+    gaps = result[[67, 66, 65], 1] - result[[61, 62, 63], 1]
+    assert gaps.mean() > -0.1  # just closed (to a tenth of a pixel), not inverted by 0.3 eye distances
+    still = [*range(0, 5), *range(12, 48)]  # all but the mouth and the chin, which closes it
+    np.testing.assert_allclose(result[still], retarget(face_landmarks, reference, reference)[still], atol=0.5)
