@@ -3,8 +3,8 @@
 The file holds the personal generator (G' with spectral norm baked in, psi', e_new) and what
 rendering needs from the photos: the reference face crop and its landmarks (retargeting keeps this
 face's shape), the first photo with the crop's place in it (for pasting the face back) and, on the
-texture path, the K shots at ``BANK_SIZE`` pixels with their landmarks (the texture bank the warp
-copies from). Nothing in it can execute code, and it renders without the meta-learned model.
+texture path, the K shots as ``BANK_IMAGE_SIZE`` crops (the face's ``BANK_SIZE`` crop and a margin of
+the photo around it) with their landmarks: the texture bank the warp copies from. Nothing in it can execute code, and it renders without the meta-learned model.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import LandmarkDetector, NoFaceError, detect_face, get_detector
 from talking_head.media import load_photo
 from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video, render_faces
-from talking_head.shot_bank import BANK_SIZE
+from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Shots:
     photo: np.ndarray  # the first photo (downscaled for paste-back)
     photo_box: CropBox  # the first crop's box in ``photo``
     notes: list[str]  # what the user should know (several faces in a photo, ...)
-    bank_crops: np.ndarray  # (K, BANK_SIZE, BANK_SIZE, 3) uint8: the same crops, sampled once from the photo
+    bank_crops: np.ndarray  # (K, BANK_IMAGE_SIZE, BANK_IMAGE_SIZE, 3) uint8: the crops with a margin, sampled once
     bank_landmarks: np.ndarray  # (K, 68, 2) float32, in bank pixels
 
 
@@ -87,7 +87,7 @@ class TalkingHeadPipeline:
             raise InputError("upload at least one photo of a face")
         if len(photos) > MAX_SHOTS:
             raise InputError(f"{len(photos)} photos given; at most {MAX_SHOTS} can be used")
-        crops, landmarks, bank_crops, notes = [], [], [], []
+        crops, landmarks, bank_crops, bank_landmarks, notes = [], [], [], [], []
         first: tuple[np.ndarray, CropBox] | None = None
         for index, source in enumerate(photos):
             name = Path(source).name if isinstance(source, (str, Path)) else f"photo {index + 1}"
@@ -100,7 +100,10 @@ class TalkingHeadPipeline:
             if face.num_faces > 1:
                 notes.append(f"{name}: {face.num_faces} faces found, the largest is used")
             crop, crop_landmarks = crop_face(image, face.landmarks, self.image_size)
-            bank_crops.append(crop_face(image, face.landmarks, BANK_SIZE)[0])
+            bank_crop, bank_points = crop_face(image, face.landmarks, BANK_IMAGE_SIZE,
+                                               bank_box(crop_box(face.landmarks)))
+            bank_crops.append(bank_crop)
+            bank_landmarks.append(bank_points)
             crops.append(crop)
             landmarks.append(crop_landmarks)
             if first is None:
@@ -110,7 +113,7 @@ class TalkingHeadPipeline:
         assert first is not None
         points = np.stack(landmarks).astype(np.float32)
         return Shots(np.stack(crops), points, first[0], first[1], notes, np.stack(bank_crops),
-                     points * np.float32(BANK_SIZE / self.image_size))
+                     np.stack(bank_landmarks).astype(np.float32))
 
     # -- 2. embedding + fine-tuning -----------------------------------------------------------------
     def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int = 40, progress: Progress | None = None,
@@ -201,6 +204,14 @@ def _subrange(progress: Progress | None, start: float, end: float, prefix: str) 
     if progress is None:
         return None
     return lambda fraction, text: progress(start + (end - start) * fraction, prefix + text)
+
+
+def bank_box(box: CropBox) -> CropBox:
+    """The crop ``box`` grown by the bank's margin on every side (the same centre)."""
+    x0, y0, side = box
+    grown = side * BANK_IMAGE_SIZE / BANK_SIZE
+    pad = side * BANK_MARGIN / BANK_SIZE
+    return x0 - pad, y0 - pad, grown
 
 
 def _paste_photo(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, CropBox]:

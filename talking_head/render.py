@@ -28,7 +28,7 @@ from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.options import option
-from talking_head.shot_bank import warp_from_bank
+from talking_head.shot_bank import BANK_FRAME, warp_from_bank
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
 logger = logging.getLogger(__name__)
@@ -122,11 +122,12 @@ def texture_for(avatar: Avatar, targets: np.ndarray, size: int) -> torch.Tensor:
     """The avatar's shots warped onto (T, 68, 2) targets (crop pixels): (T, 3, size, size) in [-1, 1].
 
     Per target, the face comes from the shot posed most like it and the mouth from the shot whose
-    mouth is most like it; the bank (kept at ``BANK_SIZE``) is sampled once, at the output's size.
+    mouth is most like it; the bank (a ``BANK_SIZE`` crop with a margin of the photo around it) is
+    sampled once, at the output's size.
     """
     bank_points = torch.from_numpy(np.asarray(avatar.bank_landmarks, np.float32))
     out_points = torch.from_numpy(targets * np.float32(size / avatar.image_size))
-    return warp_from_bank(avatar.bank_images, bank_points, out_points, size, mode="bicubic")
+    return warp_from_bank(avatar.bank_images, bank_points, out_points, size, mode="bicubic", frame=BANK_FRAME)
 
 
 class BatchGenerator:

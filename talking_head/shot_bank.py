@@ -14,15 +14,22 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from talking_head.warp import warp_to_landmarks
+from talking_head.warp import CropFrame, warp_to_landmarks
 
 #: The face without the mouth: jaw, brows, nose, eyes (what head pose shows in).
 FACE_POINTS = tuple(range(0, 48))
 #: Outer and inner lips.
 MOUTH_POINTS = tuple(range(48, 68))
-#: The side, in pixels, of the shot crops an avatar keeps as its texture bank: the largest output the
-#: app offers, so a 512 px face is one sampling of the photo, not an upscaled 128 px crop.
+#: The side, in pixels, of the face crop inside an avatar's texture bank: the largest output the app
+#: offers, so a 512 px face is one sampling of the photo, not an upscaled 128 px crop.
 BANK_SIZE = 512
+#: Pixels of the photo kept around that crop on every side: a head that moves down or sideways
+#: uncovers the photo's own hair and background there (without it the warp sampled beyond the crop
+#: and repeated its edge: measured, 16 px of streaks at the top of a 128 px crop for a 12 px nod).
+BANK_MARGIN = 64
+#: The side of a bank image, and the face crop's place in it (``warp.CropFrame``).
+BANK_IMAGE_SIZE = BANK_SIZE + 2 * BANK_MARGIN
+BANK_FRAME = (float(BANK_MARGIN), float(BANK_SIZE))
 #: The mouth region of the composite: an ellipse around the lips this much larger than their extent.
 MOUTH_MASK_SCALE = (1.35, 1.9)
 
@@ -90,22 +97,25 @@ def mouth_mask(target_points: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points: torch.Tensor, out_size: int,
-                   choice: ShotChoice | None = None, mode: str = "bilinear") -> torch.Tensor:
+                   choice: ShotChoice | None = None, mode: str = "bilinear", frame: CropFrame | None = None
+                   ) -> torch.Tensor:
     """The texture for each target: its face shot warped onto it, with its mouth shot's mouth blended in.
 
     ``images`` (K, 3, S, S) in [-1, 1] with ``landmarks`` (K, 68, 2) in their pixels; ``target_points``
     (T, 68, 2) in output pixels; returns (T, 3, out_size, out_size). ``choice`` defaults to the
-    nearest shots (``choose_shots``).
+    nearest shots (``choose_shots``); ``frame`` places the output crop in the images (``BANK_FRAME``
+    for an avatar's bank; default: the whole image).
     """
     if choice is None:
         choice = choose_shots(landmarks.cpu().numpy(), target_points.cpu().numpy())
     face_index = torch.as_tensor(choice.face, device=images.device)
-    warped = warp_to_landmarks(images[face_index], landmarks[face_index], target_points, out_size, mode)
+    warped = warp_to_landmarks(images[face_index], landmarks[face_index], target_points, out_size, mode, frame)
     differs = np.flatnonzero(choice.mouth != choice.face)
     if len(differs):
         mouth_index = torch.as_tensor(choice.mouth[differs], device=images.device)
         rows = torch.as_tensor(differs, device=images.device)
-        mouths = warp_to_landmarks(images[mouth_index], landmarks[mouth_index], target_points[rows], out_size, mode)
+        mouths = warp_to_landmarks(images[mouth_index], landmarks[mouth_index], target_points[rows], out_size, mode,
+                                   frame)
         mask = mouth_mask(target_points[rows], out_size).to(warped.dtype)
         warped = warped.index_copy(0, rows, mask * mouths + (1 - mask) * warped[rows])
     return warped

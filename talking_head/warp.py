@@ -87,28 +87,38 @@ def evaluate_thin_plate_spline(control: torch.Tensor, coefficients: torch.Tensor
     return basis @ coefficients[:, :n] + affine @ coefficients[:, n:]
 
 
+#: (margin, side) of the output crop inside a square source, in source pixels: the output crop is the
+#: source's centre ``side`` pixels, with ``margin`` pixels of the photo around it to sample from.
+CropFrame = tuple[float, float]
+
+
 @torch.no_grad()
-def sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int
-                 ) -> torch.Tensor:
+def sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int,
+                 frame: CropFrame | None = None) -> torch.Tensor:
     """Where each output pixel samples the source: (B, out, out, 2) source pixel coordinates.
 
     ``source_points`` are in the pixels of the ``source_size`` square source; ``target_points`` in the
-    pixels of the ``out_size`` square output. Both are (B, 68, 2) landmarks of one crop convention.
+    pixels of the ``out_size`` square output. Both are (B, 68, 2) landmarks of one crop convention, whose
+    crop is the source's centre ``frame`` (default: the whole source). The border anchors sit on that
+    crop's border: a source with a margin lets a head that moves down or sideways show the photo's own
+    hair and background from beyond the crop, instead of its repeated edge.
     """
     with torch.autocast(source_points.device.type, enabled=False):  # a spline is solved in float64, always
-        return _sampling_map(source_points, target_points, source_size, out_size)
+        return _sampling_map(source_points, target_points, source_size, out_size, frame or (0.0, source_size))
 
 
-def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int
-                  ) -> torch.Tensor:
-    scale = source_size / out_size
+def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int,
+                  frame: CropFrame) -> torch.Tensor:
+    margin, side = frame
+    scale = side / out_size
     src = extend_landmarks(source_points.double())
-    dst = extend_landmarks(target_points.double() * scale)  # the output frame in source pixels
-    anchors = border_anchors(source_size).to(src.device)[None].expand(src.shape[0], -1, -1)
+    dst = extend_landmarks(target_points.double() * scale + margin)  # the output frame in source pixels
+    anchors = (border_anchors(side) + margin).to(src.device)[None].expand(src.shape[0], -1, -1)
     src, dst = torch.cat([src, anchors], 1) / source_size, torch.cat([dst, anchors], 1) / source_size
     coefficients = fit_thin_plate_spline(dst, src)
     grid = min(out_size, GRID_SIZE)
-    axis = torch.linspace(0.0, (out_size - 1) * scale, grid, dtype=torch.float64, device=src.device) / source_size
+    axis = (torch.linspace(0.0, (out_size - 1) * scale, grid, dtype=torch.float64, device=src.device) + margin
+            ) / source_size
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")
     query = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2).expand(src.shape[0], -1, -1)
     mapped = evaluate_thin_plate_spline(dst, coefficients, query).reshape(-1, grid, grid, 2) * source_size
@@ -128,11 +138,12 @@ def sample(images: torch.Tensor, pixel_map: torch.Tensor, mode: str = "bilinear"
 
 
 def warp_to_landmarks(images: torch.Tensor, source_points: torch.Tensor, target_points: torch.Tensor,
-                      out_size: int, mode: str = "bilinear") -> torch.Tensor:
+                      out_size: int, mode: str = "bilinear", frame: CropFrame | None = None) -> torch.Tensor:
     """Warp square source ``images`` (B, C, S, S) in [-1, 1] so ``source_points`` land on ``target_points``.
 
     One sampling of the source at the output's resolution: a 512 px source warped to a 256 px output
-    keeps the source's detail (resizing first, then warping, would blur it twice).
+    keeps the source's detail (resizing first, then warping, would blur it twice). ``frame``: see
+    ``sampling_map``.
     """
-    pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size)
+    pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size, frame)
     return sample(images, pixel_map, mode)

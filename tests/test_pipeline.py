@@ -127,7 +127,7 @@ def test_avatar_round_trip_in_a_fresh_process_gives_identical_frames(avatar: Ava
     child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
     assert np.array_equal(np.frombuffer(child.stdout, dtype=np.uint8).reshape(here.shape), here)
     loaded = Avatar.load(path)
-    assert loaded.bank_crops.shape == (3, 512, 512, 3) and np.array_equal(loaded.bank_crops, avatar.bank_crops)
+    assert loaded.bank_crops.shape == (3, 640, 640, 3) and np.array_equal(loaded.bank_crops, avatar.bank_crops)
     assert np.array_equal(loaded.source_crop, avatar.source_crop) and loaded.photo_box == avatar.photo_box
     assert loaded.info == json.loads(json.dumps(avatar.info))
 

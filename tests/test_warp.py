@@ -69,3 +69,19 @@ def test_a_larger_source_is_sampled_once_at_the_output_size(clip):
     sharpness = [torch.nn.functional.conv2d(x.mean(1, keepdim=True), laplacian).var().item()
                  for x in (from_big, from_small)]
     assert sharpness[0] > 1.2 * sharpness[1]
+
+
+def test_a_source_with_a_margin_shows_what_lies_beyond_the_crop(clip):
+    images, landmarks = clip
+    # The 64 px frame is the centre of a 96 px source whose margin is a bright band; a head that moves
+    # down uncovers the band above the crop, where a source without a margin repeats the crop's edge.
+    source = torch.full((1, 3, 96, 96), 1.0)
+    source[:, :, 16:80, 16:80] = images[:1]
+    nod = landmarks[:1] + torch.tensor([0.0, 10.0])
+    with_margin = warp_to_landmarks(source, landmarks[:1] + 16, nod, 64, frame=(16.0, 64.0))
+    without = warp_to_landmarks(images[:1], landmarks[:1], nod, 64)
+    top = slice(0, 3)
+    assert with_margin[..., top, 24:40].mean() > without[..., top, 24:40].mean() + 0.2
+    # Unmoved, the margin changes nothing: the crop comes back as it was.
+    same = warp_to_landmarks(source, landmarks[:1] + 16, landmarks[:1], 64, frame=(16.0, 64.0))
+    assert (same - images[:1]).abs().max() < 2e-3
