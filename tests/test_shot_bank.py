@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from talking_head.data.synthetic import render_video
-from talking_head.shot_bank import MOUTH_POINTS, choose_shots, mouth_mask, procrustes_distances, warp_from_bank
+from talking_head.shot_bank import (MOUTH_POINTS, ShotChoice, choose_shots, mouth_mask, procrustes_distances,
+                                    warp_from_bank)
 from talking_head.warp import warp_to_landmarks
 
 
@@ -63,7 +64,6 @@ def test_one_shot_bank_is_the_plain_warp_and_the_mouth_comes_from_the_mouth_shot
     target = points[7:8]
     single = warp_from_bank(images[:1], points[:1], target, 64)
     assert torch.equal(single, warp_to_landmarks(images[:1], points[:1], target, 64))
-    from talking_head.shot_bank import ShotChoice
     mixed = warp_from_bank(images[:2], points[:2], target, 64, ShotChoice(np.array([0]), np.array([1])))
     mouth_from_1 = warp_to_landmarks(images[1:2], points[1:2], target, 64)
     mask = mouth_mask(target, 64)
