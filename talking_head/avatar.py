@@ -25,6 +25,7 @@ from talking_head.config import ModelConfig
 from talking_head.errors import InputError
 from talking_head.finetune import PersonalGenerator
 from talking_head.landmarks.align import CropBox
+from talking_head.shot_bank import BANK_IMAGE_SIZE
 
 #: v2 added the texture bank; v1 files (pure-synthesis generators, no bank) still load.
 AVATAR_FORMAT = "talking-head-avatar-v2"
@@ -102,6 +103,13 @@ class Avatar:
         bank = [tensors[k].numpy() if k in tensors else None for k in ("bank_crops", "bank_landmarks")]
         if generator.config.texture_path and any(part is None for part in bank):
             raise InputError(f"avatar file {path.name!r} has a texture-path generator but no texture bank")
+        if bank[0] is not None:
+            crops, points = bank
+            side = BANK_IMAGE_SIZE
+            if (crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (side, side, 3) or points is None
+                    or points.shape != (len(crops), 68, 2) or not np.isfinite(points).all() or len(crops) == 0):
+                raise InputError(f"avatar file {path.name!r} has a malformed texture bank (need K {side}x{side} "
+                                 f"RGB shots and their (K, 68, 2) landmarks)")
         return cls(generator.to(device).eval(), tensors["source_crop"].numpy(), tensors["source_landmarks"].numpy(),
                    tensors["photo"].numpy(), tuple(tensors["photo_box"].tolist()), json.loads(metadata["info"]),
                    *bank)

@@ -150,3 +150,15 @@ def test_bad_inputs_are_clear_errors(pipe: TalkingHeadPipeline, avatar: Avatar, 
     with pytest.raises(InputError, match="broken.mp4"):
         pipe.animate(avatar, broken, tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "long.mp4").exists()
+
+
+def test_an_avatar_with_a_malformed_texture_bank_is_refused_with_a_message(avatar: Avatar, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    for bank in (avatar.bank_crops[:, :100], avatar.bank_crops[..., :2]):
+        path = replace(avatar, bank_crops=bank).save(tmp_path / "bad.avatar.safetensors")
+        with pytest.raises(InputError, match="malformed texture bank"):
+            Avatar.load(path)
+    wrong_points = replace(avatar, bank_landmarks=avatar.bank_landmarks[:1]).save(tmp_path / "bad.avatar.safetensors")
+    with pytest.raises(InputError, match="malformed texture bank"):
+        Avatar.load(wrong_points)
