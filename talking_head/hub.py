@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -38,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from talking_head.config import ModelConfig
+from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.models import Discriminator, Embedder, Generator
 
 logger = logging.getLogger(__name__)
@@ -182,11 +182,30 @@ def save_model(model: TalkingHeadModel, directory: str | Path, dtype: torch.dtyp
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model and where it came from (``origin`` is ``local``, ``hub`` or ``bundled``)."""
+    """A model and where it came from (``origin`` is ``local``, ``hub`` or ``bundled``).
+
+    ``location`` (a folder or ``repo@revision``) is for this machine's logs. ``label`` is what may be shown
+    to anyone, an app's visitors or whoever receives an avatar file, so it never holds a filesystem path.
+    """
 
     model: TalkingHeadModel
     origin: str
     location: str
+
+    @property
+    def label(self) -> str:
+        """``hub: owner/name@revision``, ``bundled: small checkpoint`` or ``local: <folder name>``."""
+        if self.origin == "hub":
+            return f"hub: {self.location}"
+        if self.origin == "bundled":
+            return f"bundled: {size_name(self.model.config)} checkpoint"
+        return f"{self.origin}: {Path(self.location).resolve().name}"
+
+
+def size_name(config: ModelConfig) -> str:
+    """The named size (``small``, ...) ``config`` is, whatever number of videos it was trained on; else ``custom``."""
+    return next((name for name, size in MODEL_SIZES.items() if replace(size, num_videos=config.num_videos) == config),
+                "custom")
 
 
 def _looks_like_repo_id(source: str) -> bool:

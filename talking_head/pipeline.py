@@ -68,10 +68,14 @@ class TalkingHeadPipeline:
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, revision: str | None = None, device: str = "auto",
                         landmark_backend: str = "auto") -> "TalkingHeadPipeline":
-        """Load weights (local folder -> Hub -> bundled ``checkpoints/``); ``weights`` says which was used."""
+        """Load weights (local folder -> Hub -> bundled ``checkpoints/``).
+
+        ``weights`` says which were used by origin and name only: it is shown to an app's visitors and
+        stored in every avatar, where a path of this machine has no business.
+        """
         loaded: LoadedModel = load_model(source, revision)
         logger.info("weights: %s (%s)", loaded.location, loaded.origin)
-        return cls(loaded.model, f"{loaded.origin}: {loaded.location}", device, landmark_backend)
+        return cls(loaded.model, loaded.label, device, landmark_backend)
 
     @property
     def image_size(self) -> int:

@@ -133,6 +133,7 @@ def test_revision_pins_the_downloaded_weights(hub: FakeHub, tmp_path: Path) -> N
 
     assert at_pin.origin == at_main.origin == "hub"
     assert at_pin.location == f"{REPO}@{pinned}" and at_main.location == f"{REPO}@main"
+    assert at_pin.label == f"hub: {REPO}@{pinned}"
     assert torch.equal(render(at_pin.model), render(TalkingHeadModel.from_pretrained(old)))
     assert torch.equal(render(at_main.model), render(TalkingHeadModel.from_pretrained(new)))
     assert not torch.equal(render(at_pin.model), render(at_main.model))

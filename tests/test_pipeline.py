@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 
 from talking_head import render
 from talking_head.avatar import Avatar
+from talking_head.config import ModelConfig
 from talking_head.data.episodes import to_network
 from talking_head.data.synthetic import render_video
 from talking_head.errors import InputError
@@ -162,3 +164,26 @@ def test_an_avatar_with_a_malformed_texture_bank_is_refused_with_a_message(avata
     wrong_points = replace(avatar, bank_landmarks=avatar.bank_landmarks[:1]).save(tmp_path / "bad.avatar.safetensors")
     with pytest.raises(InputError, match="malformed texture bank"):
         Avatar.load(wrong_points)
+
+
+def untrained_tiny(folder: Path) -> Path:
+    torch.manual_seed(0)
+    TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
+    return folder
+
+
+def test_weights_are_shown_by_origin_and_name_never_by_a_server_path(synthetic_photos: list[Path], tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The weights string is in every note of the app and in every avatar file a visitor downloads."""
+    weights = untrained_tiny(tmp_path / "my-weights")
+    monkeypatch.setenv("TALKING_HEAD_CHECKPOINTS", str(weights))  # the implicit default falls back to it offline
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    repo = Path(__file__).resolve().parents[1]
+    for source, label in ((weights, "local: my-weights"), (None, "bundled: tiny checkpoint")):
+        pipe = TalkingHeadPipeline.from_pretrained(source, device="cpu", landmark_backend="dlib")
+        avatar = pipe.personalize(synthetic_photos[:1], steps=0)
+        shown = json.dumps(avatar.info)
+        assert pipe.weights == avatar.info["weights"] == label
+        assert str(tmp_path) not in shown and str(repo) not in shown
+        assert not re.search(r"""(^|[\s"'`:=])/""", shown), shown  # nothing that starts like an absolute path
