@@ -12,8 +12,9 @@ huggingface_hub's ``ModelHubMixin`` (downloads, cache, revisions, ``HF_HUB_OFFLI
 module only says how the files are laid out and checks them strictly: a missing file, a shape
 mismatch or a corrupt file is a :class:`WeightsError` naming the file, never a silent random init.
 
-:func:`load_model` resolves a source: a local folder, else a Hub repo (``TALKING_HEAD_REPO``), else the
-bundled ``checkpoints/``, and reports which one it used.
+:func:`load_model` resolves a source: the local folder or Hub repo asked for (an error if it cannot be
+loaded), or by default the Hub repo ``TALKING_HEAD_REPO``, else the bundled ``checkpoints/``, and
+reports which one it used.
 """
 
 from __future__ import annotations
@@ -224,32 +225,44 @@ def _hub_host_resolves() -> bool:
         return False
 
 
-def load_model(source: str | Path | None = None, revision: str | None = None, *, fallback: bool = True,
+def load_model(source: str | Path | None = None, revision: str | None = None, *,
                device: str | torch.device = "cpu", **hub_kwargs: Any) -> LoadedModel:
-    """Resolve weights: a local folder, else a Hub repo id, else (if ``fallback``) the bundled checkpoint.
+    """Resolve weights: ``source`` (a local folder, else a Hub repo id), or with none the default.
 
-    With no ``source`` the repo named by ``TALKING_HEAD_REPO`` (default :data:`DEFAULT_REPO_ID`) and
-    revision ``TALKING_HEAD_REVISION`` are tried. Unreachable or missing Hub weights fall back to the
-    bundled ``checkpoints/`` with a logged warning; corrupt weights always raise :class:`WeightsError`.
+    An explicit ``source`` that cannot be loaded is an error: a typo such as ``runs/smal`` (which reads as a
+    Hub repo id) must not quietly give other weights than the ones asked for. Only the default falls back:
+    the repo named by ``TALKING_HEAD_REPO`` (default :data:`DEFAULT_REPO_ID`) at ``TALKING_HEAD_REVISION``,
+    and when the Hub cannot give it (offline, 404), the bundled checkpoint with a logged warning. Corrupt
+    weights always raise :class:`WeightsError`.
     """
-    if source is not None and os.path.isdir(source):
+    if source is None:
+        return _load_default(revision, device, **hub_kwargs)
+    if os.path.isdir(source):
         return LoadedModel(TalkingHeadModel.from_pretrained(str(source), map_location=device), "local", str(source))
-    repo_id = str(source) if source is not None else os.environ.get("TALKING_HEAD_REPO", DEFAULT_REPO_ID)
-    revision = revision or (os.environ.get("TALKING_HEAD_REVISION") if source is None else None)
-    if not _looks_like_repo_id(repo_id):
-        raise WeightsNotFoundError(f"{repo_id}: no such folder, and not a Hub repo id of the form owner/name")
-    if not constants.HF_HUB_OFFLINE and not _hub_host_resolves():
-        hub_kwargs.setdefault("local_files_only", True)  # offline: the cache may still hold it
     try:
-        model = TalkingHeadModel.from_pretrained(repo_id, revision=revision, map_location=device, **hub_kwargs)
-        logger.info("weights: Hub repo %s@%s", repo_id, revision or "main")
-        return LoadedModel(model, "hub", f"{repo_id}@{revision or 'main'}")
+        return _load_hub(str(source), revision, device, **hub_kwargs)
     except WeightsNotFoundError as error:
-        if not fallback:
-            raise
+        raise WeightsNotFoundError(f"weights {str(source)!r}: no such folder, and {error}") from error
+
+
+def _load_default(revision: str | None, device: str | torch.device, **hub_kwargs: Any) -> LoadedModel:
+    repo_id = os.environ.get("TALKING_HEAD_REPO", DEFAULT_REPO_ID)
+    try:
+        return _load_hub(repo_id, revision or os.environ.get("TALKING_HEAD_REVISION"), device, **hub_kwargs)
+    except WeightsNotFoundError as error:
         bundled = Path(os.environ.get("TALKING_HEAD_CHECKPOINTS", BUNDLED_CHECKPOINT))
         logger.warning("weights: %s; using the bundled checkpoint %s", error, bundled)
         if not (bundled / CONFIG_FILE).is_file():
             raise WeightsNotFoundError(f"{error}; and no bundled checkpoint at {bundled}") from error
         return LoadedModel(TalkingHeadModel.from_pretrained(str(bundled), map_location=device), "bundled",
                            str(bundled))
+
+
+def _load_hub(repo_id: str, revision: str | None, device: str | torch.device, **hub_kwargs: Any) -> LoadedModel:
+    if not _looks_like_repo_id(repo_id):
+        raise WeightsNotFoundError(f"{repo_id} is not a Hub repo id of the form owner/name")
+    if not constants.HF_HUB_OFFLINE and not _hub_host_resolves():
+        hub_kwargs.setdefault("local_files_only", True)  # offline: the cache may still hold it
+    model = TalkingHeadModel.from_pretrained(repo_id, revision=revision, map_location=device, **hub_kwargs)
+    logger.info("weights: Hub repo %s@%s", repo_id, revision or "main")
+    return LoadedModel(model, "hub", f"{repo_id}@{revision or 'main'}")

@@ -51,3 +51,14 @@ def test_bad_input_exits_2_with_the_message(trained_tiny: Path, driver_video: Pa
               "--device", "cpu"])
     assert exit_info.value.code == 2
     assert "empty.jpg' is empty (0 bytes)" in capsys.readouterr().err
+
+
+def test_weights_that_cannot_be_had_exit_2_naming_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:  # a typo of runs/small: not the bundled weights instead
+        main(["personalize", "--photos", "a.jpg", "--save", "a.safetensors", "--weights", "runs/smal"])
+    assert exit_info.value.code == 2
+    assert "error: weights 'runs/smal': no such folder" in capsys.readouterr().err

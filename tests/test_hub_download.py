@@ -81,7 +81,7 @@ def _child_load(repo_id: str, reference: str) -> None:
     """Run in a child process: load ``repo_id`` through the Hub, print what a test needs as JSON."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    loaded = load_model(repo_id, fallback=False)
+    loaded = load_model(repo_id)
     seconds = time.perf_counter() - start
     digest = lambda model: hashlib.sha256(render(model).numpy().tobytes()).hexdigest()  # noqa: E731
     print(json.dumps({"origin": loaded.origin, "location": loaded.location, "seconds": seconds,
@@ -128,8 +128,8 @@ def test_revision_pins_the_downloaded_weights(hub: FakeHub, tmp_path: Path) -> N
     pinned = hub.add_commit(REPO, old)
     hub.add_commit(REPO, new)  # main moves on
 
-    at_pin = load_model(REPO, revision=pinned, fallback=False)
-    at_main = load_model(REPO, fallback=False)
+    at_pin = load_model(REPO, revision=pinned)
+    at_main = load_model(REPO)
 
     assert at_pin.origin == at_main.origin == "hub"
     assert at_pin.location == f"{REPO}@{pinned}" and at_main.location == f"{REPO}@main"
@@ -145,18 +145,30 @@ def test_revision_pins_the_downloaded_weights(hub: FakeHub, tmp_path: Path) -> N
     ("nobody/does-not-exist", None, "config.json"),  # 404 RepoNotFound
     (REPO, "generator.safetensors", "generator.safetensors"),  # 404 EntryNotFound
 ], ids=["unknown-repo", "missing-generator"])
-def test_404_falls_back_to_bundled_or_names_the_missing_file(hub: FakeHub, tmp_path: Path, repo_id: str,
-                                                             drop: str | None, missing: str) -> None:
+def test_404_of_the_default_repo_falls_back_to_bundled_and_of_an_explicit_one_names_the_file(
+        hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo_id: str, drop: str | None,
+        missing: str) -> None:
     published = seeded_folder(tmp_path / "published", seed=0)
     if drop:
         (published / drop).unlink()
     hub.add_commit(REPO, published)
 
-    loaded = load_model(repo_id)
+    monkeypatch.setenv("TALKING_HEAD_REPO", repo_id)
+    loaded = load_model()
     assert loaded.origin == "bundled" and loaded.location == os.environ["TALKING_HEAD_CHECKPOINTS"]
     assert torch.equal(render(loaded.model), render(TalkingHeadModel.from_pretrained(loaded.location)))
     with pytest.raises(WeightsNotFoundError, match=rf"{missing} of {repo_id}@main"):
-        load_model(repo_id, fallback=False)
+        load_model(repo_id)
+
+
+def test_an_explicit_source_that_cannot_be_loaded_is_an_error_not_the_bundled_weights(
+        hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "runs" / "small").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WeightsNotFoundError, match=r"weights 'runs/smal': no such folder, and could not get "
+                                                   r"config.json of runs/smal@main from the Hub"):
+        load_model("runs/smal")  # a typo of a run folder reads as a Hub repo id, which the Hub does not have
+    assert any("/runs/smal/" in path for _, path in hub.requests)  # the (loopback) Hub was asked, and said no
 
 
 @pytest.mark.slow
@@ -164,7 +176,7 @@ def test_truncated_download_is_an_error_naming_the_file(hub: FakeHub, tmp_path: 
     hub.add_commit(REPO, seeded_folder(tmp_path / "published", seed=0))
     hub.faults["generator.safetensors"] = Fault.TRUNCATED  # huggingface_hub retries 5 times, 1 s apart
     with pytest.raises(WeightsNotFoundError, match="generator.safetensors"):
-        load_model(REPO, fallback=False)
+        load_model(REPO)
     assert cached(tmp_path, "generator.safetensors") == []  # no half file left to be loaded later
 
 

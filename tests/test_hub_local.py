@@ -75,11 +75,12 @@ def test_unreachable_hub_falls_back_to_bundled(tiny_model: TalkingHeadModel, tmp
     monkeypatch.setenv("TALKING_HEAD_CHECKPOINTS", str(tmp_path / "bundled"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
-    loaded = load_model("nobody/does-not-exist")
+    monkeypatch.setenv("TALKING_HEAD_REPO", "nobody/does-not-exist")
+    loaded = load_model()  # the default repo: the bundled weights stand in for it
     assert loaded.origin == "bundled" and loaded.location == str(tmp_path / "bundled")
     assert torch.equal(render(loaded.model), render(tiny_model))
     with pytest.raises(WeightsNotFoundError, match="nobody/does-not-exist"):
-        load_model("nobody/does-not-exist", fallback=False)
+        load_model("nobody/does-not-exist")  # asked for by name: no stand-in
 
 
 def test_local_folder_wins_and_bad_source_is_explained(tiny_model: TalkingHeadModel, tmp_path: Path) -> None:

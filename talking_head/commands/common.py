@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
-from talking_head.errors import InputError
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import RenderConfig
 
@@ -30,10 +30,15 @@ def add_model_and_render_arguments(parser: argparse.ArgumentParser, render: bool
 
 
 def build_pipeline(args: argparse.Namespace):
+    """The pipeline on the weights asked for; weights that cannot be had end the command like bad input."""
+    from talking_head.hub import WeightsError, WeightsNotFoundError
     from talking_head.pipeline import TalkingHeadPipeline
 
     o = dataclass_from_args(ModelOptions, args)
-    pipe = TalkingHeadPipeline.from_pretrained(o.weights, o.revision, o.device, o.landmarks)
+    try:
+        pipe = TalkingHeadPipeline.from_pretrained(o.weights, o.revision, o.device, o.landmarks)
+    except (WeightsNotFoundError, WeightsError) as error:
+        exit_on_input_error(error)
     print(f"weights: {pipe.weights}", file=sys.stderr)
     return pipe
 
@@ -47,7 +52,7 @@ def console_progress(fraction: float, text: str) -> None:
     print(f"\r{fraction * 100:5.1f}% {text:<40}", end="" if fraction < 1 else "\n", file=sys.stderr, flush=True)
 
 
-def exit_on_input_error(error: InputError) -> None:
+def exit_on_input_error(error: Exception) -> NoReturn:
     """Bad input ends the command with its message and exit status 2, not a traceback."""
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(2)
