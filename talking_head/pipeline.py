@@ -12,11 +12,12 @@ No UI code here: the Gradio app and the CLI call these methods.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,28 +121,46 @@ class TalkingHeadPipeline:
                      np.stack(bank_landmarks).astype(np.float32))
 
     # -- 2. embedding + fine-tuning -----------------------------------------------------------------
-    def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int = 40, progress: Progress | None = None,
-                    finetune: FinetuneConfig | None = None) -> Avatar:
-        """Embed the K photos (the mean of E) and fine-tune for ``steps`` (0: feed-forward)."""
+    def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int | None = None,
+                    progress: Progress | None = None, finetune: FinetuneConfig | None = None) -> Avatar:
+        """Embed the K photos (the mean of E) and fine-tune them in (0 steps: feed-forward).
+
+        ``finetune`` (default ``FinetuneConfig()``) is followed as given, with two shorthands: ``steps``, when
+        not None, replaces its ``steps``; its ``device`` ``auto`` means the pipeline's device. The options
+        used are stored in the avatar's ``info["finetune"]``, so an avatar can be reproduced from its file.
+        """
         began = time.monotonic()
         shots = photos if isinstance(photos, Shots) else self.prepare_shots(photos)
-        config = replace(finetune or FinetuneConfig(), steps=steps, device=str(self.device))
+        config = self._finetune_config(finetune or FinetuneConfig(), steps)
         frames, drawings = to_network(shots.crops, shots.landmarks, self.image_size)
         step_progress = (lambda step, total, _: progress(step / total, f"fine-tuning step {step}/{total}")
                          ) if progress else None
         generator = personalize(self.model, frames, drawings, torch.from_numpy(shots.landmarks), config,
                                 step_progress)
-        info = {"k": len(shots.crops), "steps": steps, "weights": self.weights, "notes": shots.notes,
-                "seconds": round(time.monotonic() - began, 2), "device": str(self.device)}
+        info = {"k": len(shots.crops), "steps": config.steps, "weights": self.weights, "notes": shots.notes,
+                "seconds": round(time.monotonic() - began, 2), "device": config.device,
+                "finetune": _shareable(config)}
         bank = (shots.bank_crops, shots.bank_landmarks) if self.model.config.texture_path else (None, None)
         return Avatar(generator, shots.crops[0], shots.landmarks[0], shots.photo, shots.photo_box, info, *bank)
+
+    def _finetune_config(self, config: FinetuneConfig, steps: int | None) -> FinetuneConfig:
+        """``config`` with the ``steps`` shorthand applied and ``auto`` resolved to the pipeline's device."""
+        device = str(self.device) if config.device == "auto" else config.device
+        return replace(config, steps=config.steps if steps is None else steps, device=device)
 
     # -- 3. driving -----------------------------------------------------------------------------------
     def animate(self, avatar: Avatar, driver: str | Path, out_path: str | Path,
                 config: RenderConfig = RenderConfig(), progress: Progress | None = None) -> RenderResult:
-        """Render ``avatar`` driven by the video ``driver`` into the mp4 ``out_path`` (driver's audio kept)."""
-        avatar.generator.to(self.device)
-        return render_driven_video([avatar], driver, out_path, self.detector, config, progress=progress)
+        """Render ``avatar`` driven by the video ``driver`` into the mp4 ``out_path`` (driver's audio kept),
+        on the pipeline's device; the caller's avatar stays where it is."""
+        return render_driven_video([self._on_device(avatar)], driver, out_path, self.detector, config,
+                                   progress=progress)
+
+    def _on_device(self, avatar: Avatar) -> Avatar:
+        """``avatar`` itself when it is on the pipeline's device, else a copy there."""
+        if _same_device(avatar.generator.psi.device, self.device):
+            return avatar
+        return replace(avatar, generator=copy.deepcopy(avatar.generator).to(self.device))
 
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
@@ -196,6 +215,20 @@ def comparison_table(rows: list[dict[str, float | str]], notes: list[str]) -> st
     body = "".join(f"| {r['K']} | {r['steps']} | {r['seconds']:.1f} | {r['SSIM']:.3f} | {r['PSNR']:.2f} | "
                    f"{r['CSIM']:.3f} | {r['measured on']} |\n" for r in rows)
     return header + body + "".join(f"\n_{note}_\n" for note in notes)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """``cuda`` and ``cuda:0`` are one device (a tensor always reports the index, a user rarely gives it)."""
+    return a.type == b.type and (a.index or 0) == (b.index or 0)
+
+
+def _shareable(config: FinetuneConfig) -> dict[str, object]:
+    """The fine-tuning options as stored in an avatar: VGG weights by file name (an avatar is shared, a
+    path of this machine is not)."""
+    options = asdict(config)
+    for key in ("vgg19", "vggface"):
+        options[key] = options[key] and Path(options[key]).name
+    return options
 
 
 def _first(shots: Shots, k: int) -> Shots:

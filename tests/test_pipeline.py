@@ -6,12 +6,14 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from talking_head import pipeline as pipeline_module
 from talking_head import render
 from talking_head.avatar import Avatar
 from talking_head.config import ModelConfig
@@ -155,8 +157,6 @@ def test_bad_inputs_are_clear_errors(pipe: TalkingHeadPipeline, avatar: Avatar, 
 
 
 def test_an_avatar_with_a_malformed_texture_bank_is_refused_with_a_message(avatar: Avatar, tmp_path: Path) -> None:
-    from dataclasses import replace
-
     for bank in (avatar.bank_crops[:, :100], avatar.bank_crops[..., :2]):
         path = replace(avatar, bank_crops=bank).save(tmp_path / "bad.avatar.safetensors")
         with pytest.raises(InputError, match="malformed texture bank"):
@@ -170,6 +170,47 @@ def untrained_tiny(folder: Path) -> Path:
     torch.manual_seed(0)
     TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def quick_pipe(tmp_path_factory: pytest.TempPathFactory) -> TalkingHeadPipeline:
+    """An untrained tiny model: for what the pipeline does with options, not for what its frames look like."""
+    weights = untrained_tiny(tmp_path_factory.mktemp("untrained"))
+    return TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
+
+
+def test_the_finetune_config_is_followed_and_stored_in_the_avatar(quick_pipe: TalkingHeadPipeline,
+                                                                  synthetic_photos: list[Path], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    steps_seen: list[int] = []
+    given = FinetuneConfig(steps=3, seed=7, lr_generator=1e-4)
+    avatar = quick_pipe.personalize(synthetic_photos[:1], finetune=given,
+                                    progress=lambda _, text: steps_seen.append(text))
+    assert len(steps_seen) == avatar.info["steps"] == 3  # not the default 40
+    reloaded = Avatar.load(avatar.save(tmp_path / "a.avatar.safetensors"))
+    assert FinetuneConfig(**reloaded.info["finetune"]) == replace(given, device="cpu")  # "auto": the pipeline's
+    assert quick_pipe.personalize(synthetic_photos[:1], 1, finetune=given).info["finetune"]["steps"] == 1
+
+    used: list[FinetuneConfig] = []
+
+    def on_cpu_after_all(model, frames, drawings, points, config, progress):  # this machine may have no GPU
+        used.append(config)
+        return personalize(model, frames, drawings, points, replace(config, device="cpu"), progress)
+
+    monkeypatch.setattr(pipeline_module, "personalize", on_cpu_after_all)
+    quick_pipe.personalize(synthetic_photos[:1], finetune=FinetuneConfig(steps=0, device="cuda:1"))
+    assert used[0].device == "cuda:1"  # a device the config names wins over the pipeline's
+
+
+def test_animate_leaves_the_callers_avatar_on_its_device(quick_pipe: TalkingHeadPipeline, synthetic_photos: list[Path],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    avatar = quick_pipe.personalize(synthetic_photos[:1], steps=0)
+    rendered: list[Avatar] = []
+    monkeypatch.setattr(pipeline_module, "render_driven_video", lambda avatars, *_, **__: rendered.extend(avatars))
+    monkeypatch.setattr(quick_pipe, "device", torch.device("meta"))  # another device, without a GPU
+    quick_pipe.animate(avatar, "driver.mp4", "out.mp4")
+    assert rendered[0].generator.psi.device.type == "meta"  # rendered on the pipeline's device ...
+    assert avatar.generator.psi.device.type == "cpu"  # ... from a copy: the caller's avatar did not move
 
 
 def test_weights_are_shown_by_origin_and_name_never_by_a_server_path(synthetic_photos: list[Path], tmp_path: Path,
