@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from talking_head.finetune import FinetuneConfig
+
 CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[5]))
@@ -74,7 +76,7 @@ def main() -> None:
     parser.add_argument("--weights", default="checkpoints", help="checkpoint folder or repo id")
     parser.add_argument("--frames", type=int, nargs="+", default=[300, 3000])
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS), help="which measurements to run")
     args = parser.parse_args()

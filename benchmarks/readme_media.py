@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from talking_head.finetune import FinetuneConfig
 from talking_head.hub import load_model
 from talking_head.media import iter_video_frames
 from talking_head.pipeline import TalkingHeadPipeline
@@ -86,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=str(ROOT / "checkpoints"))
     parser.add_argument("--old-weights", default=None, help="a pure-synthesis checkpoint for the 'old' column")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps)
     parser.add_argument("--size", type=int, default=256, help="pixels of each panel of the comparison")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     parser.add_argument("--scratch", type=Path, default=None, help="keep the mp4s here (default: a temp folder)")

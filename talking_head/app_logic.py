@@ -87,7 +87,7 @@ class AppSettings:
 
     @property
     def default_steps(self) -> int:
-        return min(40, self.max_steps)
+        return min(FinetuneConfig().steps, self.max_steps)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ class TalkingHeadApp:
         return str(result.path), _describe(result, avatar.info)
 
     @visitor_errors
-    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32", steps: float = 40,
+    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32", steps: float = FinetuneConfig().steps,
                 progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
         photos = _photo_paths(photos)

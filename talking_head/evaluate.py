@@ -68,7 +68,7 @@ class EvaluateOptions:
     split: str = option("heldout", "split of --data to evaluate on")
     identities: int = option(10, "identities to evaluate (one video each)")
     ks: tuple[int, ...] = option((1, 8, 32), "K values: how many shots the model gets")
-    steps: tuple[int, ...] = option((0, 40), "fine-tuning steps to compare (0 = feed-forward)")
+    steps: tuple[int, ...] = option((0, FinetuneConfig().steps), "fine-tuning steps to compare (0 = feed-forward)")
     targets: int = option(16, "T: target frames per identity")
     clip_frames: int = option(64, "length of the rendered synthetic clips (shots come from the first half, "
                                   "targets from the second)")

@@ -3,7 +3,7 @@
 Reads top to bottom as the data flows::
 
     pipe = TalkingHeadPipeline.from_pretrained()             # local folder -> Hub -> bundled checkpoint
-    avatar = pipe.personalize(["me1.jpg", "me2.jpg"], steps=40)
+    avatar = pipe.personalize(["me1.jpg", "me2.jpg"])     # FinetuneConfig's steps
     avatar.save("me.avatar.safetensors")                      # come back later without fine-tuning
     pipe.animate(avatar, "driver.mp4", "out.mp4")
 
@@ -164,9 +164,9 @@ class TalkingHeadPipeline:
 
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
-                ks: Sequence[int] = (1, 8, 32), steps: int = 40, config: RenderConfig = RenderConfig(),
+                ks: Sequence[int] = (1, 8, 32), steps: int | None = None, config: RenderConfig = RenderConfig(),
                 progress: Progress | None = None) -> Comparison:
-        """Personalise once per K on the first K photos, drive them all with one video (a labelled column
+        """Personalise once per K on the first K photos (``steps`` as in :meth:`personalize`), drive them all with one video (a labelled column
         each), and measure each K on the photos it did not see (or on its shots when all were used)."""
         shots = self.prepare_shots(photos)
         available = len(shots.crops)
@@ -178,7 +178,7 @@ class TalkingHeadPipeline:
             stage = _subrange(progress, index / (len(chosen) + 1), (index + 1) / (len(chosen) + 1), f"K={k}: ")
             avatar = self.personalize(_first(shots, k), steps, stage)
             avatars.append(avatar)
-            rows.append({"K": k, "steps": steps, "seconds": avatar.info["seconds"], **self._score(avatar, shots, k)})
+            rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"], **self._score(avatar, shots, k)})
         render = render_driven_video(avatars, driver, out_path, self.detector, config,
                                      labels=[f"K={k}" for k in chosen],
                                      progress=_subrange(progress, len(chosen) / (len(chosen) + 1), 1.0, ""))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from talking_head.cli import COMMANDS, build_parser, main
+from talking_head.finetune import FinetuneConfig
 from talking_head.media import probe_video
 
 
@@ -19,7 +20,7 @@ def test_every_command_has_help_for_every_option(capsys: pytest.CaptureFixture[s
         undocumented = [line for line in text.splitlines() if line.strip().startswith("--") and line.strip().endswith(
             ("None)", "default: )")) and len(line.split()) <= 2]
         assert not undocumented, (command, undocumented)
-    assert build_parser().parse_args(["animate", "--photos", "a.jpg", "--driver", "d.mp4"]).steps == 40
+    assert build_parser().parse_args(["animate", "--photos", "a.jpg", "--driver", "d.mp4"]).steps == FinetuneConfig().steps
 
 
 @pytest.mark.slow

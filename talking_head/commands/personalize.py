@@ -8,11 +8,12 @@ from pathlib import Path
 from talking_head.commands.common import (add_model_and_render_arguments, build_pipeline, console_progress,
                                           exit_on_input_error)
 from talking_head.errors import InputError
+from talking_head.finetune import FinetuneConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photos", nargs="+", type=Path, required=True, help="1 to 32 photos of one person")
-    parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps (0 = feed-forward)")
+    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps, help="fine-tuning steps (0 = feed-forward)")
     parser.add_argument("--save", type=Path, required=True, help="avatar file to write (.safetensors)")
     add_model_and_render_arguments(parser, render=False)
 
