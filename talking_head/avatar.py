@@ -121,7 +121,9 @@ class Avatar:
 MAX_HEADER_BYTES = 1 << 20
 #: What ``info`` may hold and the type of each; other fields are dropped (they are only shown).
 INFO_FIELDS: dict[str, type | tuple[type, ...]] = {"k": int, "steps": int, "seconds": (int, float), "weights": str,
-                                                   "device": str, "notes": list}
+                                                   "device": str, "notes": list, "finetune": dict}
+#: The types a fine-tuning option in ``info["finetune"]`` may have.
+OPTION_TYPES = (str, int, float, bool, type(None))
 #: The paste-back photo decides the output's width in proportion to its height (panoramas beyond this are
 #: refused: a 2 x 4000 px photo once made 512 000 px wide frames).
 MAX_PHOTO_ASPECT = 8.0
@@ -190,7 +192,8 @@ def _read_info(metadata: dict[str, str], name: str) -> dict[str, Any]:
     for key, kind in INFO_FIELDS.items():
         value = info.get(key)
         if key in info and (isinstance(value, bool) or not isinstance(value, kind) or (
-                key == "notes" and not all(isinstance(note, str) for note in value))):
+                key == "notes" and not all(isinstance(note, str) for note in value)) or (
+                key == "finetune" and not all(isinstance(option, OPTION_TYPES) for option in value.values()))):
             raise InputError(f"avatar file {name!r} has an info field {key!r} of the wrong type "
                              f"({_shorten(repr(value))})")
     return {key: value for key, value in info.items() if key in INFO_FIELDS}

@@ -31,7 +31,7 @@ def tiny_avatar(seed: int = 0) -> Avatar:
     rng = np.random.default_rng(seed)
     points = rng.uniform(8, 24, (68, 2)).astype(np.float32)
     info = {"k": 1, "steps": 0, "weights": "tiny", "notes": ["photo.jpg: 2 faces found"], "seconds": 0.5,
-            "device": "cpu"}
+            "device": "cpu", "finetune": {"steps": 0, "lr_generator": 5e-4, "amp": True, "vgg19": None}}
     return Avatar(PersonalGenerator(ModelConfig.named("tiny")).eval(), rng.integers(0, 256, (32, 32, 3), np.uint8),
                   points, rng.integers(0, 256, (48, 64, 3), np.uint8), (10.0, 5.0, 30.0), info,
                   rng.integers(0, 256, (1, 640, 640, 3), np.uint8), points[None] * 20)
@@ -125,6 +125,8 @@ MALFORMED = {
     "info that is not JSON": (metadata_with("info", "{"), "info that is not valid JSON"),
     "a k that is text": (metadata_with("info", json.dumps({"k": "1"})), "info field 'k' of the wrong type"),
     "notes that are not text": (metadata_with("info", json.dumps({"notes": [{"a": 1}]})), "info field 'notes'"),
+    "nested fine-tuning options": (metadata_with("info", json.dumps({"finetune": {"steps": [[1]]}})),
+                                   "info field 'finetune'"),
     "another format": (metadata_with("format", "pickle"), "is not a talking-head avatar"),
 }
 
