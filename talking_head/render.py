@@ -287,12 +287,16 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     """Animate every avatar with the driver's motion; one column per avatar (labelled when ``labels``).
 
     Frames before the driver's first detected face show the photo's own pose; later frames without a
-    face repeat the last face seen. A driver with no face at all is an :class:`InputError`.
+    face repeat the last face seen. A driver with no face at all is an :class:`InputError`, raised as
+    soon as its first ``TALKING_HEAD_FACE_WITHIN_SECONDS`` (env, default 5) hold none: a long faceless
+    video is refused there, not after rendering every frame. The driver is decoded at its capped frame
+    rate and size (``VideoInfo.capped``).
     """
     if not avatars:
         raise ValueError("need at least one avatar")
     began = time.monotonic()
-    info = probe_video(driver)
+    info = probe_video(driver).capped()
+    face_within = _env_float("TALKING_HEAD_FACE_WITHIN_SECONDS", 5.0)
     max_frames = None
     if info.duration > config.max_seconds + 1e-6:
         if not config.trim:
@@ -308,6 +312,10 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     with VideoSink(out_path, layout.width, layout.height, info.fps, audio_from=driver if info.has_audio else None,
                    audio_seconds=max_frames / info.fps if max_frames else None) as sink:
         for batch in _batched(stream, config.batch_size):
+            faceless += sum(not found for _, _, found in batch)
+            if faceless == written + len(batch) and faceless >= face_within * info.fps:
+                raise InputError(f"no face was found in the first {face_within:g} s of the driving video: use a "
+                                 f"video where a face is visible from the start")
             columns = []
             for avatar, retargeter, generate in zip(avatars, retargeters, generators):
                 targets = retarget_batch(retargeter, [lm for _, lm, _ in batch], avatar.source_landmarks)
@@ -316,8 +324,7 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
                 scale = np.float32(size / avatar.image_size)
                 columns.append([paste_into_photo(avatar, face, target * scale, layout.height) if config.paste_back
                                 else fit_height(face, layout.height) for face, target in zip(faces, targets)])
-            for i, (frame, _, found) in enumerate(batch):
-                faceless += not found
+            for i, (frame, _, _) in enumerate(batch):
                 sink.write(layout.compose(frame, [column[i] for column in columns]))
                 written += 1
             if progress:
