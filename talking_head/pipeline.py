@@ -166,8 +166,9 @@ class TalkingHeadPipeline:
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
                 ks: Sequence[int] = (1, 8, 32), steps: int | None = None, config: RenderConfig = RenderConfig(),
                 progress: Progress | None = None) -> Comparison:
-        """Personalise once per K on the first K photos (``steps`` as in :meth:`personalize`), drive them all with one video (a labelled column
-        each), and measure each K on the photos it did not see (or on its shots when all were used)."""
+        """Personalise once per K on the first K photos (``steps`` as in :meth:`personalize`), drive them all
+        with one video (a labelled column each), and measure each K on the photos it did not see (or on its
+        shots when all were used)."""
         shots = self.prepare_shots(photos)
         available = len(shots.crops)
         chosen = sorted({min(k, available) for k in ks if k >= 1})
@@ -178,7 +179,8 @@ class TalkingHeadPipeline:
             stage = _subrange(progress, index / (len(chosen) + 1), (index + 1) / (len(chosen) + 1), f"K={k}: ")
             avatar = self.personalize(_first(shots, k), steps, stage)
             avatars.append(avatar)
-            rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"], **self._score(avatar, shots, k)})
+            rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"],
+                         **self._score(avatar, shots, k)})
         render = render_driven_video(avatars, driver, out_path, self.detector, config,
                                      labels=[f"K={k}" for k in chosen],
                                      progress=_subrange(progress, len(chosen) / (len(chosen) + 1), 1.0, ""))

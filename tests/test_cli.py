@@ -20,7 +20,8 @@ def test_every_command_has_help_for_every_option(capsys: pytest.CaptureFixture[s
         undocumented = [line for line in text.splitlines() if line.strip().startswith("--") and line.strip().endswith(
             ("None)", "default: )")) and len(line.split()) <= 2]
         assert not undocumented, (command, undocumented)
-    assert build_parser().parse_args(["animate", "--photos", "a.jpg", "--driver", "d.mp4"]).steps == FinetuneConfig().steps
+    animate = build_parser().parse_args(["animate", "--photos", "a.jpg", "--driver", "d.mp4"])
+    assert animate.steps == FinetuneConfig().steps
 
 
 @pytest.mark.slow

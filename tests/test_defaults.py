@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def numbers_on_lines_mentioning(word: str, number: str, path: Path) -> list[str]:
     """``path:line`` of every code token ``number`` (comments and strings are not code) on a line with ``word``."""
     source = path.read_text()
-    return [f"{path.relative_to(ROOT)}:{token.start[0]}" for token in tokenize.generate_tokens(io.StringIO(source).readline)
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return [f"{path.relative_to(ROOT)}:{token.start[0]}" for token in tokens
             if token.type == tokenize.NUMBER and token.string == number and word in token.line]
 
 

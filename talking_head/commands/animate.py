@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--avatar", type=Path, help="an avatar saved by `personalize --save` (no fine-tuning)")
     parser.add_argument("--driver", type=Path, required=True, help="driving video (its motion and audio are used)")
     parser.add_argument("--out", type=Path, default=Path("out.mp4"), help="mp4 to write")
-    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps, help="fine-tuning steps (0 = feed-forward)")
+    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps,
+                        help="fine-tuning steps (0 = feed-forward)")
     parser.add_argument("--save", type=Path, help="also save the personalised avatar to this .safetensors file")
     add_model_and_render_arguments(parser)
 

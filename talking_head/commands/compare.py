@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photos", nargs="+", type=Path, required=True, help="photos of one person (K <= count)")
     parser.add_argument("--driver", type=Path, required=True, help="driving video")
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32], help="shot counts to compare")
-    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps, help="fine-tuning steps for every K (0 = feed-forward)")
+    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps,
+                        help="fine-tuning steps for every K (0 = feed-forward)")
     parser.add_argument("--out", type=Path, default=Path("compare.mp4"), help="side-by-side mp4 to write; the "
                         "metrics table goes next to it as .md")
     add_model_and_render_arguments(parser)

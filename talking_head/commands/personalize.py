@@ -13,7 +13,8 @@ from talking_head.finetune import FinetuneConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photos", nargs="+", type=Path, required=True, help="1 to 32 photos of one person")
-    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps, help="fine-tuning steps (0 = feed-forward)")
+    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps,
+                        help="fine-tuning steps (0 = feed-forward)")
     parser.add_argument("--save", type=Path, required=True, help="avatar file to write (.safetensors)")
     add_model_and_render_arguments(parser, render=False)
 
