@@ -28,7 +28,7 @@ import torch.distributed as dist
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from talking_head.config import ModelConfig
+from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.data.episodes import Episode, EpisodeSampler
 from talking_head.device import autocast, pick_device
 from talking_head.hub import TalkingHeadModel
@@ -69,6 +69,22 @@ class TrainOptions:
     threads: int = option(0, "torch CPU threads (0 = torch's default)")
     seed: int = option(0, "seed of the weights and of episode sampling")
 
+    def __post_init__(self) -> None:
+        """Refuse options no run can use now, not steps or hours into the run (``discriminator_steps=0``
+        once surfaced as a NameError after the first generator step)."""
+        at_least = {"k_shots": 1, "batch_size": 1, "steps": 0, "discriminator_steps": 1, "holdout_frames": 0,
+                    "eval_every": 1, "eval_videos": 1, "save_every": 1, "log_every": 1, "threads": 0}
+        wrong = [f"{name} must be >= {low}, got {getattr(self, name)}" for name, low in at_least.items()
+                 if getattr(self, name) < low]
+        wrong += [f"{name} must be > 0, got {getattr(self, name)}" for name in ("lr_generator", "lr_discriminator")
+                  if not getattr(self, name) > 0]
+        if self.max_minutes < 0:
+            wrong.append(f"max_minutes must be >= 0 (0: no limit), got {self.max_minutes}")
+        if self.size not in MODEL_SIZES:
+            wrong.append(f"size must be one of {sorted(MODEL_SIZES)}, got {self.size!r}")
+        if wrong:
+            raise ValueError("invalid training options: " + "; ".join(wrong))
+
 
 # ---------------------------------------------------------------------------------------------------
 # Resumable state: optimisers as safetensors (no pickles anywhere)
@@ -95,7 +111,8 @@ def load_optimizer(
 def save_checkpoint(
     out: Path, model: TalkingHeadModel, optimizers: dict[str, torch.optim.Optimizer], step: int
 ) -> None:
-    """Write ``out/checkpoint`` atomically: a crash mid-save leaves the previous checkpoint intact."""
+    """Write ``out/checkpoint`` atomically: a crash mid-save leaves the previous checkpoint intact (as
+    ``checkpoint.old`` between the two renames, where :func:`resumable_checkpoint` finds it)."""
     tmp, final, old = out / "checkpoint.partial", out / "checkpoint", out / "checkpoint.old"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
@@ -112,13 +129,19 @@ def save_checkpoint(
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(out: Path, optimizers: dict[str, torch.optim.Optimizer], model: TalkingHeadModel) -> int:
-    """Restore model and optimisers from ``out/checkpoint``; returns the step to continue from.
+def resumable_checkpoint(out: Path) -> Path | None:
+    """The checkpoint a run in ``out`` continues from: ``checkpoint/``, or ``checkpoint.old`` when a crash
+    between :func:`save_checkpoint`'s two renames left only that; None for a fresh run."""
+    return next((folder for folder in (out / "checkpoint", out / "checkpoint.old")
+                 if (folder / STATE_FILE).is_file()), None)
+
+
+def load_checkpoint(folder: Path, optimizers: dict[str, torch.optim.Optimizer], model: TalkingHeadModel) -> int:
+    """Restore model and optimisers from the checkpoint ``folder``; returns the step to continue from.
 
     Learning rates are those of the options the run is resumed with, not the saved ones, so a run can
     be continued with a new schedule (each restart is recorded in ``options.jsonl``).
     """
-    folder = out / "checkpoint"
     saved = TalkingHeadModel.from_pretrained(folder)
     model.load_state_dict(saved.state_dict())
     tensors = load_file(str(folder / STATE_FILE))
@@ -159,11 +182,19 @@ def grow_into(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
 # Distributed helpers (no-ops in a single process)
 # ---------------------------------------------------------------------------------------------------
 
-def init_distributed(device: torch.device) -> tuple[int, int]:
+def init_distributed(device: torch.device) -> tuple[torch.device, int, int]:
+    """(device, rank, world size) of this process; under ``torchrun`` it joins the process group.
+
+    On CUDA each process takes the GPU of its ``LOCAL_RANK`` (torchrun's index on this machine), whatever
+    index ``device`` named: otherwise every rank would share cuda:0.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
+        return device, 0, 1
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), dist.get_world_size()
+    return device, dist.get_rank(), dist.get_world_size()
 
 
 def average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None:
@@ -266,7 +297,7 @@ def train(options: TrainOptions) -> Path:
     device = pick_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
-    rank, world = init_distributed(device)
+    device, rank, world = init_distributed(device)
     out = Path(options.out)
     torch.manual_seed(options.seed)
     base = ModelConfig.named(options.size)
@@ -286,10 +317,10 @@ def train(options: TrainOptions) -> Path:
     opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=options.lr_discriminator, betas=(0.5, 0.999))
     optimizers = {"opt_g": opt_g, "opt_d": opt_d}
 
-    start = 0
-    if (out / "checkpoint" / STATE_FILE).is_file():
-        start = load_checkpoint(out, optimizers, model)
-        logger.info("resuming %s from step %d", out, start)
+    start, resume = 0, resumable_checkpoint(out)
+    if resume is not None:
+        start = load_checkpoint(resume, optimizers, model)
+        logger.info("resuming %s from step %d (%s)", out, start, resume.name)
     broadcast_parameters(model, world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -305,7 +336,8 @@ def train(options: TrainOptions) -> Path:
         episode = sampler.sample(options.batch_size, step * world + rank).to(device)
         losses = training_step(model, content, episode, opt_g, opt_d, options, device, world)
         step += 1
-        out_of_time = _agree(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world)
+        out_of_time = _agree(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world,
+                             device)
         if rank == 0:
             elapsed = time.monotonic() - began
             _report(out, model, heldout, optimizers, options, step, start, losses, elapsed, out_of_time)
@@ -316,11 +348,12 @@ def train(options: TrainOptions) -> Path:
     return out / "checkpoint"
 
 
-def _agree(flag: bool, world: int) -> bool:
-    """Rank 0's decision, shared by all ranks (so none waits forever in an all-reduce)."""
+def _agree(flag: bool, world: int, device: torch.device) -> bool:
+    """Rank 0's decision, shared by all ranks (so none waits forever in an all-reduce); sent as a tensor on
+    ``device``, the process group's (NCCL refuses CPU tensors)."""
     if world == 1:
         return flag
-    value = torch.tensor([float(flag)])
+    value = torch.tensor([float(flag)], device=device)
     dist.broadcast(value, src=0)
     return bool(value.item())
 

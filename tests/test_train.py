@@ -10,7 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
+from talking_head import train as train_module
 from talking_head.hub import TalkingHeadModel
 from talking_head.train import TrainOptions, read_log, train
 
@@ -49,8 +52,6 @@ def test_the_texture_path_starts_at_its_warp_and_its_mask_learns(tiny_dataset: P
 
 
 def test_a_pure_synthesis_checkpoint_grows_into_a_texture_path_model(tmp_path: Path) -> None:
-    import torch
-
     from talking_head.config import ModelConfig
     from talking_head.train import grow_into
 
@@ -90,18 +91,112 @@ def test_interrupted_save_keeps_previous_checkpoint(tiny_dataset: Path, tmp_path
     assert [r["step"] for r in read_log(tmp_path) if r["step"] in (2, 4)]
 
 
+def test_a_crash_between_the_two_renames_resumes_from_checkpoint_old(tiny_dataset: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    rename = Path.rename
+
+    def crash_once_the_old_checkpoint_is_aside(self: Path, target: Path) -> Path:
+        if self.name == "checkpoint.partial" and (tmp_path / "checkpoint.old").exists():
+            raise OSError("killed between the renames")
+        return rename(self, target)
+
+    run = dict(save_every=2, log_every=1, eval_every=100)
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "rename", crash_once_the_old_checkpoint_is_aside)
+        with pytest.raises(OSError, match="between the renames"):
+            train(options(tiny_dataset, tmp_path, steps=4, **run))  # the save at step 4 dies half-way
+    assert not (tmp_path / "checkpoint").exists() and (tmp_path / "checkpoint.old").is_dir()
+    crashed = read_log(tmp_path)
+
+    train(options(tiny_dataset, tmp_path, steps=6, **run))
+    starts = [json.loads(line)["from_step"] for line in (tmp_path / "options.jsonl").read_text().splitlines()]
+    assert starts == [0, 2]  # from checkpoint.old's step 2, not from scratch
+    resumed = read_log(tmp_path)
+    assert [r["step"] for r in resumed] == list(range(1, 7))
+    assert resumed[:2] == crashed[:2]  # the log kept the steps before the checkpoint ...
+    for before, again in zip(crashed[2:4], resumed[2:4]):  # ... and steps 3-4 were run again from that state
+        assert again["content"] == pytest.approx(before["content"], rel=1e-4)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint*")) == ["checkpoint"]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("discriminator_steps", 0, "discriminator_steps must be >= 1"),
+    ("batch_size", 0, "batch_size must be >= 1"),
+    ("lr_generator", 0.0, "lr_generator must be > 0"),
+    ("save_every", 0, "save_every must be >= 1"),
+    ("size", "huge", "size must be one of"),
+])
+def test_invalid_options_are_refused_when_made(tmp_path: Path, option: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        options(tmp_path, tmp_path, **{option: value})
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
-def test_torchrun_two_processes_on_cpu(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_torchrun_two_processes_on_cpu_end_with_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Each rank samples its own episodes: only gradients averaged across ranks keep their models equal."""
     with socket.socket() as probe:  # torchrun's --master_port=0 hangs; hand it a free port instead
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = ["torchrun", "--nproc_per_node=2", f"--master_port={port}", "-m", "talking_head", "train",
-               "--data", str(tiny_dataset), "--out", str(tmp_path), "--size", "tiny", "--k-shots", "2",
-               "--batch-size", "2", "--steps", "3", "--save-every", "3", "--log-every", "1", "--threads", "1"]
+    out, dump = tmp_path / "run", tmp_path / "weights"
+    dump.mkdir()
+    worker = Path(__file__).parent / "train_one_rank.py"
+    command = ["torchrun", "--nproc_per_node=2", f"--master_port={port}", str(worker), str(dump), "--data",
+               str(tiny_dataset), "--out", str(out), "--size", "tiny", "--k-shots", "2", "--batch-size", "2",
+               "--steps", "3", "--save-every", "3", "--log-every", "1", "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world size 2" in result.stderr
-    assert [r["step"] for r in read_log(tmp_path)] == [1, 2, 3]
-    assert (tmp_path / "checkpoint" / "generator.safetensors").is_file()
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3]
+    ranks = [load_file(str(dump / f"rank{rank}.safetensors")) for rank in (0, 1)]
+    saved = TalkingHeadModel.from_pretrained(out / "checkpoint").state_dict()
+    assert ranks[0].keys() == ranks[1].keys() == saved.keys()
+    different = [name for name in ranks[0] if not torch.equal(ranks[0][name], ranks[1][name])]
+    assert not different, different
+    assert all(torch.equal(ranks[0][name], saved[name]) for name in saved)  # and rank 0 saved what it trained
+
+
+def test_init_distributed_puts_each_rank_on_the_gpu_of_its_local_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen, backends = [], []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(train_module.dist, "init_process_group", lambda backend: backends.append(backend))
+    monkeypatch.setattr(train_module.dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(train_module.dist, "get_world_size", lambda: 2)
+    assert train_module.init_distributed(torch.device("cuda")) == (torch.device("cuda", 1), 1, 2)
+    assert chosen == [torch.device("cuda", 1)] and backends == ["nccl"]
+    assert train_module.init_distributed(torch.device("cpu"))[0] == torch.device("cpu")  # gloo: no GPU to pick
+    assert backends[-1] == "gloo" and len(chosen) == 1
+
+
+def test_agree_broadcasts_on_the_process_groups_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NCCL refuses CPU tensors: rank 0's decision must travel on the device the group runs on."""
+    sent = []
+
+    class Sent(Exception):
+        pass
+
+    def broadcast(tensor: torch.Tensor, src: int) -> None:
+        sent.append(tensor.device)
+        raise Sent  # a meta tensor has no value to read back; what matters is where it was sent from
+
+    monkeypatch.setattr(train_module.dist, "broadcast", broadcast)
+    with pytest.raises(Sent):
+        train_module._agree(True, 2, torch.device("meta"))
+    assert sent == [torch.device("meta")]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU for NCCL")
+def test_agree_works_in_an_nccl_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    train_module.dist.init_process_group("nccl", rank=0, world_size=1)
+    try:
+        assert train_module._agree(True, 2, torch.device("cuda", 0)) is True  # world 2: take the broadcast path
+    finally:
+        train_module.dist.destroy_process_group()
