@@ -27,6 +27,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -50,7 +51,10 @@ NETWORK_FILES = {"embedder": "embedder.safetensors", "generator": "generator.saf
                  "discriminator": "discriminator.safetensors"}
 #: The Hub repo the app and CLI try first; override with the TALKING_HEAD_REPO environment variable.
 DEFAULT_REPO_ID = "talking-head/talking-head-small"
-BUNDLED_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints"
+#: The small model shipped with the package, found as package data: ``talking_head/checkpoints`` is a link
+#: to the top-level ``checkpoints/`` (read through it in a source checkout or an editable install), which
+#: setuptools copies into the package of a built wheel (``package-data`` in pyproject.toml).
+BUNDLED_CHECKPOINT = Path(str(resources.files("talking_head") / "checkpoints"))
 
 
 class WeightsError(RuntimeError):
