@@ -10,11 +10,12 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
-from talking_head.app_logic import AppSettings, TalkingHeadApp, output_size_choices
+from talking_head.app_logic import AppSettings, TalkingHeadApp, checked_by_the_app, output_size_choices
 from talking_head.pipeline import MAX_SHOTS
 from talking_head.render import MAX_OUTPUT_SIZE
 from talking_head.watermark import POSITIONS
@@ -102,6 +103,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
             gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
         gr.Markdown(INTENDED_USE)
 
+        checked_by_the_app(steps, seed, cmp_steps)
         render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
         generate.click(app.generate, [photos, driver, steps, *render_options, seed],
                        [overlays, result, avatar_out, notes], api_name="generate")
@@ -109,13 +111,22 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
                       api_name="animate_avatar")
         compare.click(app.compare, [cmp_photos, cmp_driver, ks, cmp_steps], [cmp_video, cmp_table],
                       api_name="compare")
+    app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+def launch_options(settings: AppSettings) -> dict[str, Any]:
+    """What ``demo.launch`` needs to enforce ``settings``: Gradio refuses an upload over the size limit
+    before storing it."""
+    return {"max_file_size": settings.max_upload_mb * 1024 * 1024}
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo = build_demo(TalkingHeadApp.from_pretrained(AppSettings.from_env()))
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))  # port: GRADIO_SERVER_PORT or 7860
+    settings = AppSettings.from_env()
+    demo = build_demo(TalkingHeadApp.from_pretrained(settings))
+    # port: GRADIO_SERVER_PORT or 7860
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), **launch_options(settings))
 
 
 if __name__ == "__main__":

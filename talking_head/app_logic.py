@@ -14,11 +14,14 @@ no-op anywhere else), writing into a folder of the request's own. Errors become 
 from __future__ import annotations
 
 import functools
+import html
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -56,6 +59,11 @@ ZERO_GPU_MAX_SECONDS = 120
 GPU_SECONDS_FIXED, GPU_SECONDS_PER_STEP, GPU_SECONDS_PER_FRAME, GPU_SECONDS_PER_FACE = 10.0, 0.15, 0.03, 0.01
 #: Side of the landmark overlays shown for the uploaded photos.
 OVERLAY_SIDE = 256
+#: An avatar's info is the text of whoever shared it: the notes show at most this many of its notes, each
+#: cut to this many characters, as plain text (no links, pictures or markup).
+MAX_SHOWN_NOTES, MAX_SHOWN_CHARS = 8, 200
+#: The largest seed accepted (numpy's and torch's seeds are unsigned 32-bit).
+MAX_SEED = 2**32 - 1
 
 
 def _env_int(name: str, default: int) -> int:
@@ -71,6 +79,9 @@ class AppSettings:
     max_video_seconds: float = field(default_factory=lambda: RenderConfig().max_seconds)
     max_compare_ks: int = 4  # how many K values one comparison may ask for
     file_ttl_seconds: int = 3600  # env TALKING_HEAD_FILE_TTL: uploads and results are deleted after this
+    #: env TALKING_HEAD_MAX_UPLOAD_MB: Gradio refuses larger uploads before storing them (a 60 s phone video
+    #: at 1080p is about 130 MB, an avatar of the paper's size about 170 MB)
+    max_upload_mb: int = 200
     queue_size: int = 16  # env TALKING_HEAD_QUEUE_SIZE: visitors waiting beyond this are turned away
     concurrency: int = 1  # env TALKING_HEAD_CONCURRENCY: jobs run at once
     gpu_seconds_cap: float | None = None  # ZeroGPU: ZERO_GPU_MAX_SECONDS; None: no GPU-time limit
@@ -81,6 +92,7 @@ class AppSettings:
         every core, or the one GPU slice), at most 16 waiting (about a quarter of an hour of work)."""
         return cls(max_steps=_env_int("TALKING_HEAD_MAX_STEPS", cls.max_steps),
                    file_ttl_seconds=_env_int("TALKING_HEAD_FILE_TTL", cls.file_ttl_seconds),
+                   max_upload_mb=_env_int("TALKING_HEAD_MAX_UPLOAD_MB", cls.max_upload_mb),
                    queue_size=_env_int("TALKING_HEAD_QUEUE_SIZE", cls.queue_size),
                    concurrency=_env_int("TALKING_HEAD_CONCURRENCY", cls.concurrency),
                    gpu_seconds_cap=ZERO_GPU_MAX_SECONDS if spaces.config.Config.zero_gpu else None)
@@ -88,6 +100,11 @@ class AppSettings:
     @property
     def default_steps(self) -> int:
         return min(FinetuneConfig().steps, self.max_steps)
+
+    @property
+    def sweep_seconds(self) -> int:
+        """How often request folders are swept: a quarter of their TTL (at least a minute)."""
+        return max(60, self.file_ttl_seconds // 4)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -124,7 +141,8 @@ class RequestFolders:
 
     Gradio copies every returned file into its own cache (which ``delete_cache`` empties on a
     schedule), so a working folder is only needed until its response is sent; folders older than
-    ``ttl_seconds`` are deleted whenever a new one is made.
+    ``ttl_seconds`` are deleted whenever a new one is made, and by :meth:`sweep_every`'s timer when no
+    request comes (a visitor's photo inside an avatar must not outlive the promised hour).
     """
 
     def __init__(self, root: str | Path, ttl_seconds: float) -> None:
@@ -143,6 +161,20 @@ class RequestFolders:
                     shutil.rmtree(folder, ignore_errors=True)
             except FileNotFoundError:  # another request swept it first
                 continue
+
+    def sweep_every(self, seconds: float) -> threading.Event:
+        """Sweep in a daemon thread every ``seconds`` until the returned event is set."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(seconds):
+                try:
+                    self.sweep()
+                except OSError:  # the root itself gone or unreadable: said in the log, tried again later
+                    logger.exception("sweeping %s failed", self.root)
+
+        threading.Thread(target=run, name="sweep-request-folders", daemon=True).start()
+        return stop
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,7 +241,7 @@ class TalkingHeadApp:
         """Photos + driving video -> (landmark overlays, result mp4, avatar file, notes in markdown)."""
         photos = _photo_paths(photos)
         job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position),
-                        steps=self._steps(steps), seed=int(seed or 0))
+                        steps=self._steps(steps), seed=_seed(seed))
         began = time.monotonic()
         shots = self.pipeline.prepare_shots(photos, _reporter(progress))
         detect_seconds = time.monotonic() - began
@@ -232,8 +264,8 @@ class TalkingHeadApp:
         return str(result.path), _describe(result, avatar.info)
 
     @visitor_errors
-    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32", steps: float = FinetuneConfig().steps,
-                progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32",
+                steps: float = FinetuneConfig().steps, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
         photos = _photo_paths(photos)
         chosen = parse_ks(ks, self.settings.max_compare_ks)
@@ -244,14 +276,12 @@ class TalkingHeadApp:
 
     # -- checks -----------------------------------------------------------------------------------------
     def _steps(self, steps: float) -> int:
-        if steps is None or not 0 <= int(steps) <= self.settings.max_steps:
-            raise InputError(f"fine-tuning steps must be between 0 and {self.settings.max_steps}, got {steps}")
-        return int(steps)
+        return whole_number(steps, "fine-tuning steps", 0, self.settings.max_steps)
 
     def _driver(self, driver: str | None) -> VideoInfo:
         if not driver:
             raise InputError("upload or record a driving video (a face that talks or moves)")
-        info = probe_video(driver)
+        info = probe_video(driver).capped()  # the frames rendered: at the capped frame rate
         limit = self.settings.max_video_seconds
         if info.duration > limit + 1e-6:
             raise InputError(f"the driving video is {info.duration:.1f} s long; this app accepts videos of at most "
@@ -303,6 +333,31 @@ def _photo_paths(photos: Sequence[str] | str | None) -> list[str]:
     return paths
 
 
+def whole_number(value: object, what: str, low: int, high: int) -> int:
+    """An API caller's number (Gradio hands it on unchecked, see :func:`checked_by_the_app`) as an int in
+    [low, high], or an InputError saying what was expected."""
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not (math.isfinite(number) and number == round(number) and low <= number <= high):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+        raise InputError(f"{what} must be a whole number between {low} and {high}, got {shown}")
+    return int(number)
+
+
+def _seed(seed: object) -> int:
+    return whole_number(0 if seed is None else seed, "the seed", 0, MAX_SEED)
+
+
+def checked_by_the_app(*components: gr.components.Component) -> None:
+    """Hand these number inputs to the handlers as the caller sent them. Gradio's own check of a Slider or
+    Number fails on a non-number from an API caller with its generic error before the handler runs;
+    the handlers check them (:func:`whole_number`) and say what is wrong."""
+    for component in components:
+        component.preprocess = lambda payload: payload
+
+
 def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float, mark_position: str
                    ) -> RenderConfig:
     try:
@@ -342,12 +397,22 @@ def landmark_overlays(shots: Shots, names: Sequence[str], side: int = OVERLAY_SI
     return overlays
 
 
+def plain(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` as markdown that shows it as it is: on one line, cut to ``limit`` characters, markdown's
+    punctuation escaped and HTML's as entities (no link, picture, formula or markup gets through)."""
+    text = " ".join(str(text).split())
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return html.escape(re.sub(r"([\\`*_{}\[\]()#+\-.!|~:$])", r"\\\1", text), quote=False)
+
+
 def _describe(result: RenderResult, info: dict[str, Any], stages: Sequence[tuple[str, float]] = ()) -> str:
-    """Timings and notes for the visitor, as markdown: ``stages`` before rendering, then rendering."""
+    """Timings and notes for the visitor, as markdown: ``stages`` before rendering, then rendering. What
+    comes from ``info`` (an uploaded avatar's, the sharer's text) is shown as plain text."""
     stages = [*stages, (f"rendering {result.num_frames} frames at {result.fps:g} fps", result.seconds)]
-    header = f"**K = {info.get('k', '?')}**, weights: `{info.get('weights', '?')}`, device: `{info.get('device', '?')}`"
+    header = (f"**K = {plain(info.get('k', '?'))}**, weights: {plain(info.get('weights', '?'))}, "
+              f"device: {plain(info.get('device', '?'))}")
     lines = [header, "", "| stage | seconds |", "|---|---|", *(f"| {name} | {sec:.1f} |" for name, sec in stages)]
-    notes = list(info.get("notes", []))
+    notes = [plain(note) for note in info.get("notes", [])[:MAX_SHOWN_NOTES]]
     if result.frames_without_face:
         notes.append(f"{result.frames_without_face} driver frames had no face: the last face seen was repeated")
     if not result.has_audio:

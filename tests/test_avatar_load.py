@@ -5,78 +5,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from app_support import tiny_weights
-from safetensors import safe_open
-from safetensors.torch import save_file
+from avatar_files import config_with, metadata_with, rewritten, tensor_with, tiny_avatar
 
 from talking_head.avatar import MAX_HEADER_BYTES, Avatar
 from talking_head.cli import main
 from talking_head.config import ModelConfig
 from talking_head.errors import InputError
-from talking_head.finetune import PersonalGenerator
-
-Tensors = dict[str, torch.Tensor]
-Metadata = dict[str, str]
-
-
-def tiny_avatar(seed: int = 0) -> Avatar:
-    """A texture-path avatar of the ``tiny`` size made without photos (random weights and pictures)."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    points = rng.uniform(8, 24, (68, 2)).astype(np.float32)
-    info = {"k": 1, "steps": 0, "weights": "tiny", "notes": ["photo.jpg: 2 faces found"], "seconds": 0.5,
-            "device": "cpu", "finetune": {"steps": 0, "lr_generator": 5e-4, "amp": True, "vgg19": None}}
-    return Avatar(PersonalGenerator(ModelConfig.named("tiny")).eval(), rng.integers(0, 256, (32, 32, 3), np.uint8),
-                  points, rng.integers(0, 256, (48, 64, 3), np.uint8), (10.0, 5.0, 30.0), info,
-                  rng.integers(0, 256, (1, 640, 640, 3), np.uint8), points[None] * 20)
 
 
 @pytest.fixture(scope="module")
 def avatar_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_avatar().save(tmp_path_factory.mktemp("avatar") / "tiny.avatar.safetensors")
-
-
-def read(path: Path) -> tuple[Tensors, Metadata]:
-    with safe_open(str(path), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata())
-
-
-def rewritten(source: Path, path: Path, change: Callable[[Tensors, Metadata], None]) -> Path:
-    """``source`` with its tensors and metadata changed by ``change`` (in place), saved as ``path``."""
-    tensors, metadata = read(source)
-    change(tensors, metadata)
-    save_file(tensors, str(path), metadata=metadata)
-    return path
-
-
-def config_with(**fields: object) -> Callable[[Tensors, Metadata], None]:
-    def change(tensors: Tensors, metadata: Metadata) -> None:
-        metadata["config"] = json.dumps({**json.loads(metadata["config"]), **fields})
-    return change
-
-
-def metadata_with(key: str, value: str | None) -> Callable[[Tensors, Metadata], None]:
-    def change(tensors: Tensors, metadata: Metadata) -> None:
-        if value is None:
-            del metadata[key]
-        else:
-            metadata[key] = value
-    return change
-
-
-def tensor_with(key: str, value: torch.Tensor | None) -> Callable[[Tensors, Metadata], None]:
-    def change(tensors: Tensors, metadata: Metadata) -> None:
-        if value is None:
-            del tensors[key]
-        else:
-            tensors[key] = value
-    return change
 
 
 MALFORMED = {

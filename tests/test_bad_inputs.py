@@ -3,15 +3,19 @@ the app: each ends in a result or an :class:`InputError` whose message says what
 traceback or an "internal error". The tables below are the README's table of bad inputs.
 
 Also: the limits a deployment sets through environment variables, the GPU out-of-memory fallback
-(simulated on the CPU), and several visitors at once, each getting their own person.
+(simulated on the CPU), several visitors at once, each getting their own person, what a visitor
+crafting files and requests can cost the server (issue 15), and, last, the app process's peak
+resident memory through all of it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,17 +29,35 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
-from app_support import MAX_VIDEO_SECONDS, PERSON, RecordingProgress, build_tiny_app, visitor
+from app_support import (
+    MAX_VIDEO_SECONDS,
+    PERSON,
+    RecordingProgress,
+    build_tiny_app,
+    free_port,
+    load_app_module,
+    visitor,
+)
+from avatar_files import config_with, rewritten, tensor_with
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from skimage import data
 
-from talking_head.app_logic import AppSettings, TalkingHeadApp
+from talking_head.app_logic import MAX_SHOWN_CHARS, MAX_SHOWN_NOTES, AppSettings, RequestFolders, TalkingHeadApp
 from talking_head.avatar import Avatar
 from talking_head.config import ModelConfig
 from talking_head.errors import InputError
-from talking_head.media import MAX_PHOTO_SIDE, VideoInfo, VideoSink, iter_video_frames, probe_video
+from talking_head.media import (
+    MAX_DRIVER_FPS,
+    MAX_DRIVER_SIDE,
+    MAX_PHOTO_SIDE,
+    VideoInfo,
+    VideoSink,
+    iter_video_frames,
+    load_photo,
+    probe_video,
+)
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import BatchGenerator, RenderConfig, RenderResult, render_driven_video
 
@@ -45,6 +67,10 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 REFUSED = "Please check your input"  # the title of every InputError the app shows (not "Internal error")
 #: Faceless driver frames in the "no face in some frames" video: the first five and four in the middle.
 FACELESS = [*range(5), *range(12, 16)]
+#: The side of the oversized driver: twice the decoder's cap.
+HUGE_SIDE = 2 * MAX_DRIVER_SIDE
+#: Peak resident memory the app's process may reach through this module's inputs (issue 15).
+MAX_RESIDENT_BYTES = 2 * 1024**3
 
 
 def ffmpeg(*args: object) -> None:
@@ -185,6 +211,33 @@ def variable_frame_rate(source: Path, path: Path) -> Path:
     return path
 
 
+def animated_gif(path: Path, s: Sources) -> Path:
+    """The astronaut, then the coffee cup: only the first frame is used."""
+    frames = [astronaut(s), Image.fromarray(s.coffee).resize((512, 512))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=500)
+    return path
+
+
+def thousand_fps(path: Path, s: Sources) -> Path:
+    """The driver with every frame shown 40 times: 1.2 s at 1000 fps (1200 frames), with its sound."""
+    ffmpeg("-i", s.driver, "-vf", "fps=1000", "-c:a", "copy", path)
+    return path
+
+
+def huge_frames(path: Path, s: Sources) -> Path:
+    """The short driver (8 frames) at HUGE_SIDE pixels a side."""
+    ffmpeg("-i", s.short_driver, "-vf", f"scale={HUGE_SIDE}:{HUGE_SIDE}", "-preset", "ultrafast", path)
+    return path
+
+
+def webcam_webm(path: Path, s: Sources) -> Path:
+    """VP8 and Opus written to a pipe, as a browser records the webcam: the file states no duration."""
+    with path.open("wb") as out:
+        subprocess.run([FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(s.driver), "-c:v", "libvpx", "-c:a",
+                        "libopus", "-f", "webm", "pipe:1"], stdout=out, check=True)
+    return path
+
+
 def phone_portrait(path: Path, s: Sources) -> Path:
     """A landscape 160x128 clip stored sideways (128x160), with a display matrix that turns it upright."""
     sideways = path.with_name("sideways.mp4")
@@ -223,6 +276,10 @@ PHOTOS = [
     Case("16-bit grayscale PNG", "gray16.png", sixteen_bit(gray=True)),
     Case("16-bit RGB PNG", "rgb16.png", sixteen_bit(gray=False)),
     Case("JPEG stored sideways, EXIF Orientation 6", "exif.jpg", exif_rotated),
+    Case("EPS file named .png (Pillow would run Ghostscript on it)", "vector.png", saved(astronaut, "EPS"),
+         "'vector.png' could not be read as an image: it is not an image file, or its format is not supported"),
+    Case("animated GIF", "animated.gif", animated_gif),
+    Case("WebP", "photo.webp", saved(astronaut, "WEBP")),
 ]
 
 VIDEOS = [
@@ -253,6 +310,13 @@ VIDEOS = [
     Case("sound track shorter than the video", "short_sound.mp4", short_sound, check=every_frame_kept),
     Case("portrait phone video (stored sideways + rotation tag)", "phone.mp4", phone_portrait,
          check=lambda result, driver: result.frames_without_face == 0 and (driver.width, driver.height) == (160, 128)),
+    Case("1000 fps (1200 frames in 1.2 s)", "fast.mp4", thousand_fps,
+         check=lambda result, driver: driver.fps == 1000 and result.fps == MAX_DRIVER_FPS and result.has_audio
+         and abs(result.num_frames - driver.duration * MAX_DRIVER_FPS) <= 1),
+    Case(f"{HUGE_SIDE}x{HUGE_SIDE} px", "huge.mp4", huge_frames,
+         check=lambda result, driver: driver.width == HUGE_SIDE and result.frames_without_face == 0),
+    Case("webcam WebM without a duration", "webcam.webm", webcam_webm,
+         check=lambda result, driver: result.num_frames == 30 and result.has_audio and driver.fps == 25),
 ]
 
 
@@ -345,6 +409,55 @@ def test_a_driver_without_faces_shows_the_photo_pose_until_the_first_face(pipe: 
     assert np.abs(frames[11].astype(int) - frames[0]).mean() > 10  # the face did move in between
 
 
+def test_photos_open_only_in_the_listed_formats(sources: Sources, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import EpsImagePlugin
+
+    def no_ghostscript(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ghostscript was asked to run on an upload")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", no_ghostscript)
+    picture = astronaut(sources).resize((96, 96))
+    for format in ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"):
+        picture.save(tmp_path / f"photo.{format.lower()}", format)
+        assert load_photo(tmp_path / f"photo.{format.lower()}").shape == (96, 96, 3)
+    for format in ("EPS", "PPM", "TGA", "ICO", "PCX", "SGI", "IM"):
+        picture.save(tmp_path / "named.png", format)
+        with pytest.raises(InputError, match="format is not supported \\(use JPEG, PNG, WebP, BMP, TIFF or GIF\\)"):
+            load_photo(tmp_path / "named.png")
+
+
+def test_drivers_are_decoded_at_a_capped_frame_rate_and_size(sources: Sources, tmp_path: Path) -> None:
+    """ffmpeg resamples and scales, so neither the 1200 frames nor a full-size frame reach Python."""
+    fast = thousand_fps(tmp_path / "fast.mp4", sources)
+    info = probe_video(fast)
+    assert info.fps == 1000 and len(list(iter_video_frames(fast))) == info.capped().num_frames == 36
+    huge = huge_frames(tmp_path / "huge.mp4", sources)
+    assert probe_video(huge).width == HUGE_SIDE
+    assert {frame.shape for frame in iter_video_frames(huge)} == {(MAX_DRIVER_SIDE, MAX_DRIVER_SIDE, 3)}
+
+
+def test_a_webm_without_a_duration_is_timed_by_counting_its_frames(sources: Sources, tmp_path: Path) -> None:
+    webm = webcam_webm(tmp_path / "webcam.webm", sources)
+    info = probe_video(webm)
+    assert (info.num_frames, info.width, info.has_audio) == (30, 160, True)
+    assert info.duration == pytest.approx(1.2, abs=0.05) and info.fps == pytest.approx(25, abs=1)
+    assert len(list(iter_video_frames(webm))) == 30
+
+
+def test_a_driver_without_a_face_in_its_first_seconds_is_refused_there(pipe: TalkingHeadPipeline, avatar: Avatar,
+                                                                       sources: Sources, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TALKING_HEAD_FACE_WITHIN_SECONDS", "0.4")
+    coffee = cv2.resize(sources.coffee, sources.driver_frames[0].shape[1::-1])
+    late = write_video(tmp_path / "late.mp4", [coffee] * 20 + sources.driver_frames)  # a face from 0.8 s on
+    progress = RecordingProgress()
+    with pytest.raises(InputError, match="no face was found in the first 0.4 s of the driving video"):
+        pipe.animate(avatar, late, tmp_path / "out.mp4", RenderConfig(output_size=64, batch_size=4), progress)
+    assert max(fraction for fraction, _ in progress.updates) <= 8 / 50  # refused at frame 12 of 50, not at the end
+    assert not list(tmp_path.glob("out*"))
+
+
 def test_bad_video_uploads_reach_api_callers_as_their_message(server: str, sources: Sources, tmp_path: Path) -> None:
     client = visitor(server, tmp_path)
     for case in (c for c in VIDEOS if c.file in ("notes.mp4", "header.mp4", "coffee.mp4")):
@@ -354,25 +467,97 @@ def test_bad_video_uploads_reach_api_callers_as_their_message(server: str, sourc
         assert "Traceback" not in str(refused.value)
 
 
+def test_non_numeric_steps_or_seed_from_an_api_caller_get_the_apps_message(server: str, tiny_app: TalkingHeadApp,
+                                                                           sources: Sources, tmp_path: Path) -> None:
+    client = visitor(server, tmp_path)
+    photo, driver = handle_file(PERSON[0]), handle_file(sources.short_driver)
+    steps = "fine-tuning steps must be a whole number between 0 and 5"
+    for values, message in ((("abc", 0), rf"{steps}, got 'abc'"), ((None, 0), rf"{steps}, got None"),
+                            ((1.5, 0), rf"{steps}, got 1.5"), ((9, 0), rf"{steps}, got 9"),
+                            ((1, "x" * 500), r"the seed must be a whole number between 0 and \d+, got 'x+\.\.\."),
+                            ((1, -1), "the seed must be a whole number"), ((1, [1]), "the seed must be")):
+        with pytest.raises(AppError, match=message):
+            client.predict([photo], driver, values[0], seed=values[1], api_name="/generate")
+    with pytest.raises(AppError, match=rf"{steps}, got 'many'"):
+        client.predict([photo], driver, "1", "many", api_name="/compare")
+    refused_by_app(lambda: tiny_app.generate([str(PERSON[0])], str(sources.short_driver), "abc",
+                                             progress=RecordingProgress()), f"{steps}, got 'abc'")
+
+
+def test_an_avatars_info_is_shown_as_plain_text_cut_short(tiny_app: TalkingHeadApp, avatar: Avatar, sources: Sources,
+                                                          tmp_path: Path) -> None:
+    """A shared avatar's info is its sharer's text: no link, picture or markup of theirs reaches the page."""
+    info = {"k": 1, "weights": "[log in again](https://phish.example/login) <img src=x onerror=alert(1)>",
+            "device": "`cpu` $$x$$", "notes": ["**urgent** ![x](https://phish.example/p.png)", "y" * 100_000,
+                                               *["more"] * 20], "unknown": "[hidden](https://phish.example)"}
+    shared = replace(avatar, info=info).save(tmp_path / "shared.avatar.safetensors")
+    _, notes = tiny_app.animate_avatar(str(shared), str(sources.short_driver), output_size=128,
+                                       progress=RecordingProgress())
+    assert "\\[log in again\\]\\(https\\://phish\\.example/login\\) &lt;img src=x onerror=alert\\(1\\)&gt;" in notes
+    assert "\\*\\*urgent\\*\\* \\!\\[x\\]\\(https\\://" in notes and "\\`cpu\\` \\$\\$x\\$\\$" in notes
+    assert "<" not in notes and "](" not in notes and "hidden" not in notes
+    assert "y" * (MAX_SHOWN_CHARS - 1) + "…" in notes and "y" * MAX_SHOWN_CHARS not in notes
+    assert notes.count("\n- ") <= MAX_SHOWN_NOTES + 2  # the avatar's first notes, then the app's own
+
+
+def test_request_folders_are_swept_on_a_timer_without_traffic(tmp_path: Path) -> None:
+    folders = RequestFolders(tmp_path, ttl_seconds=60)
+    old, recent = folders.new(), folders.new()
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    stop = folders.sweep_every(0.05)
+    try:
+        deadline = time.monotonic() + 5
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+    assert not old.exists() and recent.exists()
+
+
+def test_the_served_app_sweeps_on_a_timer_and_refuses_uploads_over_its_size_limit(tiny_app: TalkingHeadApp,
+                                                                                   sources: Sources,
+                                                                                   tmp_path: Path) -> None:
+    app_module = load_app_module()
+    settings = replace(tiny_app.settings, max_upload_mb=1)
+    demo = app_module.build_demo(TalkingHeadApp(tiny_app.pipeline, settings, work_root=tmp_path / "requests"))
+    assert "sweep-request-folders" in {thread.name for thread in threading.enumerate()}
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **app_module.launch_options(settings))
+    try:
+        big = tmp_path / "big.jpg"
+        big.write_bytes(b"\xff" * (1024 * 1024 + 1))
+        with pytest.raises(Exception, match="(?i)413|too large|exceed|maximum"):
+            visitor(f"http://127.0.0.1:{port}/", tmp_path).predict(
+                [handle_file(big)], handle_file(sources.short_driver), 0, api_name="/generate")
+    finally:
+        demo.close()
+
+
 # ---------------------------------------------------------------------------------------------------
 # Limits
 # ---------------------------------------------------------------------------------------------------
 
 def test_app_limits_are_set_by_their_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {"TALKING_HEAD_MAX_STEPS": "9", "TALKING_HEAD_FILE_TTL": "60", "TALKING_HEAD_QUEUE_SIZE": "3",
-                        "TALKING_HEAD_CONCURRENCY": "2"}.items():
+                        "TALKING_HEAD_CONCURRENCY": "2", "TALKING_HEAD_MAX_UPLOAD_MB": "7"}.items():
         monkeypatch.setenv(name, value)
     settings = AppSettings.from_env()
-    assert (settings.max_steps, settings.file_ttl_seconds, settings.queue_size, settings.concurrency) == (9, 60, 3, 2)
+    assert (settings.max_steps, settings.file_ttl_seconds, settings.queue_size, settings.concurrency,
+            settings.max_upload_mb) == (9, 60, 3, 2, 7)
+    assert load_app_module().launch_options(settings) == {"max_file_size": 7 * 1024 * 1024}
 
 
 def test_pipeline_limits_are_set_by_their_environment_variables() -> None:
     """Read when the modules are imported (they are class and module defaults), so in a fresh process."""
     limits = {"TALKING_HEAD_MAX_SHOTS": "2", "TALKING_HEAD_MAX_VIDEO_SECONDS": "7.5",
-              "TALKING_HEAD_MAX_OUTPUT_SIZE": "200"}
+              "TALKING_HEAD_MAX_OUTPUT_SIZE": "200", "TALKING_HEAD_MAX_FPS": "12",
+              "TALKING_HEAD_MAX_DRIVER_SIDE": "100"}
     code = """if True:
         import json
         from talking_head.errors import InputError
+        from talking_head.media import VideoInfo
         from talking_head.pipeline import TalkingHeadPipeline
         from talking_head.render import RenderConfig
         refusals = []
@@ -383,7 +568,9 @@ def test_pipeline_limits_are_set_by_their_environment_variables() -> None:
             except (InputError, ValueError) as error:
                 refusals.append(str(error))
         defaults = RenderConfig()
-        print(json.dumps({"refusals": refusals, "defaults": [defaults.max_seconds, defaults.output_size]}))
+        capped = VideoInfo(25.0, 400, 200, 2.0, 50, False).capped()
+        print(json.dumps({"refusals": refusals, "defaults": [defaults.max_seconds, defaults.output_size],
+                          "decoded": [capped.fps, capped.width, capped.height, capped.num_frames]}))
     """
     child = subprocess.run([sys.executable, "-c", code], env={**os.environ, **limits}, capture_output=True, text=True,
                            check=True)
@@ -391,6 +578,7 @@ def test_pipeline_limits_are_set_by_their_environment_variables() -> None:
     assert found["refusals"] == ["3 photos given; at most 2 can be used",
                                  "output_size must be in [32, 200] and batch_size >= 1, got 256, 8"]
     assert found["defaults"] == [7.5, 200]  # the default height follows a cap below it
+    assert found["decoded"] == [12, 100, 50, 24]
 
 
 class OutOfMemoryAbove:
@@ -468,3 +656,33 @@ def test_four_visitors_at_once_each_get_their_own_photos_and_folders_are_swept(
         os.utime(folder, (an_hour_ago, an_hour_ago))
     tiny_app.folders.sweep()  # ... deleted once older than the TTL (on every new request)
     assert not folders & set(tiny_app.folders.root.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Last: the crafted uploads of issue 15 through the served app, and its peak memory through this module
+# ---------------------------------------------------------------------------------------------------
+
+def test_the_app_process_stays_under_2_gb_through_the_bad_inputs(server: str, avatar: Avatar, sources: Sources,
+                                                                  tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                                  ) -> None:
+    """Avatars claiming a 2048-channel generator or a 2 x 4000 photo are refused; a 1000 fps and a
+    2560 px driver are rendered at the caps. Then the process (pytest, the app's server and handlers,
+    everything this module ran when run whole) must have peaked under 2 GB resident."""
+    client = visitor(server, tmp_path)
+    good = avatar.save(tmp_path / "good.avatar.safetensors")
+    crafted = {"wide.avatar.safetensors": (config_with(base_channels=2048, max_channels=2048), "unknown size"),
+               "strip.avatar.safetensors": (tensor_with("photo", torch.zeros(2, 4000, 3, dtype=torch.uint8)),
+                                            r"paste-back photo of shape \[2, 4000, 3\]")}
+    for name, (change, message) in crafted.items():
+        with pytest.raises(AppError, match=message):
+            client.predict(handle_file(rewritten(good, tmp_path / name, change)), handle_file(sources.short_driver),
+                           api_name="/animate_avatar")
+    for make in (thousand_fps, huge_frames):
+        driver = make(tmp_path / f"{make.__name__}.mp4", sources)
+        video, _ = client.predict(handle_file(good), handle_file(driver), api_name="/animate_avatar")
+        result = probe_video(video)
+        assert result.fps <= MAX_DRIVER_FPS and result.num_frames <= probe_video(driver).capped().num_frames
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports kB
+    with capsys.disabled():
+        print(f"\npeak resident memory of the test process serving the app: {peak / 1024**2:.0f} MB")
+    assert peak < MAX_RESIDENT_BYTES
