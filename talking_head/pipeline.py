@@ -2,7 +2,7 @@
 
 Reads top to bottom as the data flows::
 
-    pipe = TalkingHeadPipeline.from_pretrained()             # local folder -> Hub -> bundled checkpoint
+    pipe = TalkingHeadPipeline.from_pretrained()             # the default Hub repo, else the bundled checkpoint
     avatar = pipe.personalize(["me1.jpg", "me2.jpg"])     # FinetuneConfig's steps
     avatar.save("me.avatar.safetensors")                      # come back later without fine-tuning
     pipe.animate(avatar, "driver.mp4", "out.mp4")
@@ -69,7 +69,8 @@ class TalkingHeadPipeline:
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, revision: str | None = None, device: str = "auto",
                         landmark_backend: str = "auto") -> "TalkingHeadPipeline":
-        """Load weights (local folder -> Hub -> bundled ``checkpoints/``).
+        """Load weights: ``source`` (a folder or Hub repo id, an error if it cannot be loaded), or by default
+        the Hub repo ``TALKING_HEAD_REPO``, else the bundled checkpoint (:func:`talking_head.hub.load_model`).
 
         ``weights`` says which were used by origin and name only: it is shown to an app's visitors and
         stored in every avatar, where a path of this machine has no business.

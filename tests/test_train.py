@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+from app_support import free_port
 from safetensors.torch import load_file
 
 from talking_head import train as train_module
@@ -135,9 +135,7 @@ def test_invalid_options_are_refused_when_made(tmp_path: Path, option: str, valu
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_torchrun_two_processes_on_cpu_end_with_identical_weights(tiny_dataset: Path, tmp_path: Path) -> None:
     """Each rank samples its own episodes: only gradients averaged across ranks keep their models equal."""
-    with socket.socket() as probe:  # torchrun's --master_port=0 hangs; hand it a free port instead
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # torchrun's --master_port=0 hangs; hand it a free port instead
     out, dump = tmp_path / "run", tmp_path / "weights"
     dump.mkdir()
     worker = Path(__file__).parent / "train_one_rank.py"
@@ -190,11 +188,8 @@ def test_agree_broadcasts_on_the_process_groups_device(monkeypatch: pytest.Monke
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU for NCCL")
 def test_agree_works_in_an_nccl_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(port))
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
     train_module.dist.init_process_group("nccl", rank=0, world_size=1)
     try:
         assert train_module._agree(True, 2, torch.device("cuda", 0)) is True  # world 2: take the broadcast path
