@@ -342,7 +342,7 @@ def whole_number(value: object, what: str, low: int, high: int) -> int:
         number = math.nan
     if not (math.isfinite(number) and number == round(number) and low <= number <= high):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
-        raise InputError(f"{what} must be a whole number between {low} and {high}, got {shown}")
+        raise InputError(f"{what} must be between {low} and {high} (a whole number), got {shown}")
     return int(number)
 
 

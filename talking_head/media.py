@@ -115,6 +115,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         raise InputError(f"{path.name!r} has no video stream")
     duration = float(infos.get("duration") or infos.get("video_duration") or 0)
     frames = infos.get("video_n_frames") if counted else None
+    if counted and (frames or 0) < 2:  # a still picture (a JPEG named .mp4 states no duration either)
+        raise InputError(f"video {path.name!r} could not be read: it is not a video or it is damaged")
     fps = frames / duration if frames and duration > 0 else float(infos.get("video_fps") or 0)
     if not (fps > 0 and duration > 0 and np.isfinite([fps, duration]).all()):
         raise InputError(f"video {path.name!r} reports no frame rate or duration: it is damaged or empty")
