@@ -9,9 +9,23 @@ import numpy as np
 import pytest
 from skimage import data
 
-from talking_head.landmarks import (FACE_FRACTION, VERTICAL_OFFSET, LandmarkSmoother, Retargeter, crop_box,
-                                    crop_face, detect_face, detect_video, from_crop_coords, get_detector,
-                                    inter_ocular_distance, retarget, to_crop_coords)
+from talking_head.landmarks import (
+    FACE_FRACTION,
+    VERTICAL_OFFSET,
+    LandmarkSmoother,
+    Retargeter,
+    crop_box,
+    crop_face,
+    detect_face,
+    detect_video,
+    from_crop_coords,
+    get_detector,
+    inter_ocular_distance,
+    retarget,
+    to_crop_coords,
+)
+from talking_head.landmarks import align as align_module
+from talking_head.landmarks.align import BROW_STRENGTH, HEAD_TRAVEL, POSE_FORESHORTENING, RIGID_POINTS
 
 
 @pytest.fixture(scope="module")
@@ -188,13 +202,67 @@ def test_retargeter_takes_the_first_driver_frame_as_reference(face_landmarks, dr
         Retargeter(face_landmarks, mode="mirror")
 
 
-def test_a_driver_closing_from_an_open_reference_never_crosses_the_sources_lips(face_landmarks, driver):
+def test_a_driver_closing_from_an_open_reference_returns_to_the_sources_mouth_without_crossing(face_landmarks, driver):
     reference = driver[0]
     opened = reference.astype(np.float64).copy()
     opened[[55, 56, 57, 58, 59, 65, 66, 67, 7, 8, 9], 1] += 0.3 * inter_ocular_distance(reference)
     # The driver's reference has its mouth open; it then shuts it (back to ``reference``).
     result = retarget(face_landmarks, opened, reference)
-    gaps = result[[67, 66, 65], 1] - result[[61, 62, 63], 1]
-    assert gaps.mean() > -0.1  # just closed (to a tenth of a pixel), not inverted by 0.3 eye distances
-    still = [*range(0, 5), *range(12, 48)]  # all but the mouth and the chin, which closes it
+    # The driver is back at the astronaut's own opening (the fixture's driver is her face, enlarged):
+    # so is she, to a tenth of a pixel, not closed past closed by 0.3 eye distances.
+    assert align_module.mouth_gap(result) == pytest.approx(align_module.mouth_gap(face_landmarks), abs=0.1)
+    still = [*range(5), *range(12, 48)]  # all but the mouth and the chin, which closes it
     np.testing.assert_allclose(result[still], retarget(face_landmarks, reference, reference)[still], atol=0.5)
+
+
+def squeeze_sideways(points: np.ndarray, factor: float) -> np.ndarray:
+    """A yaw's foreshortening: the face narrowed about its nose bridge."""
+    out = points.astype(np.float64).copy()
+    out[:, 0] = (out[:, 0] - out[27, 0]) * factor + out[27, 0]
+    return out
+
+
+def test_the_mouth_opens_as_far_as_the_drivers_in_eye_distances(face_landmarks, driver):
+    reference = driver[0].astype(np.float64)
+    iod_driver, iod_source = inter_ocular_distance(reference), inter_ocular_distance(face_landmarks)
+    assert align_module.mouth_gap(face_landmarks) > 0.1 * iod_source  # the astronaut smiles with her lips apart
+    closed = align_module._open_mouth(reference, 0.0)
+    opened = align_module._open_mouth(reference, 0.4 * iod_driver)
+    # Whatever the driver's first frame: closed closes her lips, 0.4 eye distances opens hers by as much.
+    for first in (closed, opened):
+        assert align_module.mouth_gap(retarget(face_landmarks, first, closed)) == pytest.approx(0.0, abs=0.05)
+        assert align_module.mouth_gap(retarget(face_landmarks, first, opened)) == pytest.approx(0.4 * iod_source, rel=0.02)
+
+
+def test_a_turning_drivers_foreshortening_is_damped_and_its_roll_kept(face_landmarks, driver):
+    reference = driver[0].astype(np.float64)
+    turned = rotate(squeeze_sideways(reference, 0.64), 10.0, reference[27])
+    result = retarget(face_landmarks, reference, turned)
+    squeeze = POSE_FORESHORTENING and 0.64 ** POSE_FORESHORTENING  # 0.8 at half strength
+    unrolled = rotate(result, -10.0, result[27])
+    assert jaw_width(unrolled) / jaw_width(face_landmarks) == pytest.approx(squeeze, rel=0.03)
+    assert roll(result) - roll(face_landmarks) == pytest.approx(10.0, abs=1.0)  # the eye line tilts a little as the face narrows
+
+
+def test_a_moving_driver_moves_the_head_by_a_damped_share(face_landmarks, driver):
+    reference = driver[0].astype(np.float64)
+    scale = inter_ocular_distance(face_landmarks) / inter_ocular_distance(reference)
+    result = retarget(face_landmarks, reference, reference + (20.0, 0.0))
+    rigid = list(RIGID_POINTS)
+    shift = result[rigid].mean(axis=0) - face_landmarks[rigid].mean(axis=0)
+    # (The driver's frame is turned a fraction of a degree against the source's: compare lengths.)
+    assert np.linalg.norm(shift) == pytest.approx(HEAD_TRAVEL * 20.0 * scale, abs=0.02)
+    assert abs(shift[1]) < 0.1
+
+
+def test_brows_rise_with_the_driver_but_never_press_onto_the_eyes(face_landmarks, driver):
+    reference = driver[0].astype(np.float64)
+    scale = inter_ocular_distance(face_landmarks) / inter_ocular_distance(reference)
+    brows = list(range(17, 27))
+    step = 0.1 * inter_ocular_distance(reference)
+    lowered, raised = reference.copy(), reference.copy()
+    lowered[brows, 1] += step  # image y points down: a frown, or a nod's parallax
+    raised[brows, 1] -= step
+    np.testing.assert_allclose(retarget(face_landmarks, reference, lowered)[brows], face_landmarks[brows], atol=0.05)
+    lift = face_landmarks[brows, 1] - retarget(face_landmarks, reference, raised)[brows, 1]
+    np.testing.assert_allclose(lift, BROW_STRENGTH * step * scale, rtol=0.05)

@@ -163,25 +163,80 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[complex, complex]:
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 LOWER_LIP_POINTS = (55, 56, 57, 58, 59, 65, 66, 67)
 JAW_SHARE = {5: 0.3, 6: 0.6, 7: 0.9, 8: 1.0, 9: 0.9, 10: 0.6, 11: 0.3}
+BROWS, EYES, MOUTH = tuple(range(17, 27)), tuple(range(36, 48)), tuple(range(48, 68))
+#: How much of the driver's out-of-plane head rotation (the foreshortening that yaw and pitch put into
+#: the 2-D landmarks: one side of the face narrower) passes on. A 2-D warp of a photo cannot turn a
+#: head, only squeeze one side of it.
+POSE_FORESHORTENING = 0.5
+#: How much of the driver's head translation and zoom (in its own frame) passes on: a head that moves
+#: far stretches the photo between it and the crop's pinned border (hair pulled into streaks).
+HEAD_TRAVEL = 0.5
+#: How much of the brows' raising (relative to the eyes) passes on; lowering does not. A driver's
+#: nod moves its brows against its eyes by depth parallax: passed on, it pressed the photo's brows
+#: onto its eyes (dlib then lost the face in up to 29 % of frames of a nodding driver).
+BROW_STRENGTH = 0.5
 
 
-def _uncross_lips(points: np.ndarray) -> np.ndarray:
-    """Complex landmarks whose lower inner lip went above the upper one, with the lower lip and jaw moved
-    down until the mouth is just closed.
+def _face_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors along the eyes (right to left eye) and down the face, in image pixels (y down)."""
+    right, left = points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
+    across = (left - right) / max(float(np.linalg.norm(left - right)), 1e-6)
+    return across, np.array([-across[1], across[0]])
 
-    Relative retargeting adds the driver's change of mouth opening to the source's: a driver whose
-    first (reference) frame has an open mouth then closes the source's mouth *past* closed when it
-    shuts (measured: lips crossed in 18 of 30 frames of examples/driver.mp4), which no face can do.
-    """
-    right, left = points[36:42].mean(), points[42:48].mean()
-    down = 1j * (left - right) / max(abs(left - right), 1e-6)  # image y points down
-    gap = np.mean([((points[lower] - points[upper]) * np.conj(down)).real for upper, lower in INNER_LIP_PAIRS])
-    if gap >= 0:
-        return points
+
+def mouth_gap(points: np.ndarray) -> float:
+    """The inner lips' opening (lower minus upper, along the face's down axis), in pixels; < 0 if crossed."""
+    _, down = _face_axes(points)
+    return float(np.mean([(points[lower] - points[upper]) @ down for upper, lower in INNER_LIP_PAIRS]))
+
+
+def _open_mouth(points: np.ndarray, gap: float) -> np.ndarray:
+    """``points`` with the lower lip (and the jaw, by its share) moved so the inner-lip gap is ``gap``."""
+    _, down = _face_axes(points)
+    move = (gap - mouth_gap(points)) * down
     out = points.copy()
-    out[list(LOWER_LIP_POINTS)] += -gap * down
+    out[list(LOWER_LIP_POINTS)] += move
     for index, share in JAW_SHARE.items():
-        out[index] += -gap * share * down
+        out[index] += share * move
+    return out
+
+
+def _affine(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares affine map ``z -> M z + t`` taking (N, 2) ``src`` onto ``dst``: (M (2, 2), t (2,))."""
+    design = np.concatenate([src, np.ones((len(src), 1))], axis=1)
+    solution, *_ = np.linalg.lstsq(design, dst, rcond=None)
+    return solution[:2].T, solution[2]
+
+
+def _damp_head_motion(matrix: np.ndarray, foreshortening: float, zoom: float) -> np.ndarray:
+    """``matrix`` (2, 2) with its foreshortening raised to ``foreshortening`` and its zoom to ``zoom``
+    (0: none passes on, 1: unchanged); its rotation (roll) is kept whole.
+
+    Polar decomposition M = R P (R a rotation, P symmetric positive): P's eigenvalues over their
+    geometric mean s are the foreshortening, s the zoom.
+    """
+    u, singular, vt = np.linalg.svd(matrix)
+    if np.linalg.det(matrix) <= 0 or singular[-1] <= 1e-9:
+        return matrix  # a reflection or a collapse is no head pose: nothing to damp
+    s = math.sqrt(singular[0] * singular[1])
+    return (u @ vt) @ (vt.T * (s ** zoom * (singular / s) ** foreshortening)) @ vt
+
+
+def _expression(residual: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The expression in a (68, 2) residual: the driver's motion beyond its head's, in its reference pose.
+
+    Out-of-plane rotation leaves a residual that an affine head motion does not explain (depth
+    parallax: the nose, the far cheek and the brows shift against the eyes). So the nose and jaw get
+    none (the jaw follows the mouth's opening, set apart), the eyes and mouth lose their mean sideways
+    drift, and the brows only rise, by ``BROW_STRENGTH`` of their rise against the eyes.
+    """
+    across, down = _face_axes(reference)
+    out = np.zeros_like(residual)
+    for region in (EYES, MOUTH):
+        moved = residual[list(region)]
+        out[list(region)] = moved - np.outer(moved.mean(axis=0) @ across, across)
+    lift = -float((residual[list(BROWS)] - residual[list(EYES)].mean(axis=0)).mean(axis=0) @ down)
+    out[list(BROWS)] = -BROW_STRENGTH * max(0.0, lift) * down
     return out
 
 
@@ -193,32 +248,42 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
     onto the source by a similarity: rotation from the rigid points, scale from the ratio of
     inter-ocular distances.
 
-    - ``"relative"`` (first-order-model's relative motion, made shape-preserving): the driver's
-      motion is split into a head motion (a similarity fitted on ``RIGID_POINTS``) and an expression
-      (what is left, in the reference pose). The expression, rescaled to the source, is added to the
-      source's landmarks (never closing the mouth past closed); the head motion is then applied to
-      them. The source keeps its face shape.
+    - ``"relative"`` (first-order-model's relative motion, made shape-preserving and fit for a 2-D
+      warp): the driver's motion is split into a head motion (an affine map fitted on
+      ``RIGID_POINTS``) and an expression (``_expression``: what is left, in the reference pose). The
+      expression, rescaled to the source, is added to the source's landmarks, and the mouth opens as
+      far as the driver's does (inner-lip gap in eye distances: absolute, so a driver whose first frame
+      is open can still close a smiling photo's mouth, and never past closed). The head motion is then
+      applied, its roll whole, its foreshortening (``POSE_FORESHORTENING``), travel and zoom
+      (``HEAD_TRAVEL``) damped. The source keeps its face shape.
     - ``"absolute"`` (the paper): the driver's current landmarks, aligned onto the source by the
       reference alignment; they carry the driver's face shape.
     """
-    src = _complex(_as_landmarks(source, "source"))
-    ref = _complex(_as_landmarks(driver_reference, "driver_reference"))
-    cur = _complex(_as_landmarks(driver_current, "driver_current"))
+    source = _as_landmarks(source, "source")
+    reference = _as_landmarks(driver_reference, "driver_reference")
+    current = _as_landmarks(driver_current, "driver_current")
     rigid = list(RIGID_POINTS)
-    scale = inter_ocular_distance(source) / max(inter_ocular_distance(driver_reference), 1e-6)
+    src, ref = _complex(source), _complex(reference)
+    scale = inter_ocular_distance(source) / max(inter_ocular_distance(reference), 1e-6)
     a_ref = scale * _rotation(ref[rigid], src[rigid])
     b_ref = src[rigid].mean() - a_ref * ref[rigid].mean()  # reference driver -> source: z -> a_ref z + b_ref
+    align = np.array([[a_ref.real, -a_ref.imag], [a_ref.imag, a_ref.real]])
+    offset = np.array([b_ref.real, b_ref.imag])
     if mode == "absolute":
-        out = a_ref * cur + b_ref
-    elif mode == "relative":
-        a_head, b_head = _similarity(ref[rigid], cur[rigid])  # the driver's head motion
-        expression = (cur - b_head) / a_head - ref  # the rest, in the reference pose
-        posed = _uncross_lips(src + a_ref * expression)
-        # The head motion in the source's frame: conjugate it with the reference alignment.
-        out = a_head * (posed - b_ref) + a_ref * b_head + b_ref
-    else:
+        return (current @ align.T + offset).astype(np.float32)
+    if mode != "relative":
         raise ValueError(f"unknown retargeting mode {mode!r}: choose 'relative' or 'absolute'")
-    return np.stack([out.real, out.imag], axis=1).astype(np.float32)
+    head, shift = _affine(reference[rigid], current[rigid])  # the driver's head motion
+    unposed = (current - shift) @ np.linalg.inv(head).T  # the driver's current face in its reference pose
+    posed = source + _expression(unposed - reference, reference) @ align.T
+    opening = max(0.0, mouth_gap(unposed)) / max(inter_ocular_distance(reference), 1e-6)
+    posed = _open_mouth(posed, opening * inter_ocular_distance(source))
+    # The head motion in the source's frame (conjugated by the reference alignment), damped about the
+    # rigid points' centre.
+    centre = reference[rigid].mean(axis=0)
+    moved = centre + HEAD_TRAVEL * (head @ centre + shift - centre)
+    motion = align @ _damp_head_motion(head, POSE_FORESHORTENING, HEAD_TRAVEL) @ np.linalg.inv(align)
+    return ((posed - (align @ centre + offset)) @ motion.T + (align @ moved + offset)).astype(np.float32)
 
 
 class Retargeter:
