@@ -4,7 +4,14 @@ serve it and talk to it as a visitor does (the fixtures built on them live in ``
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -51,6 +58,41 @@ def build_tiny_app(tmp_path_factory: pytest.TempPathFactory, concurrency: int) -
     pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
     settings = AppSettings(max_steps=5, max_video_seconds=MAX_VIDEO_SECONDS, concurrency=concurrency)
     return TalkingHeadApp(pipe, settings, work_root=tmp_path_factory.mktemp("requests"))
+
+
+@contextmanager
+def served_app_py(tmp_path: Path, env: dict[str, str], start_seconds: float = 120) -> Iterator[tuple[str, int]]:
+    """``python app.py`` in a process of its own on 127.0.0.1 with tiny weights and ``env`` on top:
+    yields its URL and process id once it answers, and stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1",
+           "TALKING_HEAD_CHECKPOINTS": str(tiny_weights(tmp_path / "weights")), "GRADIO_ANALYTICS_ENABLED": "False",
+           **env}
+    log = tmp_path / "app.log"
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + start_seconds
+        while True:
+            try:
+                urllib.request.urlopen(url + "config", timeout=2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"app.py did not start:\n{log.read_text()}")
+                time.sleep(0.5)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def peak_resident_bytes(pid: int) -> int:
+    """The most memory the process ``pid`` has held resident so far (Linux's VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) * 1024
 
 
 def visitor(server: str, tmp_path: Path) -> Client:
