@@ -596,11 +596,12 @@ class OutOfMemoryAbove:
     def config(self) -> ModelConfig:
         return self.generator.config
 
-    def generate(self, drawings: torch.Tensor, warped: torch.Tensor | None = None) -> torch.Tensor:
+    def generate(self, drawings: torch.Tensor, *textures: torch.Tensor | None) -> torch.Tensor:
+        """``PersonalGenerator.generate``, given whatever the texture path passes after the drawings."""
         self.batches.append(len(drawings))
         if len(drawings) > self.limit:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return self.generator.generate(drawings, warped)
+        return self.generator.generate(drawings, *textures)
 
 
 def test_out_of_gpu_memory_halves_the_batch_and_renders_the_same_video(pipe: TalkingHeadPipeline, avatar: Avatar,
