@@ -205,27 +205,29 @@ def _generator_tensors(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in PersonalGenerator(config).state_dict().items()}
 
 
-def _expected_layout(config: ModelConfig, shapes: dict[str, tuple[int, ...]]
-                     ) -> dict[str, tuple[tuple[int, ...] | None, tuple[str, ...]]]:
-    """Name -> (shape, dtypes) of every tensor an avatar of ``config`` holds; shape None: checked apart."""
+#: Tensor name -> (shape, dtype) as a safetensors header lists them.
+Header = dict[str, tuple[tuple[int, ...], str]]
+#: Tensor name -> (shape, dtypes allowed); shape None: checked apart.
+Layout = dict[str, tuple[tuple[int, ...] | None, tuple[str, ...]]]
+
+
+def _expected_layout(config: ModelConfig, found: Header) -> Layout:
+    """Every tensor an avatar of ``config`` holds; the texture bank's K is taken from ``found``."""
     from talking_head.pipeline import MAX_SHOTS  # the pipeline imports this module
 
     size, side = config.image_size, BANK_IMAGE_SIZE
-    layout: dict[str, tuple[tuple[int, ...] | None, tuple[str, ...]]] = {
-        f"generator.{k}": (shape, WEIGHT_DTYPES)
-        for k, shape in _generator_tensors(replace(config, num_videos=1)).items()}
+    layout: Layout = {f"generator.{k}": (shape, WEIGHT_DTYPES)
+                      for k, shape in _generator_tensors(replace(config, num_videos=1)).items()}
     layout.update({"source_crop": ((size, size, 3), ("U8",)), "source_landmarks": ((68, 2), ("F32",)),
                    "photo": (None, ("U8",)), "photo_box": ((3,), ("F64",))})
-    if config.texture_path or "bank_crops" in shapes or "bank_landmarks" in shapes:
-        shots = shapes.get("bank_crops", ((),))[0][:1]
-        if len(shots) != 1 or not 1 <= shots[0] <= MAX_SHOTS:
-            shots = (-1,)  # no bank, or one of the wrong size: reported as a malformed bank
-        layout.update({"bank_crops": ((*shots, side, side, 3), ("U8",)),
-                       "bank_landmarks": ((*shots, 68, 2), ("F32",))})
+    if config.texture_path or "bank_crops" in found or "bank_landmarks" in found:
+        crops = found.get("bank_crops", ((), ""))[0]
+        shots = crops[0] if crops and 1 <= crops[0] <= MAX_SHOTS else -1  # -1: reported as a malformed bank
+        layout.update({"bank_crops": ((shots, side, side, 3), ("U8",)), "bank_landmarks": ((shots, 68, 2), ("F32",))})
     return layout
 
 
-def _check_tensor_layout(found: dict[str, tuple[tuple[int, ...], str]], config: ModelConfig, name: str) -> None:
+def _check_tensor_layout(found: Header, config: ModelConfig, name: str) -> None:
     """Every tensor the header lists, by name, dtype and shape, against what ``config`` makes (nothing read yet)."""
     layout = _expected_layout(config, found)
     for key, (shape, dtypes) in layout.items():
