@@ -39,7 +39,7 @@ from talking_head.avatar import Avatar
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.rasterize import draw_landmarks
-from talking_head.media import VideoInfo, probe_video
+from talking_head.media import VideoInfo, probe_driver
 from talking_head.pipeline import MAX_SHOTS, Comparison, Shots, TalkingHeadPipeline
 from talking_head.render import Progress, RenderConfig, RenderResult
 
@@ -281,7 +281,7 @@ class TalkingHeadApp:
     def _driver(self, driver: str | None) -> VideoInfo:
         if not driver:
             raise InputError("upload or record a driving video (a face that talks or moves)")
-        info = probe_video(driver).capped()  # the frames rendered: at the capped frame rate
+        info = probe_driver(driver)  # the frames rendered: at the capped frame rate
         limit = self.settings.max_video_seconds
         if info.duration > limit + 1e-6:
             raise InputError(f"the driving video is {info.duration:.1f} s long; this app accepts videos of at most "

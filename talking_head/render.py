@@ -26,7 +26,7 @@ from talking_head.errors import InputError
 from talking_head.landmarks.align import LandmarkSmoother, Retargeter, from_crop_coords
 from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
-from talking_head.media import VideoSink, iter_video_frames, probe_video
+from talking_head.media import VideoSink, iter_video_frames, probe_driver
 from talking_head.options import option
 from talking_head.shot_bank import BANK_FRAME, warp_from_bank
 from talking_head.watermark import POSITIONS, stamp_synthetic
@@ -290,12 +290,12 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     face repeat the last face seen. A driver with no face at all is an :class:`InputError`, raised as
     soon as its first ``TALKING_HEAD_FACE_WITHIN_SECONDS`` (env, default 5) hold none: a long faceless
     video is refused there, not after rendering every frame. The driver is decoded at its capped frame
-    rate and size (``VideoInfo.capped``).
+    rate and size (``media.probe_driver``).
     """
     if not avatars:
         raise ValueError("need at least one avatar")
     began = time.monotonic()
-    info = probe_video(driver).capped()
+    info = probe_driver(driver)
     face_within = _env_float("TALKING_HEAD_FACE_WITHIN_SECONDS", 5.0)
     max_frames = None
     if info.duration > config.max_seconds + 1e-6:
@@ -308,7 +308,7 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     generators = [BatchGenerator(a, config.batch_size) for a in avatars]
     layout = FrameLayout.plan(avatars, (info.width, info.height), config, labels)
     faceless, written = 0, 0
-    stream = driver_landmarks(iter_video_frames(driver, max_frames), detector, info.fps, config.smooth)
+    stream = driver_landmarks(iter_video_frames(driver, max_frames, info), detector, info.fps, config.smooth)
     with VideoSink(out_path, layout.width, layout.height, info.fps, audio_from=driver if info.has_audio else None,
                    audio_seconds=max_frames / info.fps if max_frames else None) as sink:
         for batch in _batched(stream, config.batch_size):

@@ -58,6 +58,7 @@ from talking_head.media import (
     VideoSink,
     iter_video_frames,
     load_photo,
+    probe_driver,
     probe_video,
 )
 from talking_head.pipeline import TalkingHeadPipeline
@@ -232,6 +233,12 @@ def huge_frames(path: Path, s: Sources) -> Path:
     return path
 
 
+def strip(path: Path, s: Sources) -> Path:
+    """The short driver squeezed to 640 x 16 px."""
+    ffmpeg("-i", s.short_driver, "-vf", "scale=640:16", path)
+    return path
+
+
 def webcam_webm(path: Path, s: Sources) -> Path:
     """VP8 and Opus written to a pipe, as a browser records the webcam: the file states no duration."""
     with path.open("wb") as out:
@@ -317,6 +324,8 @@ VIDEOS = [
          and abs(result.num_frames - driver.duration * MAX_DRIVER_FPS) <= 1),
     Case(f"{HUGE_SIDE}x{HUGE_SIDE} px", "huge.mp4", huge_frames,
          check=lambda result, driver: driver.width == HUGE_SIDE and result.frames_without_face == 0),
+    Case("640x16 px (40:1)", "strip.mp4", strip,
+         r"'strip.mp4' is 640x16 px; a driving video may be at most 4 times as wide as tall"),
     Case("webcam WebM without a duration", "webcam.webm", webcam_webm,
          check=lambda result, driver: result.num_frames == 30 and result.has_audio and driver.fps == 25),
 ]
@@ -432,11 +441,12 @@ def test_photos_open_only_in_the_listed_formats(sources: Sources, tmp_path: Path
 def test_drivers_are_decoded_at_a_capped_frame_rate_and_size(sources: Sources, tmp_path: Path) -> None:
     """ffmpeg resamples and scales, so neither the 1200 frames nor a full-size frame reach Python."""
     fast = thousand_fps(tmp_path / "fast.mp4", sources)
-    info = probe_video(fast)
-    assert info.fps == 1000 and len(list(iter_video_frames(fast))) == info.capped().num_frames == 36
+    info = probe_driver(fast)
+    assert probe_video(fast).fps == 1000 and len(list(iter_video_frames(fast, decoded=info))) == info.num_frames == 36
     huge = huge_frames(tmp_path / "huge.mp4", sources)
-    assert probe_video(huge).width == HUGE_SIDE
-    assert {frame.shape for frame in iter_video_frames(huge)} == {(MAX_DRIVER_SIDE, MAX_DRIVER_SIDE, 3)}
+    info = probe_driver(huge)
+    assert probe_video(huge).width == HUGE_SIDE and (info.width, info.height) == (MAX_DRIVER_SIDE, MAX_DRIVER_SIDE)
+    assert {frame.shape for frame in iter_video_frames(huge, decoded=info)} == {(MAX_DRIVER_SIDE, MAX_DRIVER_SIDE, 3)}
 
 
 def test_a_webm_without_a_duration_is_timed_by_counting_its_frames(sources: Sources, tmp_path: Path) -> None:

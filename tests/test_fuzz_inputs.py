@@ -25,7 +25,7 @@ from skimage import data
 
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
-from talking_head.media import iter_video_frames, probe_video
+from talking_head.media import iter_video_frames, probe_driver
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import paste_into_photo, render_faces
 
@@ -215,8 +215,8 @@ def test_damaged_drivers_decode_or_are_refused(tmp_path: Path) -> None:
     files, outcomes = video_files(tmp_path), []
 
     def decode(path: Path) -> None:
-        info = probe_video(path).capped()
-        assert all(frame.shape == (info.height, info.width, 3) for frame in iter_video_frames(path))
+        info = probe_driver(path)
+        assert all(frame.shape == (info.height, info.width, 3) for frame in iter_video_frames(path, decoded=info))
 
     for case in range(DRIVERS):
         path = tmp_path / f"driver{case}.{'mp4' if case % 2 == 0 else 'webm'}"
