@@ -45,7 +45,7 @@ from talking_head.hub import TalkingHeadModel, load_model
 from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import label as caption
-from talking_head.shot_bank import warp_from_bank
+from talking_head.shot_bank import paint_region, warp_from_bank
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,11 @@ MOUTH_OPEN = 0.12
 BASELINE, FEED_FORWARD, FINE_TUNED = "warp baseline", "feed-forward", "fine-tuned"
 
 
+#: The fine-tuned column compared with feed-forward: the paper's stage 2 at the length the app once
+#: defaulted to (it now defaults to feed-forward, ``FinetuneConfig.steps``).
+COMPARED_STEPS = 40
+
+
 @dataclass
 class EvaluateOptions:
     out: str = option("runs/eval", "folder for results.md, results.json and the plots")
@@ -68,7 +73,7 @@ class EvaluateOptions:
     split: str = option("heldout", "split of --data to evaluate on")
     identities: int = option(10, "identities to evaluate (one video each)")
     ks: tuple[int, ...] = option((1, 8, 32), "K values: how many shots the model gets")
-    steps: tuple[int, ...] = option((0, FinetuneConfig().steps), "fine-tuning steps to compare (0 = feed-forward)")
+    steps: tuple[int, ...] = option((0, COMPARED_STEPS), "fine-tuning steps to compare (0 = feed-forward)")
     targets: int = option(16, "T: target frames per identity")
     clip_frames: int = option(64, "length of the rendered synthetic clips (shots come from the first half, "
                                   "targets from the second)")
@@ -212,12 +217,14 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
     for k, shot_indices in shots.items():
         score(Method(BASELINE, None), k, np.stack([warp_baseline(frames[shot_indices], landmarks[shot_indices],
                                                                   landmarks[t]) for t in targets]))
-        warped = (warp_from_bank(net_frames[shot_indices], points[shot_indices], points[targets], frames.shape[1])
-                  if model.config.texture_path else None)
+        warped = region = None
+        if model.config.texture_path:
+            warped = warp_from_bank(net_frames[shot_indices], points[shot_indices], points[targets], frames.shape[1])
+            region = paint_region(points[targets], frames.shape[1])
         for n in steps:
             avatar = personalize(model, net_frames[shot_indices], net_drawings[shot_indices], points[shot_indices],
                                  replace(finetune, steps=n))
-            score(Method.model(n), k, as_uint8(avatar.generate(net_drawings[targets], warped)))
+            score(Method.model(n), k, as_uint8(avatar.generate(net_drawings[targets], warped, region)))
     return scores
 
 

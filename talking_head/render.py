@@ -28,7 +28,7 @@ from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.media import VideoSink, iter_video_frames, probe_driver
 from talking_head.options import option
-from talking_head.shot_bank import BANK_FRAME, warp_from_bank
+from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
 logger = logging.getLogger(__name__)
@@ -136,13 +136,14 @@ class BatchGenerator:
     def __init__(self, avatar: Avatar, batch_size: int) -> None:
         self.avatar, self.batch_size = avatar, batch_size
 
-    def __call__(self, landmark_images: torch.Tensor, warped: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, landmark_images: torch.Tensor, warped: torch.Tensor | None = None,
+                 paint_region: torch.Tensor | None = None) -> torch.Tensor:
         outputs, start = [], 0
         while start < landmark_images.shape[0]:
             end = start + self.batch_size
             try:
-                chunk = warped[start:end] if warped is not None else None
-                outputs.append(self.avatar.generator.generate(landmark_images[start:end], chunk).cpu())
+                chunks = (t[start:end] if t is not None else None for t in (warped, paint_region))
+                outputs.append(self.avatar.generator.generate(landmark_images[start:end], *chunks).cpu())
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise
@@ -158,8 +159,9 @@ def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: Batch
                  warp_only: bool = False) -> np.ndarray:
     """The avatar's face on (T, 68, 2) targets (crop pixels): (T, size, size, 3) uint8.
 
-    On the texture path the generator's mask blends its painting into the warped shots at ``size``;
-    the pure-synthesis generator draws at its own resolution, resized to ``size``.
+    On the texture path the generator's mask blends its painting into the warped shots at ``size``,
+    inside the mouth only (``shot_bank.paint_region``); the pure-synthesis generator draws at its own
+    resolution, resized to ``size``.
     """
     generate = generate or BatchGenerator(avatar, len(targets))
     warped = texture_for(avatar, targets, size) if avatar.texture_path else None
@@ -168,7 +170,9 @@ def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: Batch
             raise ValueError("warp_only needs a texture-path avatar")
         return to_uint8(warped)
     drawings = np.stack([draw_landmarks(t, avatar.image_size) for t in targets])
-    faces = to_uint8(generate(torch.from_numpy(drawings).permute(0, 3, 1, 2).float().div(127.5).sub(1), warped))
+    region = paint_region(torch.from_numpy(targets * np.float32(size / avatar.image_size)), size) if warped is not None \
+        else None
+    faces = to_uint8(generate(torch.from_numpy(drawings).permute(0, 3, 1, 2).float().div(127.5).sub(1), warped, region))
     if faces.shape[1] != size:
         faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in faces])
     return faces

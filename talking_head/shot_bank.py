@@ -32,6 +32,9 @@ BANK_IMAGE_SIZE = BANK_SIZE + 2 * BANK_MARGIN
 BANK_FRAME = (float(BANK_MARGIN), float(BANK_SIZE))
 #: The mouth region of the composite: an ellipse around the lips this much larger than their extent.
 MOUTH_MASK_SCALE = (1.35, 1.9)
+#: The inner lips (corners 60 and 64), and the ellipse over them where the generator may paint.
+INNER_LIP_POINTS = tuple(range(60, 68))
+PAINT_REGION_SCALE = (1.1, 1.4)
 
 
 def _centred_complex(landmarks: np.ndarray) -> np.ndarray:
@@ -77,11 +80,13 @@ def choose_shots(shot_landmarks: np.ndarray, target_landmarks: np.ndarray, exclu
     return ShotChoice(*choices)
 
 
-def mouth_mask(target_points: torch.Tensor, size: int) -> torch.Tensor:
-    """A soft ellipse around each target's lips: (T, 68, 2) output pixels -> (T, 1, size, size) in [0, 1]."""
-    lips = target_points[:, list(MOUTH_POINTS)].float()
+def _lip_ellipse(target_points: torch.Tensor, size: int, points: tuple[int, ...], scale: tuple[float, float]
+                 ) -> torch.Tensor:
+    """A soft ellipse over ``points`` of each target (the first and the middle one are the mouth's corners),
+    ``scale`` times their half extent along and across the mouth: (T, 1, size, size) in [0, 1]."""
+    lips = target_points[:, list(points)].float()
     centre = lips.mean(dim=1, keepdim=True)
-    across = lips[:, 6] - lips[:, 0]  # mouth corner to corner
+    across = lips[:, len(points) // 2] - lips[:, 0]  # mouth corner to corner
     half_width = across.norm(dim=-1).clamp_min(1.0) / 2
     direction = across / (2 * half_width[:, None])
     normal = torch.stack([-direction[:, 1], direction[:, 0]], dim=-1)
@@ -90,10 +95,26 @@ def mouth_mask(target_points: torch.Tensor, size: int) -> torch.Tensor:
     axis = torch.arange(size, dtype=torch.float32, device=lips.device)
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")
     d = torch.stack([xs, ys], dim=-1)[None] - centre[:, None]  # (T, size, size, 2)
-    u = (d @ direction[:, None, :, None]).squeeze(-1).squeeze(-1) / (MOUTH_MASK_SCALE[0] * half_width)[:, None, None]
-    v = (d @ normal[:, None, :, None]).squeeze(-1).squeeze(-1) / (MOUTH_MASK_SCALE[1] * half_height)[:, None, None]
+    u = (d @ direction[:, None, :, None]).squeeze(-1).squeeze(-1) / (scale[0] * half_width)[:, None, None]
+    v = (d @ normal[:, None, :, None]).squeeze(-1).squeeze(-1) / (scale[1] * half_height)[:, None, None]
     radius = torch.sqrt(u.square() + v.square())
     return torch.sigmoid((1.0 - radius) * 12.0)[:, None]
+
+
+def mouth_mask(target_points: torch.Tensor, size: int) -> torch.Tensor:
+    """A soft ellipse around each target's lips, where the mouth shot is blended in: (T, 68, 2) output
+    pixels -> (T, 1, size, size) in [0, 1]."""
+    return _lip_ellipse(target_points, size, MOUTH_POINTS, MOUTH_MASK_SCALE)
+
+
+def paint_region(target_points: torch.Tensor, size: int) -> torch.Tensor:
+    """Where the generator may paint over the warp, (T, 1, size, size): the inside of the mouth.
+
+    The lips stay the photo's own (warped) pixels; between them is what no warp of a shot can show
+    as the mouth opens (teeth, tongue, the dark of the mouth). ``target_points`` (T, 68, 2) are in the
+    pixels of a ``size`` square output.
+    """
+    return _lip_ellipse(target_points, size, INNER_LIP_POINTS, PAINT_REGION_SCALE)
 
 
 def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points: torch.Tensor, out_size: int,

@@ -35,7 +35,7 @@ from talking_head.hub import TalkingHeadModel
 from talking_head.losses import (ContentLoss, LossWeights, discriminator_objective, embedding_match,
                                  generator_objective)
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
-from talking_head.shot_bank import episode_textures
+from talking_head.shot_bank import episode_textures, paint_region
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "training_state.safetensors"
@@ -230,9 +230,12 @@ def embed_episodes(model: TalkingHeadModel, episode: Episode) -> torch.Tensor:
 
 def generate_targets(model: TalkingHeadModel, episode: Episode, embeddings: torch.Tensor) -> torch.Tensor:
     """G's rendering of each episode's target from its embedding (and, on the texture path, its shots)."""
-    warped = (episode_textures(episode.shot_frames, episode.shot_points, episode.target_points)
-              if model.config.texture_path else None)
-    return model.generator(episode.target_landmarks, psi=model.generator.project(embeddings), warped=warped)
+    warped = region = None
+    if model.config.texture_path:
+        warped = episode_textures(episode.shot_frames, episode.shot_points, episode.target_points)
+        region = paint_region(episode.target_points, warped.shape[-1])
+    return model.generator(episode.target_landmarks, psi=model.generator.project(embeddings), warped=warped,
+                           paint_region=region)
 
 
 def training_step(model: TalkingHeadModel, content: ContentLoss, episode: Episode, opt_g: torch.optim.Optimizer,

@@ -90,6 +90,23 @@ def test_an_untrained_composite_is_the_warp_at_the_warps_resolution(tiny_model: 
     assert (painted - warped).abs().mean() > 0.1 and painted.abs().max() <= 1
 
 
+def test_outside_the_paint_region_the_frame_is_the_warp_whatever_the_mask(tiny_model: TalkingHeadModel) -> None:
+    landmarks, embedding = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(1, tiny_model.config.embedding_dim)
+    warped = torch.rand(2, 3, 64, 64) * 2 - 1
+    region = torch.zeros(2, 1, 64, 64)
+    region[..., 32:] = 1.0  # G may paint the right half only
+    bias = tiny_model.generator.mask_conv.bias.detach().clone()
+    try:
+        with torch.no_grad():
+            tiny_model.generator.mask_conv.bias.fill_(-30.0)  # a mask that wants to paint everywhere
+            out = tiny_model.generator(landmarks, embedding, warped=warped, paint_region=region)
+    finally:
+        with torch.no_grad():
+            tiny_model.generator.mask_conv.bias.copy_(bias)
+    assert torch.equal(out[..., :32], warped[..., :32])
+    assert (out[..., 32:] - warped[..., 32:]).abs().mean() > 0.1
+
+
 def test_discriminator_score_depends_on_video_through_W(tiny_model: TalkingHeadModel) -> None:
     d = tiny_model.discriminator
     frames, landmarks = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)

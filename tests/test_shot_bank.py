@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from talking_head.data.synthetic import render_video
-from talking_head.shot_bank import (MOUTH_POINTS, ShotChoice, choose_shots, mouth_mask, procrustes_distances,
-                                    warp_from_bank)
+from talking_head.shot_bank import (MOUTH_POINTS, ShotChoice, choose_shots, mouth_mask, paint_region,
+                                    procrustes_distances, warp_from_bank)
 from talking_head.warp import warp_to_landmarks
 
 
@@ -72,3 +72,23 @@ def test_one_shot_bank_is_the_plain_warp_and_the_mouth_comes_from_the_mouth_shot
     outside = mask[0, 0] < 1e-4
     assert outside.float().mean() > 0.5
     assert torch.allclose(mixed[0][:, outside], single[0][:, outside], atol=1e-3)
+
+
+def test_the_paint_region_is_the_inside_of_the_mouth_not_the_lips_corners_or_eyes():
+    shots, _ = shots_with_known_answers()
+    neutral, opened = torch.from_numpy(shots[[0, 2]]).float()[:, None].unbind(0)
+
+    def at(region: torch.Tensor, point: torch.Tensor) -> float:
+        x, y = point.round().long().tolist()
+        return region[0, 0, y, x].item()
+
+    for points in (neutral, opened):
+        region = paint_region(points, 128)
+        inner = points[0, 60:68].mean(0)
+        assert at(region, inner) > 0.9
+        for outside in (36, 39, 42, 45, 30):  # eye corners, the nose tip: G never repaints them
+            assert at(region, points[0, outside]) < 0.01, outside
+        for corner in (48, 54):  # the lips' outer corners: at most the soft edge
+            assert at(region, points[0, corner]) < 0.25, corner
+    # It opens with the mouth: more to paint where a warp has least to show.
+    assert paint_region(opened, 128).sum() > 1.5 * paint_region(neutral, 128).sum()
