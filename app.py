@@ -1,6 +1,6 @@
 """talking-head's Gradio app (the Hugging Face Space's entry point): layout only.
 
-What each button does lives in ``talking_head/app_logic.py``. ``python app.py`` serves on
+What each button does lives in ``talking_head_app/handlers.py``. ``python app.py`` serves on
 0.0.0.0:7860 (``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` override) with the weights loaded once.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
-from talking_head.app_logic import AppSettings, TalkingHeadApp, checked_by_the_app, output_size_choices
 from talking_head.pipeline import MAX_SHOTS
 from talking_head.render import MAX_OUTPUT_SIZE
 from talking_head.watermark import POSITIONS
+from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, output_size_choices
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]

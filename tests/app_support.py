@@ -19,10 +19,10 @@ import pytest
 import torch
 from gradio_client import Client
 
-from talking_head.app_logic import AppSettings, TalkingHeadApp
 from talking_head.config import ModelConfig
 from talking_head.hub import TalkingHeadModel
 from talking_head.pipeline import TalkingHeadPipeline
+from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

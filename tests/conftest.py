@@ -13,9 +13,9 @@ torch.set_num_threads(1)
 
 from app_support import build_tiny_app, free_port, load_app_module
 
-from talking_head.app_logic import TalkingHeadApp
 from talking_head.config import ModelConfig
 from talking_head.hub import TalkingHeadModel
+from talking_head_app.handlers import TalkingHeadApp
 
 
 @pytest.fixture

@@ -30,7 +30,11 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from skimage import data
 
-from talking_head.app_logic import (
+from talking_head.avatar import Avatar
+from talking_head.errors import InputError
+from talking_head.media import probe_video
+from talking_head.render import RenderConfig
+from talking_head_app.handlers import (
     ZERO_GPU_MAX_SECONDS,
     AppSettings,
     Job,
@@ -41,10 +45,6 @@ from talking_head.app_logic import (
     parse_ks,
     visitor_errors,
 )
-from talking_head.avatar import Avatar
-from talking_head.errors import InputError
-from talking_head.media import probe_video
-from talking_head.render import RenderConfig
 
 
 @pytest.mark.slow

@@ -18,8 +18,8 @@ from app_support import EXAMPLES, free_port, load_app_module, tiny_weights
 from PIL import Image
 from skimage import data
 
-from talking_head.app_logic import AppSettings, TalkingHeadApp
 from talking_head.pipeline import TalkingHeadPipeline
+from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")

@@ -46,7 +46,6 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from skimage import data
 
-from talking_head.app_logic import MAX_SHOWN_CHARS, MAX_SHOWN_NOTES, AppSettings, RequestFolders, TalkingHeadApp
 from talking_head.avatar import Avatar
 from talking_head.config import ModelConfig
 from talking_head.errors import InputError
@@ -63,6 +62,7 @@ from talking_head.media import (
 )
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import BatchGenerator, RenderConfig, RenderResult, render_driven_video
+from talking_head_app.handlers import MAX_SHOWN_CHARS, MAX_SHOWN_NOTES, AppSettings, RequestFolders, TalkingHeadApp
 
 pytestmark = pytest.mark.slow  # about a minute in all on a 2-core CPU
 

@@ -14,12 +14,12 @@ import pytest
 from app_support import RecordingProgress, load_app_module, tiny_weights
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
-from talking_head.app_logic import AppSettings, TalkingHeadApp
 from talking_head.avatar import Avatar
 from talking_head.media import GENERATED_NOTICE, iter_video_frames
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig
 from talking_head.watermark import POSITIONS, mark_region, stamp_synthetic
+from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
 SIZE = 256
 #: The corner whose mark never overlaps ``position``'s (the box is most of a 256-px frame wide).
