@@ -1,0 +1,282 @@
+"""Live mode: camera frames in, the avatar's face out, one frame at a time.
+
+One loop, two front ends (``python -m talking_head live`` and the app's *Live* tab)::
+
+    session = LiveSession(avatar)                 # per visitor: never shared
+    for frame in camera:
+        shown = session.step(frame)               # LiveFrame: image (marked), hint, timings
+    session.recentre()                            # the next frames with a face are the neutral pose again
+
+or as a generator, ``for shown in run_live(frames, avatar): ...``. Each step is render.py's chain for a
+single frame: landmarks (dlib) -> One-Euro smoothing (``LandmarkSmoother``) -> relative retargeting
+(``Retargeter``, its reference the mean of the first frames with a face) -> ``render_faces`` (warp +
+generate) -> ``stamp_synthetic``. A frame without a face shows the last good frame with a hint; a step
+never raises for what a camera sends.
+
+``CameraFeed`` turns any frame source into what a camera is: frames arrive on their own clock and the
+loop always takes the newest one (older ones are dropped, so latency does not pile up when rendering
+is slower than the camera).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+
+from talking_head.avatar import Avatar
+from talking_head.landmarks.align import LandmarkSmoother, Retargeter
+from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, get_detector, to_rgb_uint8
+from talking_head.render import BatchGenerator, fit_height, render_faces
+from talking_head.watermark import POSITIONS, stamp_synthetic
+
+logger = logging.getLogger(__name__)
+
+#: Shown while no face has been seen yet, and when the face is lost.
+HINT_NO_FACE_YET = "No face in view yet: look into the camera."
+HINT_FACE_LOST = "Face lost: showing the last good frame. Look into the camera."
+#: Timing stages, in the order a step runs them.
+STAGES = ("landmarks", "retarget", "generate", "mark")
+#: Frames smaller than this a side hold no face worth searching (an empty frame as a stream starts).
+MIN_FRAME_SIDE = 16
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    output_size: int = 256  # side of the generated face, pixels
+    reference_frames: int = 5  # the first frames with a face, averaged: the neutral pose
+    retarget: str = "relative"
+    smooth: bool = True
+    camera_fps: float = 25.0  # the smoother's frame rate
+    mark_position: str = "bottom-right"
+    #: Search for the face near where it was (a crop of this many face sides, shrunk so the face is
+    #: about ``track_face_pixels`` wide) before searching the whole frame: dlib's detector costs grow
+    #: with the pixels searched. Only with a detector that offers ``landmarks_in_box`` (dlib).
+    track: bool = True
+    track_window: float = 2.2
+    track_face_pixels: int = 100
+    #: Frames/s is measured over the last this many outputs.
+    rate_window: int = 25
+
+    def __post_init__(self) -> None:
+        if not 32 <= self.output_size <= 1024:
+            raise ValueError(f"output_size must be in [32, 1024], got {self.output_size}")
+        if self.reference_frames < 1 or self.camera_fps <= 0 or self.rate_window < 2:
+            raise ValueError("reference_frames >= 1, camera_fps > 0 and rate_window >= 2 are needed")
+        if self.retarget not in ("relative", "absolute"):
+            raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
+        if self.mark_position not in POSITIONS:
+            raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """What one step shows: the marked face and how it went."""
+
+    image: np.ndarray  # (S, S, 3) uint8 with the SYNTHETIC mark
+    face_found: bool  # False: ``image`` is the last good frame (or the avatar at rest before any face)
+    hint: str | None  # for the person in front of the camera
+    latency_ms: float  # from the camera frame's capture to this image being ready
+    fps: float  # output frames per second over the last ``rate_window`` steps (0 until two steps)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # per stage of ``STAGES``
+    index: int = 0  # steps taken by the session, this one included
+    calibrating: bool = False  # still collecting the neutral reference
+
+    def describe(self) -> str:
+        """One line for a display: ``23.5 frames/s, latency 61 ms``."""
+        return f"{self.fps:.1f} frames/s, latency {self.latency_ms:.0f} ms"
+
+
+class LiveSession:
+    """One person's live loop: the avatar, the smoother, the retargeting reference and the last frame.
+
+    Not thread-safe by itself (one camera, one session); sessions are independent of each other and may
+    share an avatar and a detector (both are read-only here; the dlib detector locks itself).
+    """
+
+    def __init__(self, avatar: Avatar, config: LiveConfig = LiveConfig(), detector: LandmarkDetector | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.avatar, self.config, self.clock = avatar, config, clock
+        self.detector = detector or get_detector("dlib")
+        self.generate = BatchGenerator(avatar, 1)
+        self.smoother = LandmarkSmoother(fps=config.camera_fps) if config.smooth else None
+        self.retargeter = Retargeter(avatar.source_landmarks, config.retarget)
+        self._neutral: list[np.ndarray] = []
+        self._box: tuple[float, float, float, float] | None = None
+        self._done: collections.deque[float] = collections.deque(maxlen=config.rate_window)
+        self.steps = 0
+        rest = fit_height(np.ascontiguousarray(avatar.source_crop), config.output_size)
+        self.last_image = stamp_synthetic(rest, config.mark_position)  # the avatar at rest until a face shows
+
+    @property
+    def calibrating(self) -> bool:
+        return len(self._neutral) < self.config.reference_frames
+
+    def recentre(self) -> None:
+        """The next ``reference_frames`` frames with a face become the neutral pose again."""
+        self._neutral.clear()
+        self.retargeter.reference = None
+        if self.smoother:
+            self.smoother.reset()
+
+    def step(self, frame: np.ndarray, captured_at: float | None = None) -> LiveFrame:
+        """The avatar posed as the face in ``frame`` (RGB; any layout ``to_rgb_uint8`` accepts).
+
+        ``captured_at`` is the frame's capture time on ``clock`` (default: now), for the latency.
+        """
+        start = self.clock()
+        captured_at = start if captured_at is None else captured_at
+        timings = dict.fromkeys(STAGES, 0.0)
+        self.steps += 1
+        face = None
+        try:
+            image = to_rgb_uint8(frame)
+            if min(image.shape[:2]) >= MIN_FRAME_SIDE:
+                face = self._find_face(image)
+        except ValueError as error:  # not an image at all (None, a wrong shape or dtype): keep going
+            logger.warning("live: unusable frame (%s)", error)
+        timings["landmarks"] = (self.clock() - start) * 1000
+        if face is None:
+            self._box = None
+            hint = HINT_NO_FACE_YET if self.retargeter.reference is None else HINT_FACE_LOST
+            return self._finish(self.last_image, False, hint, captured_at, timings)
+        mark = self.clock()
+        landmarks = self.smoother(face.landmarks) if self.smoother else face.landmarks
+        if self.calibrating:
+            self._neutral.append(np.asarray(landmarks, np.float64))
+            self.retargeter.reference = np.mean(self._neutral, axis=0)
+        target = self.retargeter(landmarks)[None].astype(np.float32)
+        timings["retarget"] = (self.clock() - mark) * 1000
+        mark = self.clock()
+        with torch.inference_mode():
+            face_image = render_faces(self.avatar, target, self.config.output_size, self.generate)[0]
+        timings["generate"] = (self.clock() - mark) * 1000
+        mark = self.clock()
+        self.last_image = stamp_synthetic(face_image, self.config.mark_position)
+        timings["mark"] = (self.clock() - mark) * 1000
+        hint = "Hold still, looking ahead: setting the neutral pose." if self.calibrating else None
+        return self._finish(self.last_image, True, hint, captured_at, timings)
+
+    def _finish(self, image: np.ndarray, found: bool, hint: str | None, captured_at: float,
+                timings: dict[str, float]) -> LiveFrame:
+        now = self.clock()
+        self._done.append(now)
+        fps = (len(self._done) - 1) / (self._done[-1] - self._done[0]) if len(self._done) > 1 and \
+            self._done[-1] > self._done[0] else 0.0
+        return LiveFrame(image, found, hint, (now - captured_at) * 1000, fps, timings, self.steps, self.calibrating)
+
+    def _find_face(self, image: np.ndarray) -> FaceDetection | None:
+        """The largest face: searched first near the last one (a small, cheap search), then everywhere."""
+        face = self._track(image) if self._box is not None else None
+        if face is None:
+            faces = self.detector.detect(image)
+            face = faces[0] if faces else None
+        self._box = face.box if face is not None else None
+        return face
+
+    def _track(self, image: np.ndarray) -> FaceDetection | None:
+        landmarks_in_box = getattr(self.detector, "landmarks_in_box", None)
+        if not self.config.track or landmarks_in_box is None or self._box is None:
+            return None
+        x0, y0, x1, y1 = self._box
+        side = max(x1 - x0, y1 - y0) * self.config.track_window
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        right, bottom = int(min(image.shape[1], cx + side / 2)), int(min(image.shape[0], cy + side / 2))
+        if right - left < 16 or bottom - top < 16:
+            return None
+        window = image[top:bottom, left:right]
+        factor = min(1.0, self.config.track_face_pixels * self.config.track_window / max(window.shape[:2]))
+        if factor < 1.0:
+            size = (max(1, round(window.shape[1] * factor)), max(1, round(window.shape[0] * factor)))
+            window = cv2.resize(window, size, interpolation=cv2.INTER_AREA)
+        faces = self.detector.detect(window)
+        if not faces:
+            return None
+        bx0, by0, bx1, by1 = faces[0].box
+        box = (left + bx0 / factor, top + by0 / factor, left + bx1 / factor, top + by1 / factor)
+        return landmarks_in_box(image, box, faces[0].score)  # the 68 points at full resolution
+
+
+def run_live(frames: Iterable[np.ndarray | tuple[np.ndarray, float]], avatar: Avatar,
+             config: LiveConfig = LiveConfig(), detector: LandmarkDetector | None = None,
+             session: LiveSession | None = None) -> Iterator[LiveFrame]:
+    """One :class:`LiveFrame` per frame, in order. A frame may come as ``(frame, captured_at)``
+    (``time.monotonic`` seconds, as :class:`CameraFeed` yields them) for the latency to count the wait
+    before the step."""
+    session = session or LiveSession(avatar, config, detector)
+    for item in frames:
+        frame, captured_at = item if isinstance(item, tuple) else (item, None)
+        yield session.step(frame, captured_at)
+
+
+class CameraFeed:
+    """Frames as a camera delivers them: read on a thread of their own, newest first.
+
+    ``source`` yields RGB frames: a camera's reads (which wait for the camera), or a video's frames
+    with ``fps`` set to release them at that rate, as a camera would. Iterating yields
+    ``(frame, captured_at)`` for the newest frame not yet taken, waiting for one if needed; frames the
+    loop was too slow to take are counted in ``dropped``. Ends when the source ends or on ``close``.
+    """
+
+    def __init__(self, source: Iterable[np.ndarray], fps: float | None = None) -> None:
+        self.fps, self.dropped, self.captured = fps, 0, 0
+        self._latest: tuple[np.ndarray, float] | None = None
+        self._ended = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(iter(source),), daemon=True, name="camera")
+        self._thread.start()
+
+    def _read(self, frames: Iterator[np.ndarray]) -> None:
+        began = time.monotonic()
+        try:
+            for frame in frames:
+                if self._stop.is_set():
+                    break
+                if self.fps:
+                    delay = began + self.captured / self.fps - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                with self._changed:
+                    if self._latest is not None:
+                        self.dropped += 1
+                    self._latest = (frame, time.monotonic())
+                    self.captured += 1
+                    self._changed.notify()
+        except BaseException as error:  # handed to the consumer, not lost on this thread
+            self._error = error
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify()
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        while True:
+            with self._changed:
+                while self._latest is None and not self._ended:
+                    self._changed.wait(0.5)
+                item, self._latest = self._latest, None
+            if item is None:
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "CameraFeed":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
