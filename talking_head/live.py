@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Self
 
 import cv2
 import numpy as np
@@ -252,7 +253,7 @@ class CameraFeed:
                     self._latest = (frame, time.monotonic())
                     self.captured += 1
                     self._changed.notify()
-        except BaseException as error:  # handed to the consumer, not lost on this thread
+        except Exception as error:  # noqa: BLE001 - handed to the consumer, not lost on this thread
             self._error = error
         finally:
             with self._changed:
@@ -275,7 +276,7 @@ class CameraFeed:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "CameraFeed":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,8 +13,7 @@ from skimage import data
 
 from talking_head.avatar import Avatar
 from talking_head.landmarks.detect import get_detector
-from talking_head.live import (HINT_FACE_LOST, HINT_NO_FACE_YET, STAGES, CameraFeed, LiveConfig, LiveSession,
-                               run_live)
+from talking_head.live import HINT_FACE_LOST, HINT_NO_FACE_YET, STAGES, CameraFeed, LiveConfig, LiveSession, run_live
 from talking_head.media import iter_video_frames
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.watermark import stamp_synthetic
