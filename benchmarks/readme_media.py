@@ -1,6 +1,6 @@
 """The README's pictures of a checkpoint on a real photo, regenerated from the command line.
 
-- ``docs/astronaut_driven.gif``: scikit-image's astronaut photo, fine-tuned for ``--steps`` steps and
+- ``docs/astronaut_driven.gif``: scikit-image's astronaut photo, fine-tuned for ``--steps`` steps (default: the app's) and
   driven by ``examples/driver.mp4`` (driver | photo | result).
 - ``docs/astronaut_old_vs_new.png``: rows of driver frames; columns driver | photo | the old
   pure-synthesis checkpoint (``--old-weights``, optional) | the texture path's warp alone | the
@@ -9,7 +9,7 @@
 (The held-out synthetic grid, K = 1 / 8 / 32, baseline vs feed-forward vs fine-tuned, is ``samples.png``
 from ``python -m talking_head evaluate``: the same renderings its numbers come from.)
 
-    python benchmarks/readme_media.py --weights checkpoints --old-weights OLD --steps 40
+    python benchmarks/readme_media.py --weights checkpoints --old-weights OLD   # --steps N: fine-tune first
 """
 
 from __future__ import annotations
