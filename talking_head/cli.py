@@ -16,6 +16,7 @@ import sys
 COMMANDS = {
     "animate": ("talking_head.commands.animate", "photos (or a saved avatar) + a driving video -> mp4"),
     "personalize": ("talking_head.commands.personalize", "fine-tune on K photos once and save the avatar"),
+    "live": ("talking_head.commands.live", "a camera (or a video file) drives a saved avatar in real time"),
     "compare": ("talking_head.commands.compare", "K = 1/8/32 side by side on one driver, with a metrics table"),
     "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
     "export": ("talking_head.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),

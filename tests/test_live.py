@@ -3,18 +3,21 @@ texture path's warp follows the landmarks whatever the generator's weights, so m
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from app_support import ASTRONAUT, EXAMPLES, tiny_weights
 from skimage import data
 
 from talking_head.avatar import Avatar
+from talking_head.cli import main
 from talking_head.landmarks.detect import get_detector
 from talking_head.live import HINT_FACE_LOST, HINT_NO_FACE_YET, STAGES, CameraFeed, LiveConfig, LiveSession, run_live
-from talking_head.media import iter_video_frames
+from talking_head.media import iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.watermark import stamp_synthetic
 
@@ -130,3 +133,32 @@ def test_the_bundled_checkpoint_runs_live(frames: list[np.ndarray], tmp_path: Pa
         [EXAMPLES / "person_1.jpg"], steps=0)
     shown = list(run_live(frames[:8], avatar, LiveConfig(output_size=256, reference_frames=2)))
     assert all(s.face_found and s.image.shape == (256, 256, 3) and mark_is_on(s.image) for s in shown)
+
+
+def test_the_live_command_records_a_marked_mp4_from_a_video(avatar: Avatar, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    avatar_file = avatar.save(tmp_path / "person.avatar.safetensors")
+    out = tmp_path / "live.mp4"
+    main(["live", "--avatar", str(avatar_file), "--video", str(EXAMPLES / "driver.mp4"), "--record", str(out),
+          "--no-window", "--seconds", "1.5", "--threads", "1"])
+    report = capsys.readouterr().out
+    assert re.search(r"frames shown in .* frames/s .* latency camera -> shown median \d+ ms, p95 \d+ ms", report)
+    info = probe_video(out)
+    assert (info.width, info.height) == (256, 256) and info.fps == 25 and 1.0 <= info.duration <= 2.0  # real time
+    letters = stamp_synthetic(np.zeros((256, 256, 3), np.uint8))[..., 0] > 250
+    box = (stamp_synthetic(np.full((256, 256, 3), 255, np.uint8))[..., 0] < 255) & ~cv2.dilate(
+        letters.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    for frame in iter_video_frames(out):
+        assert frame[letters].mean() > 200 and frame[box].mean() < 100  # white letters in a darkened box
+
+
+def test_the_live_command_without_a_camera_exits_2_saying_so(avatar: Avatar, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    avatar_file = avatar.save(tmp_path / "person.avatar.safetensors")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["live", "--avatar", str(avatar_file), "--camera", "57", "--no-window"])
+    assert exit_info.value.code == 2
+    assert "no camera could be opened at index 57" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["live", "--avatar", str(tmp_path / "missing.avatar.safetensors"), "--video", str(EXAMPLES / "driver.mp4")])
+    assert exit_info.value.code == 2
