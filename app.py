@@ -15,8 +15,6 @@ from typing import Any
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
-from talking_head.pipeline import MAX_SHOTS
-from talking_head.render import MAX_OUTPUT_SIZE
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, output_size_choices
 
@@ -24,7 +22,6 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
 ASTRONAUT, DRIVER = str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "driver.mp4")
 VIDEO_HEIGHT = 360
-OUTPUT_SIZES, DEFAULT_OUTPUT_SIZE = output_size_choices(MAX_OUTPUT_SIZE)
 #: Gradio converts uploads to this format with the system's ffmpeg (webcam webm has no duration, so
 #: converting helps); without a system ffmpeg that conversion fails for every non-mp4 upload, so then
 #: videos are passed through as they are and read by the bundled ffmpeg (imageio-ffmpeg).
@@ -43,14 +40,15 @@ person without their consent. Uploads and results are deleted from the server af
 
 def build_demo(app: TalkingHeadApp) -> gr.Blocks:
     """The UI around ``app``'s handlers, with its queue configured (not launched)."""
-    settings = app.settings
+    settings, limits = app.settings, app.pipeline.limits
+    output_sizes, default_output_size = output_size_choices(limits.max_output_size)
     ttl = settings.file_ttl_seconds
     with gr.Blocks(title="talking-head", delete_cache=(max(60, ttl // 4), ttl)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Animate"):
             with gr.Row():
                 with gr.Column():
-                    photos = gr.File(label=f"Photos of one person (1 to {MAX_SHOTS})", file_count="multiple",
+                    photos = gr.File(label=f"Photos of one person (1 to {limits.max_shots})", file_count="multiple",
                                      file_types=["image"], elem_id="photos")
                     driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                       elem_id="driver")
@@ -63,7 +61,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
                                             "driver's landmarks as they are (the paper)")
                         paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
                         side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
-                        output_size = gr.Dropdown(OUTPUT_SIZES, value=DEFAULT_OUTPUT_SIZE,
+                        output_size = gr.Dropdown(output_sizes, value=default_output_size,
                                                   label="Output height (pixels)")
                         mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
                                                     label="Corner of the 'synthetic' mark (always shown)")
@@ -88,7 +86,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
                         "for each K, driven by one video: one labelled column per K, and how well each K redraws "
                         "the photos it did not see.")
             with gr.Row():
-                cmp_photos = gr.File(label=f"Photos of one person (up to {MAX_SHOTS})", file_count="multiple",
+                cmp_photos = gr.File(label=f"Photos of one person (up to {limits.max_shots})", file_count="multiple",
                                      file_types=["image"], elem_id="cmp-photos")
                 cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                       elem_id="cmp-driver")

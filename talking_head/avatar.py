@@ -25,6 +25,7 @@ from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.errors import InputError
 from talking_head.finetune import PersonalGenerator
 from talking_head.landmarks.align import CropBox
+from talking_head.limits import Limits
 from talking_head.shot_bank import BANK_IMAGE_SIZE
 
 #: v2 added the texture bank; v1 files (pure-synthesis generators, no bank) still load.
@@ -213,8 +214,6 @@ Layout = dict[str, tuple[tuple[int, ...] | None, tuple[str, ...]]]
 
 def _expected_layout(config: ModelConfig, found: Header) -> Layout:
     """Every tensor an avatar of ``config`` holds; the texture bank's K is taken from ``found``."""
-    from talking_head.pipeline import MAX_SHOTS  # the pipeline imports this module
-
     size, side = config.image_size, BANK_IMAGE_SIZE
     layout: Layout = {f"generator.{k}": (shape, WEIGHT_DTYPES)
                       for k, shape in _generator_tensors(replace(config, num_videos=1)).items()}
@@ -222,7 +221,8 @@ def _expected_layout(config: ModelConfig, found: Header) -> Layout:
                    "photo": (None, ("U8",)), "photo_box": ((3,), ("F64",))})
     if config.texture_path or "bank_crops" in found or "bank_landmarks" in found:
         crops = found.get("bank_crops", ((), ""))[0]
-        shots = crops[0] if crops and 1 <= crops[0] <= MAX_SHOTS else -1  # -1: reported as a malformed bank
+        max_shots = Limits.from_env().max_shots  # an avatar this process could not have made is refused
+        shots = crops[0] if crops and 1 <= crops[0] <= max_shots else -1  # -1: reported as a malformed bank
         layout.update({"bank_crops": ((shots, side, side, 3), ("U8",)), "bank_landmarks": ((shots, 68, 2), ("F32",))})
     return layout
 

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from talking_head.errors import InputError
 from talking_head.landmarks.detect import to_rgb_uint8
+from talking_head.limits import Limits
 
 #: Photos are downscaled so that their long side is at most this (a 50-megapixel photo is accepted,
 #: not rejected; the face crop is 256 px at most, so nothing visible is lost).
@@ -31,12 +32,6 @@ MAX_PHOTO_SIDE = 2048
 #: JPEG, a GIF gives its first frame). Pillow knows many more, some through external programs (EPS runs
 #: Ghostscript where installed), so a file of any other format is refused, whatever its name says.
 PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
-#: Drivers are decoded at most this many frames a second (env TALKING_HEAD_MAX_FPS), resampled by
-#: ffmpeg: a 59 s file at 1000 fps is 1770 frames to render, not 59 000.
-MAX_DRIVER_FPS = float(os.environ.get("TALKING_HEAD_MAX_FPS", 30))
-#: Drivers are downscaled by ffmpeg so that their long side is at most this (env
-#: TALKING_HEAD_MAX_DRIVER_SIDE): landmarks need no more, and a 10000x10000 frame never reaches Python.
-MAX_DRIVER_SIDE = int(os.environ.get("TALKING_HEAD_MAX_DRIVER_SIDE", 1280))
 #: Drivers wider or taller than this are refused: the side-by-side layout's driver panel is as wide as
 #: the driver's aspect ratio makes it (a 10000 x 10 video would make 256 000 px wide frames).
 MAX_DRIVER_ASPECT = 4.0
@@ -92,7 +87,7 @@ class VideoInfo:
     num_frames: int
     has_audio: bool
 
-    def capped(self, max_fps: float = MAX_DRIVER_FPS, max_side: int = MAX_DRIVER_SIDE) -> VideoInfo:
+    def capped(self, max_fps: float, max_side: int) -> VideoInfo:
         """The video at most ``max_fps`` frames a second, its long side at most ``max_side`` pixels (the
         aspect ratio kept): what a driver is decoded to (:func:`probe_driver`)."""
         fps = min(self.fps, max_fps)
@@ -130,15 +125,16 @@ def probe_video(path: str | Path) -> VideoInfo:
                      bool(infos.get("audio_found")))
 
 
-def probe_driver(path: str | Path) -> VideoInfo:
-    """A driving video's facts as it is decoded for driving: :meth:`VideoInfo.capped`, so that a
-    1000 fps or 10000 px file costs no more than a 30 fps, 1280 px one; refused beyond
-    ``MAX_DRIVER_ASPECT``."""
+def probe_driver(path: str | Path, limits: Limits | None = None) -> VideoInfo:
+    """A driving video's facts as it is decoded for driving: :meth:`VideoInfo.capped` to ``limits``
+    (default :meth:`Limits.from_env`), so that a 1000 fps or 10000 px file costs no more than a 30 fps,
+    1280 px one; refused beyond ``MAX_DRIVER_ASPECT``."""
+    limits = limits or Limits.from_env()
     info = probe_video(path)
     if max(info.width, info.height) > MAX_DRIVER_ASPECT * min(info.width, info.height):
         raise InputError(f"the driving video {Path(path).name!r} is {info.width}x{info.height} px; a driving video "
                          f"may be at most {MAX_DRIVER_ASPECT:g} times as wide as tall or as tall as wide")
-    return info.capped()
+    return info.capped(limits.max_driver_fps, limits.max_driver_side)
 
 
 def _parse_infos(path: Path, decode: bool) -> dict | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +31,7 @@ from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import LandmarkDetector, NoFaceError, detect_face, get_detector
+from talking_head.limits import Limits
 from talking_head.media import load_photo
 from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video, render_faces
 from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
@@ -39,8 +39,6 @@ from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
 logger = logging.getLogger(__name__)
 
 PhotoInput = str | Path | np.ndarray | Image.Image
-#: The most photos one person may bring (default: the paper's largest K); env TALKING_HEAD_MAX_SHOTS.
-MAX_SHOTS = int(os.environ.get("TALKING_HEAD_MAX_SHOTS", 32))
 #: The paste-back photo is kept at most this large inside an avatar file.
 MAX_PASTE_PHOTO_SIDE = 1024
 
@@ -60,15 +58,17 @@ class Shots:
 
 class TalkingHeadPipeline:
     def __init__(self, model: TalkingHeadModel, weights: str = "given", device: str | torch.device = "auto",
-                 landmark_backend: str = "auto") -> None:
+                 landmark_backend: str = "auto", limits: Limits | None = None) -> None:
+        """``limits``: what this pipeline accepts (default :meth:`Limits.from_env`, read now)."""
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.weights = weights
         self.landmark_backend = landmark_backend
+        self.limits = limits or Limits.from_env()
 
     @classmethod
     def from_pretrained(cls, source: str | Path | None = None, revision: str | None = None, device: str = "auto",
-                        landmark_backend: str = "auto") -> "TalkingHeadPipeline":
+                        landmark_backend: str = "auto", limits: Limits | None = None) -> "TalkingHeadPipeline":
         """Load weights: ``source`` (a folder or Hub repo id, an error if it cannot be loaded), or by default
         the Hub repo ``TALKING_HEAD_REPO``, else the bundled checkpoint (:func:`talking_head.hub.load_model`).
 
@@ -77,7 +77,7 @@ class TalkingHeadPipeline:
         """
         loaded: LoadedModel = load_model(source, revision)
         logger.info("weights: %s (%s)", loaded.location, loaded.origin)
-        return cls(loaded.model, loaded.label, device, landmark_backend)
+        return cls(loaded.model, loaded.label, device, landmark_backend, limits)
 
     @property
     def image_size(self) -> int:
@@ -91,8 +91,8 @@ class TalkingHeadPipeline:
     def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None) -> Shots:
         if not photos:
             raise InputError("upload at least one photo of a face")
-        if len(photos) > MAX_SHOTS:
-            raise InputError(f"{len(photos)} photos given; at most {MAX_SHOTS} can be used")
+        if len(photos) > self.limits.max_shots:
+            raise InputError(f"{len(photos)} photos given; at most {self.limits.max_shots} can be used")
         crops, landmarks, bank_crops, bank_landmarks, notes = [], [], [], [], []
         first: tuple[np.ndarray, CropBox] | None = None
         for index, source in enumerate(photos):
@@ -155,7 +155,7 @@ class TalkingHeadPipeline:
         """Render ``avatar`` driven by the video ``driver`` into the mp4 ``out_path`` (driver's audio kept),
         on the pipeline's device; the caller's avatar stays where it is."""
         return render_driven_video([self._on_device(avatar)], driver, out_path, self.detector, config,
-                                   progress=progress)
+                                   progress=progress, limits=self.limits)
 
     def _on_device(self, avatar: Avatar) -> Avatar:
         """``avatar`` itself when it is on the pipeline's device, else a copy there."""
@@ -184,7 +184,8 @@ class TalkingHeadPipeline:
                          **self._score(avatar, shots, k)})
         render = render_driven_video(avatars, driver, out_path, self.detector, config,
                                      labels=[f"K={k}" for k in chosen],
-                                     progress=_subrange(progress, len(chosen) / (len(chosen) + 1), 1.0, ""))
+                                     progress=_subrange(progress, len(chosen) / (len(chosen) + 1), 1.0, ""),
+                                     limits=self.limits)
         notes = [f"only {available} photos given: K capped at {available}"] if max(ks) > available else []
         return Comparison(render.path, comparison_table(rows, notes), rows, render)
 

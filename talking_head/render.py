@@ -11,7 +11,6 @@ however long the driving video is:
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +25,8 @@ from talking_head.errors import InputError
 from talking_head.landmarks.align import LandmarkSmoother, Retargeter, from_crop_coords
 from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
-from talking_head.media import VideoSink, iter_video_frames, probe_driver
+from talking_head.limits import Limits
+from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_driver
 from talking_head.options import option
 from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
 from talking_head.watermark import POSITIONS, stamp_synthetic
@@ -37,28 +37,19 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
-#: The largest output height accepted (env TALKING_HEAD_MAX_OUTPUT_SIZE): memory per frame and
-#: encoding time grow with its square.
-MAX_OUTPUT_SIZE = int(_env_float("TALKING_HEAD_MAX_OUTPUT_SIZE", 1024))
-
-
 @dataclass(frozen=True)
 class RenderConfig:
     retarget: str = option("relative", "relative: the driver's motion on the photo's face shape; absolute: the "
                            "driver's landmarks as they are (the paper)", choices=["relative", "absolute"])
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
-    output_size: int = option(min(256, MAX_OUTPUT_SIZE), "height of each generated panel in pixels (at most "
-                              f"{MAX_OUTPUT_SIZE}; env TALKING_HEAD_MAX_OUTPUT_SIZE); on the texture path the "
-                              "face is warped from the photo at this size")
+    output_size: int = option(256, "height of each generated panel in pixels (at most the limit, env "
+                              "TALKING_HEAD_MAX_OUTPUT_SIZE); on the texture path the face is warped from the photo "
+                              "at this size")
     warp_only: bool = option(False, "show the texture path's warp alone, without the generator (a baseline)")
     batch_size: int = option(8, "frames generated at once (halved automatically on GPU out-of-memory)")
-    max_seconds: float = option(_env_float("TALKING_HEAD_MAX_VIDEO_SECONDS", 60.0),
-                                "longest driving video accepted, in seconds (env TALKING_HEAD_MAX_VIDEO_SECONDS)")
+    max_seconds: float | None = option(None, "longest driving video accepted, in seconds (None: the limit, env "
+                                       "TALKING_HEAD_MAX_VIDEO_SECONDS)")
     trim: bool = option(False, "trim a longer driving video to max_seconds instead of rejecting it")
     mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
     smooth: bool = option(True, "smooth the driver's landmarks over time (One-Euro filter)")
@@ -68,9 +59,9 @@ class RenderConfig:
             raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
             raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
-        if not 32 <= self.output_size <= MAX_OUTPUT_SIZE or self.batch_size < 1:
-            raise ValueError(f"output_size must be in [32, {MAX_OUTPUT_SIZE}] and batch_size >= 1, got "
-                             f"{self.output_size}, {self.batch_size}")
+        if self.output_size < 32 or self.batch_size < 1:  # the largest size is a limit: check_driver
+            raise ValueError(f"output_size must be at least 32 and batch_size at least 1, got {self.output_size}, "
+                             f"{self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -218,9 +209,10 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
     return fit_height(blended, _even(height))
 
 
-def face_size(avatar: Avatar, height: int) -> int:
-    """The side of the face crop as it appears in the photo's panel ``height`` pixels tall (paste-back)."""
-    return max(32, min(MAX_OUTPUT_SIZE, round(avatar.photo_box[2] * height / avatar.photo.shape[0])))
+def face_size(avatar: Avatar, height: int, max_size: int) -> int:
+    """The side of the face crop as it appears in the photo's panel ``height`` pixels tall (paste-back), at
+    most ``max_size``."""
+    return max(32, min(max_size, round(avatar.photo_box[2] * height / avatar.photo.shape[0])))
 
 
 def fit_height(image: np.ndarray, height: int) -> np.ndarray:
@@ -285,29 +277,53 @@ class FrameLayout:
 # The loop
 # ---------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class DrivingVideo:
+    """A driving video as it will be rendered."""
+
+    info: VideoInfo  # as decoded: at the capped frame rate and size (``media.probe_driver``)
+    max_frames: int | None  # where a longer video is trimmed; None: played to its end
+
+    @property
+    def frames(self) -> int:
+        """How many frames will be rendered."""
+        return min(self.info.num_frames, self.max_frames or self.info.num_frames)
+
+
+def check_driver(driver: str | Path, config: RenderConfig, limits: Limits) -> DrivingVideo:
+    """``driver`` as ``config`` will render it under ``limits``, or an :class:`InputError` saying why it cannot
+    be (unreadable, too long without ``config.trim``, an output size over the limit). Cheap: it reads the
+    container, so a request can be refused before any model work."""
+    if config.output_size > limits.max_output_size:
+        raise InputError(f"the output height is {config.output_size} px; at most {limits.max_output_size} px can be "
+                         f"made here")
+    info = probe_driver(driver, limits)
+    longest = limits.max_video_seconds if config.max_seconds is None else config.max_seconds
+    if info.duration <= longest + 1e-6:
+        return DrivingVideo(info, None)
+    if not config.trim:
+        raise InputError(f"the driving video is {info.duration:.1f} s long; the limit is {longest:g} s. Trim it and "
+                         f"try again.")
+    return DrivingVideo(info, int(longest * info.fps + 1e-6))  # 29/25 s at 25 fps is 29 frames, not 28
+
+
 def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str | Path, detector: LandmarkDetector,
                         config: RenderConfig = RenderConfig(), labels: list[str] | None = None,
-                        progress: Progress | None = None) -> RenderResult:
+                        progress: Progress | None = None, limits: Limits | None = None) -> RenderResult:
     """Animate every avatar with the driver's motion; one column per avatar (labelled when ``labels``).
 
     Frames before the driver's first detected face show the photo's own pose; later frames without a
     face repeat the last face seen. A driver with no face at all is an :class:`InputError`, raised as
-    soon as its first ``TALKING_HEAD_FACE_WITHIN_SECONDS`` (env, default 5) hold none: a long faceless
-    video is refused there, not after rendering every frame. The driver is decoded at its capped frame
-    rate and size (``media.probe_driver``).
+    soon as its first ``limits.face_within_seconds`` hold none: a long faceless video is refused there,
+    not after rendering every frame. The driver is checked and decoded as :func:`check_driver` says,
+    under ``limits`` (default :meth:`Limits.from_env`).
     """
     if not avatars:
         raise ValueError("need at least one avatar")
     began = time.monotonic()
-    info = probe_driver(driver)
-    face_within = _env_float("TALKING_HEAD_FACE_WITHIN_SECONDS", 5.0)
-    max_frames = None
-    if info.duration > config.max_seconds + 1e-6:
-        if not config.trim:
-            raise InputError(f"the driving video is {info.duration:.1f} s long; the limit is {config.max_seconds:g} s "
-                             f"(trim it, or ask for trimming)")
-        max_frames = int(config.max_seconds * info.fps + 1e-6)  # 29/25 s at 25 fps is 29 frames, not 28
-    total = min(info.num_frames, max_frames or info.num_frames)
+    limits = limits or Limits.from_env()
+    driving = check_driver(driver, config, limits)
+    info, max_frames, total = driving.info, driving.max_frames, driving.frames
     retargeters = [Retargeter(a.source_landmarks, config.retarget) for a in avatars]
     generators = [BatchGenerator(a, config.batch_size) for a in avatars]
     layout = FrameLayout.plan(avatars, (info.width, info.height), config, labels)
@@ -317,13 +333,14 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
                    audio_seconds=max_frames / info.fps if max_frames else None) as sink:
         for batch in _batched(stream, config.batch_size):
             faceless += sum(not found for _, _, found in batch)
-            if faceless == written + len(batch) and faceless >= face_within * info.fps:
-                raise InputError(f"no face was found in the first {face_within:g} s of the driving video: use a "
-                                 f"video where a face is visible from the start")
+            if faceless == written + len(batch) and faceless >= limits.face_within_seconds * info.fps:
+                raise InputError(f"no face was found in the first {limits.face_within_seconds:g} s of the driving "
+                                 f"video: use a video where a face is visible from the start")
             columns = []
             for avatar, retargeter, generate in zip(avatars, retargeters, generators):
                 targets = retarget_batch(retargeter, [lm for _, lm, _ in batch], avatar.source_landmarks)
-                size = face_size(avatar, layout.height) if config.paste_back else layout.height
+                size = (face_size(avatar, layout.height, limits.max_output_size) if config.paste_back
+                        else layout.height)
                 faces = render_faces(avatar, targets, size, generate, config.warp_only)
                 scale = np.float32(size / avatar.image_size)
                 columns.append([paste_into_photo(avatar, face, target * scale, layout.height) if config.paste_back

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -40,7 +40,7 @@ from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.media import VideoInfo, probe_driver
-from talking_head.pipeline import MAX_SHOTS, Comparison, Shots, TalkingHeadPipeline
+from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
 from talking_head.render import Progress, RenderConfig, RenderResult
 
 logger = logging.getLogger(__name__)
@@ -72,11 +72,10 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class AppSettings:
-    """Limits and serving options of the app; :meth:`from_env` reads the Space's variables."""
+    """The app's own limits and serving options; :meth:`from_env` reads the Space's variables. What the
+    pipeline accepts (photos, driver length, output size) is its :class:`~talking_head.limits.Limits`."""
 
     max_steps: int = 100  # env TALKING_HEAD_MAX_STEPS: the steps slider's maximum
-    #: env TALKING_HEAD_MAX_VIDEO_SECONDS, read by RenderConfig: the longest driving video accepted
-    max_video_seconds: float = field(default_factory=lambda: RenderConfig().max_seconds)
     max_compare_ks: int = 4  # how many K values one comparison may ask for
     file_ttl_seconds: int = 3600  # env TALKING_HEAD_FILE_TTL: uploads and results are deleted after this
     #: env TALKING_HEAD_MAX_UPLOAD_MB: Gradio refuses larger uploads before storing them (a 60 s phone video
@@ -239,7 +238,7 @@ class TalkingHeadApp:
                  mark_position: str = "bottom-right", seed: float = 0, progress: gr.Progress = gr.Progress()
                  ) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
         """Photos + driving video -> (landmark overlays, result mp4, avatar file, notes in markdown)."""
-        photos = _photo_paths(photos)
+        photos = _photo_paths(photos, self.pipeline.limits.max_shots)
         job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position),
                         steps=self._steps(steps), seed=_seed(seed))
         began = time.monotonic()
@@ -267,8 +266,8 @@ class TalkingHeadApp:
     def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32",
                 steps: float = FinetuneConfig().steps, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
-        photos = _photo_paths(photos)
-        chosen = parse_ks(ks, self.settings.max_compare_ks)
+        photos = _photo_paths(photos, self.pipeline.limits.max_shots)
+        chosen = parse_ks(ks, self.settings.max_compare_ks, self.pipeline.limits.max_shots)
         columns = len({min(k, len(photos)) for k in chosen})  # K is capped at the number of photos
         job = self._job(driver, RenderConfig(), steps=self._steps(steps), avatars=columns)
         comparison = self._compare_on_gpu(job, photos, chosen, progress)
@@ -282,7 +281,7 @@ class TalkingHeadApp:
         if not driver:
             raise InputError("upload or record a driving video (a face that talks or moves)")
         info = probe_driver(driver)  # the frames rendered: at the capped frame rate
-        limit = self.settings.max_video_seconds
+        limit = self.pipeline.limits.max_video_seconds
         if info.duration > limit + 1e-6:
             raise InputError(f"the driving video is {info.duration:.1f} s long; this app accepts videos of at most "
                              f"{limit:g} s. Trim it and try again.")
@@ -291,8 +290,7 @@ class TalkingHeadApp:
     def _job(self, driver: str | None, render: RenderConfig, steps: int = 0, avatars: int = 1, seed: int = 0) -> Job:
         """Check the driving video and the GPU-time budget of a request."""
         info = self._driver(driver)
-        job = Job(str(driver), replace(render, max_seconds=self.settings.max_video_seconds), info.num_frames, steps,
-                  avatars, seed)
+        job = Job(str(driver), render, info.num_frames, steps, avatars, seed)
         cap = self.settings.gpu_seconds_cap
         if cap is not None and job.gpu_seconds > cap:
             raise InputError(f"this request needs about {job.gpu_seconds} s of GPU time, more than the {cap:g} s one "
@@ -321,15 +319,15 @@ class TalkingHeadApp:
 # Inputs and outputs
 # ---------------------------------------------------------------------------------------------------
 
-def _photo_paths(photos: Sequence[str] | str | None) -> list[str]:
-    """Gradio gives file paths (or file dicts from some clients); 1..MAX_SHOTS of them."""
+def _photo_paths(photos: Sequence[str] | str | None, max_shots: int) -> list[str]:
+    """Gradio gives file paths (or file dicts from some clients); 1..max_shots of them."""
     if isinstance(photos, str):
         photos = [photos]
     paths = [p["path"] if isinstance(p, dict) else str(p) for p in photos or []]
     if not paths:
         raise InputError("upload at least one photo of a face")
-    if len(paths) > MAX_SHOTS:
-        raise InputError(f"{len(paths)} photos uploaded; at most {MAX_SHOTS} can be used")
+    if len(paths) > max_shots:
+        raise InputError(f"{len(paths)} photos uploaded; at most {max_shots} can be used")
     return paths
 
 
@@ -374,15 +372,15 @@ def output_size_choices(max_size: int, sizes: Sequence[int] = (128, 256, 512)) -
     return allowed, min(allowed, key=lambda s: abs(s - 256))
 
 
-def parse_ks(text: str | Sequence[int], max_count: int) -> list[int]:
-    """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and MAX_SHOTS, at most ``max_count``."""
+def parse_ks(text: str | Sequence[int], max_count: int, max_shots: int) -> list[int]:
+    """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and ``max_shots``, at most ``max_count``."""
     items = re.split(r"[,\s;]+", text.strip()) if isinstance(text, str) else [str(k) for k in text]
     try:
         ks = sorted({int(item) for item in items if item})
     except ValueError:
         raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {text!r}") from None
-    if not ks or ks[0] < 1 or ks[-1] > MAX_SHOTS or len(ks) > max_count:
-        raise InputError(f"give 1 to {max_count} K values between 1 and {MAX_SHOTS}, like '1, 8, 32'; got {text!r}")
+    if not ks or ks[0] < 1 or ks[-1] > max_shots or len(ks) > max_count:
+        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; got {text!r}")
     return ks
 
 

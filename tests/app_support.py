@@ -21,6 +21,7 @@ from gradio_client import Client
 
 from talking_head.config import ModelConfig
 from talking_head.hub import TalkingHeadModel
+from talking_head.limits import Limits
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
@@ -55,8 +56,9 @@ def tiny_weights(folder: Path) -> Path:
 def build_tiny_app(tmp_path_factory: pytest.TempPathFactory, concurrency: int) -> TalkingHeadApp:
     """The app around an untrained tiny model, serving ``concurrency`` requests at once."""
     weights = tiny_weights(tmp_path_factory.mktemp("weights"))
-    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
-    settings = AppSettings(max_steps=5, max_video_seconds=MAX_VIDEO_SECONDS, concurrency=concurrency)
+    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib",
+                                               limits=Limits(max_video_seconds=MAX_VIDEO_SECONDS))
+    settings = AppSettings(max_steps=5, concurrency=concurrency)
     return TalkingHeadApp(pipe, settings, work_root=tmp_path_factory.mktemp("requests"))
 
 

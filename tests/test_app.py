@@ -184,10 +184,12 @@ def test_request_folders_are_private_and_old_ones_are_swept(tmp_path: Path) -> N
 
 
 def test_k_values_are_parsed_or_refused_with_an_example() -> None:
-    assert parse_ks("8, 1 32,1", max_count=4) == [1, 8, 32]
+    assert parse_ks("8, 1 32,1", max_count=4, max_shots=32) == [1, 8, 32]
     for bad in ("1, eight", "0, 8", "", "1, 2, 3, 4, 5", "64"):
         with pytest.raises(InputError, match="1, 8, 32"):
-            parse_ks(bad, max_count=4)
+            parse_ks(bad, max_count=4, max_shots=32)
+    with pytest.raises(InputError, match="between 1 and 8"):
+        parse_ks("1, 16", max_count=4, max_shots=8)
 
 
 def test_output_sizes_offered_respect_the_server_cap() -> None:

@@ -18,6 +18,7 @@ from app_support import EXAMPLES, free_port, load_app_module, tiny_weights
 from PIL import Image
 from skimage import data
 
+from talking_head.limits import Limits
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
@@ -29,9 +30,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     weights = os.environ.get("TALKING_HEAD_APP_TEST_WEIGHTS") or tiny_weights(tmp_path_factory.mktemp("weights"))
-    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
-    app = TalkingHeadApp(pipe, AppSettings(max_steps=int(os.environ.get("TALKING_HEAD_MAX_STEPS", "3")),
-                                           max_video_seconds=5), work_root=tmp_path_factory.mktemp("requests"))
+    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib",
+                                               limits=Limits(max_video_seconds=5))
+    app = TalkingHeadApp(pipe, AppSettings(max_steps=int(os.environ.get("TALKING_HEAD_MAX_STEPS", "3"))),
+                         work_root=tmp_path_factory.mktemp("requests"))
     demo = load_app_module().build_demo(app)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)

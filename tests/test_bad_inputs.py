@@ -10,10 +10,8 @@ crafting files and requests can cost the server (issue 15), and, last, the peak 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,9 +47,8 @@ from skimage import data
 from talking_head.avatar import Avatar
 from talking_head.config import ModelConfig
 from talking_head.errors import InputError
+from talking_head.limits import Limits
 from talking_head.media import (
-    MAX_DRIVER_FPS,
-    MAX_DRIVER_SIDE,
     MAX_PHOTO_SIDE,
     VideoInfo,
     VideoSink,
@@ -70,6 +67,8 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 REFUSED = "Please check your input"  # the title of every InputError the app shows (not "Internal error")
 #: Faceless driver frames in the "no face in some frames" video: the first five and four in the middle.
 FACELESS = [*range(5), *range(12, 16)]
+#: The decoder's caps: the defaults, as no test here sets their variables.
+MAX_DRIVER_FPS, MAX_DRIVER_SIDE = Limits().max_driver_fps, Limits().max_driver_side
 #: The side of the oversized driver: twice the decoder's cap.
 HUGE_SIDE = 2 * MAX_DRIVER_SIDE
 #: Peak resident memory the app's process may reach through this module's inputs (issue 15).
@@ -460,7 +459,7 @@ def test_a_webm_without_a_duration_is_timed_by_counting_its_frames(sources: Sour
 def test_a_driver_without_a_face_in_its_first_seconds_is_refused_there(pipe: TalkingHeadPipeline, avatar: Avatar,
                                                                        sources: Sources, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TALKING_HEAD_FACE_WITHIN_SECONDS", "0.4")
+    monkeypatch.setattr(pipe, "limits", replace(pipe.limits, face_within_seconds=0.4))
     coffee = cv2.resize(sources.coffee, sources.driver_frames[0].shape[1::-1])
     late = write_video(tmp_path / "late.mp4", [coffee] * 20 + sources.driver_frames)  # a face from 0.8 s on
     progress = RecordingProgress()
@@ -562,38 +561,6 @@ def test_app_limits_are_set_by_their_environment_variables(monkeypatch: pytest.M
     assert (settings.max_steps, settings.file_ttl_seconds, settings.queue_size, settings.concurrency,
             settings.max_upload_mb) == (9, 60, 3, 2, 7)
     assert load_app_module().launch_options(settings) == {"max_file_size": 7 * 1024 * 1024}
-
-
-def test_pipeline_limits_are_set_by_their_environment_variables() -> None:
-    """Read when the modules are imported (they are class and module defaults), so in a fresh process."""
-    limits = {"TALKING_HEAD_MAX_SHOTS": "2", "TALKING_HEAD_MAX_VIDEO_SECONDS": "7.5",
-              "TALKING_HEAD_MAX_OUTPUT_SIZE": "200", "TALKING_HEAD_MAX_FPS": "12",
-              "TALKING_HEAD_MAX_DRIVER_SIDE": "100"}
-    code = """if True:
-        import json
-        from talking_head.errors import InputError
-        from talking_head.media import VideoInfo
-        from talking_head.pipeline import TalkingHeadPipeline
-        from talking_head.render import RenderConfig
-        refusals = []
-        for check in (lambda: TalkingHeadPipeline.prepare_shots(None, ["a.jpg"] * 3),
-                      lambda: RenderConfig(output_size=256)):
-            try:
-                check()
-            except (InputError, ValueError) as error:
-                refusals.append(str(error))
-        defaults = RenderConfig()
-        capped = VideoInfo(25.0, 400, 200, 2.0, 50, False).capped()
-        print(json.dumps({"refusals": refusals, "defaults": [defaults.max_seconds, defaults.output_size],
-                          "decoded": [capped.fps, capped.width, capped.height, capped.num_frames]}))
-    """
-    child = subprocess.run([sys.executable, "-c", code], env={**os.environ, **limits}, capture_output=True, text=True,
-                           check=True)
-    found = json.loads(child.stdout.splitlines()[-1])
-    assert found["refusals"] == ["3 photos given; at most 2 can be used",
-                                 "output_size must be in [32, 200] and batch_size >= 1, got 256, 8"]
-    assert found["defaults"] == [7.5, 200]  # the default height follows a cap below it
-    assert found["decoded"] == [12, 100, 50, 24]
 
 
 class OutOfMemoryAbove:

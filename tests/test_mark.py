@@ -88,7 +88,7 @@ def test_the_container_says_the_video_is_generated(renders: dict[str, Path]) -> 
 
 def test_the_app_offers_no_way_to_turn_the_mark_off(pipe: TalkingHeadPipeline, driver_video: Path,
                                                     tmp_path: Path) -> None:
-    app = TalkingHeadApp(pipe, AppSettings(max_video_seconds=3), work_root=tmp_path)
+    app = TalkingHeadApp(pipe, AppSettings(), work_root=tmp_path)
     # No handler parameter switches it off: the only one about the mark picks its corner ...
     for handler in (app.generate, app.animate_avatar, app.compare):
         names = set(inspect.signature(handler).parameters)
