@@ -17,6 +17,7 @@ import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CU
 
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, output_size_choices
+from talking_head_app.live_tab import build_live_tab
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
@@ -99,6 +100,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
             cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
             cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
             gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
+        build_live_tab(app, avatar_out)
         gr.Markdown(INTENDED_USE)
 
         checked_by_the_app(steps, seed, cmp_steps)

@@ -162,3 +162,27 @@ def test_the_live_command_without_a_camera_exits_2_saying_so(avatar: Avatar, tmp
     with pytest.raises(SystemExit) as exit_info:
         main(["live", "--avatar", str(tmp_path / "missing.avatar.safetensors"), "--video", str(EXAMPLES / "driver.mp4")])
     assert exit_info.value.code == 2
+
+
+def test_the_live_tab_keeps_one_session_per_visitor(pipe: TalkingHeadPipeline, avatar: Avatar, other_avatar: Avatar,
+                                                    frames: list[np.ndarray], tmp_path: Path) -> None:
+    import gradio as gr
+
+    from talking_head_app.handlers import AppSettings, TalkingHeadApp
+    from talking_head_app.live_tab import WAITING, LiveHandlers
+
+    handlers = LiveHandlers(TalkingHeadApp(pipe, AppSettings(), work_root=tmp_path / "requests"),
+                            LiveConfig(output_size=SIZE, reference_frames=2))
+    with pytest.raises(gr.Error, match="choose an avatar first"):
+        handlers.start(None)
+    _, status, state = handlers.stream(frames[0], None)  # frames before Start: nothing replaced
+    assert status == WAITING and state == gr.skip()
+    first, rest, _ = handlers.start(str(avatar.save(tmp_path / "a.avatar.safetensors")))
+    second, _, _ = handlers.start(str(other_avatar.save(tmp_path / "b.avatar.safetensors")))
+    assert first is not second and mark_is_on(rest)
+    for frame in frames[:4]:
+        shown_first, status, first = handlers.stream(frame, first)
+        shown_second, _, second = handlers.stream(frame, second)
+    assert "frames/s" in status and mark_is_on(shown_first) and mark_is_on(shown_second)
+    assert np.abs(shown_first.astype(int) - shown_second).mean() > 10  # each visitor's own avatar
+    assert handlers.recentre(first)[0].calibrating and not second.calibrating

@@ -1,0 +1,98 @@
+"""The Live tab in a real browser: headless Debian Chromium with a fake webcam playing examples/driver.mp4.
+
+Skipped when Playwright or /usr/bin/chromium is missing (``apt-get install chromium``). Uses a tiny random
+model unless ``TALKING_HEAD_APP_TEST_WEIGHTS`` names a checkpoint folder: the texture path's warp moves
+the face with the landmarks whatever the generator's weights.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from app_support import EXAMPLES, free_port, load_app_module, tiny_weights
+
+from talking_head.landmarks.detect import get_detector
+from talking_head.pipeline import TalkingHeadPipeline
+from talking_head_app.handlers import AppSettings, TalkingHeadApp
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    weights = os.environ.get("TALKING_HEAD_APP_TEST_WEIGHTS") or tiny_weights(tmp_path_factory.mktemp("weights"))
+    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
+    app = TalkingHeadApp(pipe, AppSettings(), work_root=tmp_path_factory.mktemp("requests"))
+    demo = load_app_module().build_demo(app)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/driver.mp4 as the raw Y4M file Chromium's fake camera plays (in a loop)."""
+    y4m = tmp_path_factory.mktemp("camera") / "driver.y4m"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i",
+                    str(EXAMPLES / "driver.mp4"), "-pix_fmt", "yuv420p", str(y4m)], check=True)
+    return y4m
+
+
+@pytest.fixture(scope="module")
+def browser(server: str, fake_camera: Path) -> Iterator[sync_api.Browser]:
+    # The server starts first (see test_app_browser.py: Playwright's loop would otherwise take Gradio's queue).
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--mute-audio", "--use-fake-device-for-media-stream",
+                  "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}"])
+        yield browser
+        browser.close()
+
+
+def shown_image(page: sync_api.Page) -> tuple[str, np.ndarray]:
+    """The output image's source and its pixels (RGB)."""
+    source = page.locator("#live-output img").get_attribute("src")
+    if source.startswith("data:"):
+        data = base64.b64decode(source.split(",", 1)[1])
+    else:
+        data = page.request.get(source).body()
+    return source, cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_the_fake_webcam_drives_the_example_avatar(server: str, browser: sync_api.Browser) -> None:
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    page.goto(server)
+    page.locator("#live-tab-button").click()
+    page.locator("#live-example").click()
+    page.wait_for_function("() => document.querySelector('#live-avatar').innerText.includes('astronaut')",
+                           timeout=120_000)
+    page.locator("#live-start").click()
+    page.wait_for_function("() => /[1-9][0-9.]* frames\\/s/.test(document.querySelector('#live-stats').innerText)",
+                           timeout=120_000)
+    sources, began = [], time.monotonic()
+    while time.monotonic() - began < 4.5:
+        sources.append((time.monotonic() - began, page.locator("#live-output img").get_attribute("src")))
+        time.sleep(0.1)
+    changes = [t for (t, a), (_, b) in itertools.pairwise(sources) if a != b]
+    # A stream, not a picture: new images over at least 3 s, still coming at the end (the stream did not stop).
+    assert len(changes) >= 5 and changes[-1] - changes[0] >= 3.0 and changes[-1] > 3.5, changes
+    rate = float(re.search(r"([\d.]+) frames/s", page.locator("#live-stats").inner_text()).group(1))
+    assert rate > 0.5
+    _, image = shown_image(page)
+    assert image.shape[0] >= 128 and get_detector("dlib").detect(image)  # a face is shown
+    page.context.close()
