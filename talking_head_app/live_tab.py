@@ -111,8 +111,10 @@ def build_live_tab(app: TalkingHeadApp, made_avatar: gr.File | None = None) -> L
                 recentre = gr.Button("Re-centre", elem_id="live-recentre")
         status = gr.Markdown(WAITING, elem_id="live-stats")
         with gr.Row():
-            camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", elem_id="live-camera")
-            output = gr.Image(label="Avatar (live)", interactive=False, elem_id="live-output", format="jpeg")
+            camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", elem_id="live-camera",
+                              height=320)
+            output = gr.Image(label="Avatar (live)", interactive=False, elem_id="live-output", format="jpeg",
+                              height=320)
         session = gr.State(None)
     if made_avatar is not None:
         use_made.click(lambda path: path, made_avatar, avatar_file, api_visibility="private")
