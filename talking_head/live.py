@@ -102,8 +102,9 @@ class LiveFrame:
 class LiveSession:
     """One person's live loop: the avatar, the smoother, the retargeting reference and the last frame.
 
-    Not thread-safe by itself (one camera, one session); sessions are independent of each other and may
-    share an avatar and a detector (both are read-only here; the dlib detector locks itself).
+    Steps of one session run one at a time (a lock: a browser may send the next frame before the last one
+    is done); sessions are independent of each other and may share an avatar and a detector (both are
+    read-only here; the dlib detector locks itself).
     """
 
     def __init__(self, avatar: Avatar, config: LiveConfig = LiveConfig(), detector: LandmarkDetector | None = None,
@@ -117,6 +118,7 @@ class LiveSession:
         self._box: tuple[float, float, float, float] | None = None
         self._done: collections.deque[float] = collections.deque(maxlen=config.rate_window)
         self.steps = 0
+        self._lock = threading.Lock()
         rest = fit_height(np.ascontiguousarray(avatar.source_crop), config.output_size)
         self.last_image = stamp_synthetic(rest, config.mark_position)  # the avatar at rest until a face shows
 
@@ -126,18 +128,23 @@ class LiveSession:
 
     def recentre(self) -> None:
         """The next ``reference_frames`` frames with a face become the neutral pose again."""
-        self._neutral.clear()
-        self.retargeter.reference = None
-        if self.smoother:
-            self.smoother.reset()
+        with self._lock:
+            self._neutral.clear()
+            self.retargeter.reference = None
+            if self.smoother:
+                self.smoother.reset()
 
     def step(self, frame: np.ndarray, captured_at: float | None = None) -> LiveFrame:
         """The avatar posed as the face in ``frame`` (RGB; any layout ``to_rgb_uint8`` accepts).
 
         ``captured_at`` is the frame's capture time on ``clock`` (default: now), for the latency.
         """
+        captured_at = self.clock() if captured_at is None else captured_at
+        with self._lock:
+            return self._step(frame, captured_at)
+
+    def _step(self, frame: np.ndarray, captured_at: float) -> LiveFrame:
         start = self.clock()
-        captured_at = start if captured_at is None else captured_at
         timings = dict.fromkeys(STAGES, 0.0)
         self.steps += 1
         face = None
