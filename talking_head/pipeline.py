@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -31,9 +32,11 @@ from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import LandmarkDetector, NoFaceError, detect_face, get_detector
+from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
 from talking_head.media import load_photo
-from talking_head.render import Progress, RenderConfig, RenderResult, render_driven_video, render_faces
+from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
+                                 render_faces)
 from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
 
 logger = logging.getLogger(__name__)
@@ -87,12 +90,22 @@ class TalkingHeadPipeline:
     def detector(self) -> LandmarkDetector:
         return get_detector(self.landmark_backend)  # cached per process
 
-    # -- 1. photos -> landmarks -> crops -------------------------------------------------------------
-    def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None) -> Shots:
+    # -- checks a caller can make before any model work ----------------------------------------------
+    def check_photos(self, photos: Sequence[PhotoInput]) -> None:
+        """An :class:`InputError` unless there are 1 to ``limits.max_shots`` photos (they are not opened)."""
         if not photos:
             raise InputError("upload at least one photo of a face")
         if len(photos) > self.limits.max_shots:
             raise InputError(f"{len(photos)} photos given; at most {self.limits.max_shots} can be used")
+
+    def check_driver(self, driver: str | Path, config: RenderConfig = RenderConfig()) -> DrivingVideo:
+        """``driver`` as :meth:`animate` would render it with ``config`` (its frame count), or an
+        :class:`InputError` saying why it cannot be (:func:`talking_head.render.check_driver`)."""
+        return check_driver(driver, config, self.limits)
+
+    # -- 1. photos -> landmarks -> crops -------------------------------------------------------------
+    def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None) -> Shots:
+        self.check_photos(photos)
         crops, landmarks, bank_crops, bank_landmarks, notes = [], [], [], [], []
         first: tuple[np.ndarray, CropBox] | None = None
         for index, source in enumerate(photos):
@@ -120,6 +133,17 @@ class TalkingHeadPipeline:
         points = np.stack(landmarks).astype(np.float32)
         return Shots(np.stack(crops), points, first[0], first[1], notes, np.stack(bank_crops),
                      np.stack(bank_landmarks).astype(np.float32))
+
+    @staticmethod
+    def landmark_overlays(shots: Shots, side: int | None = None) -> list[np.ndarray]:
+        """Each face crop (resized to ``side``, default its own) with the landmarks found on it drawn on top,
+        so that a person sees at once when a photo's face was found badly."""
+        overlays = []
+        for crop, landmarks in zip(shots.crops, shots.landmarks):
+            size = side or crop.shape[0]
+            photo = cv2.resize(crop, (size, size), interpolation=cv2.INTER_CUBIC) if size != crop.shape[0] else crop
+            overlays.append(overlay_landmarks(photo, [landmarks * (size / crop.shape[0])]))
+        return overlays
 
     # -- 2. embedding + fine-tuning -----------------------------------------------------------------
     def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int | None = None,

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import cv2
 import gradio as gr
 import numpy as np
 import spaces
@@ -38,8 +37,6 @@ import spaces.config
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
-from talking_head.landmarks.rasterize import draw_landmarks
-from talking_head.media import VideoInfo, probe_driver
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
 from talking_head.render import Progress, RenderConfig, RenderResult
 
@@ -238,7 +235,7 @@ class TalkingHeadApp:
                  mark_position: str = "bottom-right", seed: float = 0, progress: gr.Progress = gr.Progress()
                  ) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
         """Photos + driving video -> (landmark overlays, result mp4, avatar file, notes in markdown)."""
-        photos = _photo_paths(photos, self.pipeline.limits.max_shots)
+        photos = self._photo_paths(photos)
         job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position),
                         steps=self._steps(steps), seed=_seed(seed))
         began = time.monotonic()
@@ -247,7 +244,9 @@ class TalkingHeadApp:
         avatar_path, result, info = self._personalize_and_animate_on_gpu(job, shots, progress)
         notes = _describe(result, info, [("finding faces in the photos", detect_seconds),
                                          (f"personalising ({job.steps} fine-tuning steps)", info["seconds"])])
-        return landmark_overlays(shots, [Path(p).name for p in photos]), str(result.path), str(avatar_path), notes
+        overlays = [(overlay, Path(photo).name)
+                    for overlay, photo in zip(self.pipeline.landmark_overlays(shots, OVERLAY_SIDE), photos)]
+        return overlays, str(result.path), str(avatar_path), notes
 
     @visitor_errors
     def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = "relative",
@@ -266,7 +265,7 @@ class TalkingHeadApp:
     def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32",
                 steps: float = FinetuneConfig().steps, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
-        photos = _photo_paths(photos, self.pipeline.limits.max_shots)
+        photos = self._photo_paths(photos)
         chosen = parse_ks(ks, self.settings.max_compare_ks, self.pipeline.limits.max_shots)
         columns = len({min(k, len(photos)) for k in chosen})  # K is capped at the number of photos
         job = self._job(driver, RenderConfig(), steps=self._steps(steps), avatars=columns)
@@ -277,20 +276,19 @@ class TalkingHeadApp:
     def _steps(self, steps: float) -> int:
         return whole_number(steps, "fine-tuning steps", 0, self.settings.max_steps)
 
-    def _driver(self, driver: str | None) -> VideoInfo:
-        if not driver:
-            raise InputError("upload or record a driving video (a face that talks or moves)")
-        info = probe_driver(driver)  # the frames rendered: at the capped frame rate
-        limit = self.pipeline.limits.max_video_seconds
-        if info.duration > limit + 1e-6:
-            raise InputError(f"the driving video is {info.duration:.1f} s long; this app accepts videos of at most "
-                             f"{limit:g} s. Trim it and try again.")
-        return info
+    def _photo_paths(self, photos: Sequence[str] | str | None) -> list[str]:
+        """Gradio gives file paths (or file dicts from some clients); as many as the pipeline accepts."""
+        if isinstance(photos, str):
+            photos = [photos]
+        paths = [p["path"] if isinstance(p, dict) else str(p) for p in photos or []]
+        self.pipeline.check_photos(paths)
+        return paths
 
     def _job(self, driver: str | None, render: RenderConfig, steps: int = 0, avatars: int = 1, seed: int = 0) -> Job:
-        """Check the driving video and the GPU-time budget of a request."""
-        info = self._driver(driver)
-        job = Job(str(driver), render, info.num_frames, steps, avatars, seed)
+        """Check the driving video (as the pipeline will render it) and the GPU-time budget of a request."""
+        if not driver:
+            raise InputError("upload or record a driving video (a face that talks or moves)")
+        job = Job(str(driver), render, self.pipeline.check_driver(driver, render).frames, steps, avatars, seed)
         cap = self.settings.gpu_seconds_cap
         if cap is not None and job.gpu_seconds > cap:
             raise InputError(f"this request needs about {job.gpu_seconds} s of GPU time, more than the {cap:g} s one "
@@ -318,18 +316,6 @@ class TalkingHeadApp:
 # ---------------------------------------------------------------------------------------------------
 # Inputs and outputs
 # ---------------------------------------------------------------------------------------------------
-
-def _photo_paths(photos: Sequence[str] | str | None, max_shots: int) -> list[str]:
-    """Gradio gives file paths (or file dicts from some clients); 1..max_shots of them."""
-    if isinstance(photos, str):
-        photos = [photos]
-    paths = [p["path"] if isinstance(p, dict) else str(p) for p in photos or []]
-    if not paths:
-        raise InputError("upload at least one photo of a face")
-    if len(paths) > max_shots:
-        raise InputError(f"{len(paths)} photos uploaded; at most {max_shots} can be used")
-    return paths
-
 
 def whole_number(value: object, what: str, low: int, high: int) -> int:
     """An API caller's number (Gradio hands it on unchecked, see :func:`checked_by_the_app`) as an int in
@@ -382,17 +368,6 @@ def parse_ks(text: str | Sequence[int], max_count: int, max_shots: int) -> list[
     if not ks or ks[0] < 1 or ks[-1] > max_shots or len(ks) > max_count:
         raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; got {text!r}")
     return ks
-
-
-def landmark_overlays(shots: Shots, names: Sequence[str], side: int = OVERLAY_SIDE) -> list[tuple[np.ndarray, str]]:
-    """Each face crop with the landmarks found on it drawn on top (the paper's coloured polylines), so a
-    visitor sees at once when a photo's face was found badly."""
-    overlays = []
-    for crop, landmarks, name in zip(shots.crops, shots.landmarks, names):
-        photo = cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC)
-        drawing = draw_landmarks(landmarks * (side / crop.shape[0]), side)
-        overlays.append((np.where(drawing.any(axis=-1, keepdims=True), drawing, photo), name))
-    return overlays
 
 
 def plain(text: object, limit: int = MAX_SHOWN_CHARS) -> str:

@@ -3,6 +3,7 @@ gradio_client, on a tiny randomly initialised model (the app must work with what
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -33,6 +35,7 @@ from skimage import data
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
 from talking_head.media import probe_video
+from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig
 from talking_head_app.handlers import (
     ZERO_GPU_MAX_SECONDS,
@@ -83,7 +86,7 @@ def test_unreadable_and_faceless_photos_get_clear_messages(server: str, driver_v
 
 
 def test_too_long_driving_video_is_refused_with_the_limit(server: str, tmp_path: Path) -> None:
-    with pytest.raises(AppError, match=r"4\.0 s long; this app accepts videos of at most 3 s"):
+    with pytest.raises(AppError, match=r"4\.0 s long; the limit is 3 s"):
         visitor(server, tmp_path).predict([handle_file(ASTRONAUT)], handle_file(EXAMPLES / "driver.mp4"), 0,
                                           api_name="/generate")
 
@@ -159,7 +162,23 @@ def test_requests_over_the_limits_are_refused_before_any_work(tiny_app: TalkingH
         tiny_app.generate([str(ASTRONAUT)], str(driver_video), 6, progress=RecordingProgress())
     with pytest.raises(gr.Error, match="upload at least one photo"):
         tiny_app.generate([], str(driver_video), 0, progress=RecordingProgress())
+    few = TalkingHeadApp(with_limits(tiny_app.pipeline, max_shots=2), tiny_app.settings, work_root=tmp_path)
+    for request in (lambda: few.generate([str(ASTRONAUT)] * 3, str(driver_video), 0, progress=RecordingProgress()),
+                    lambda: few.compare([str(ASTRONAUT)] * 3, str(driver_video), progress=RecordingProgress())):
+        with pytest.raises(gr.Error, match="3 photos given; at most 2 can be used"):  # the pipeline's check
+            request()
+    small = TalkingHeadApp(with_limits(tiny_app.pipeline, max_output_size=300), tiny_app.settings, work_root=tmp_path)
+    with pytest.raises(gr.Error, match="output height is 512 px; at most 300 px"):
+        small.animate_avatar("never opened.safetensors", str(driver_video), output_size=512,
+                             progress=RecordingProgress())
     assert not list(tmp_path.iterdir())  # no request folder was made
+
+
+def with_limits(pipeline: TalkingHeadPipeline, **limits: float) -> TalkingHeadPipeline:
+    """The same pipeline (its model shared) under other limits."""
+    limited = copy.copy(pipeline)
+    limited.limits = replace(pipeline.limits, **limits)
+    return limited
 
 
 def test_gpu_reservation_grows_with_the_work_and_stays_within_zero_gpu(driver_video: Path) -> None:

@@ -24,6 +24,7 @@ from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import TalkingHeadModel
 from talking_head.landmarks.detect import NoFaceError
+from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig, render_faces
@@ -155,6 +156,34 @@ def test_bad_inputs_are_clear_errors(pipe: TalkingHeadPipeline, avatar: Avatar, 
     with pytest.raises(InputError, match="broken.mp4"):
         pipe.animate(avatar, broken, tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "long.mp4").exists()
+
+
+def test_a_driver_is_checked_as_it_will_be_rendered_before_any_model_work(pipe: TalkingHeadPipeline,
+                                                                          driver_video: Path) -> None:
+    assert pipe.check_driver(driver_video).frames == 30
+    assert pipe.check_driver(driver_video, RenderConfig(max_seconds=0.5, trim=True)).frames == 12
+    with pytest.raises(InputError, match=r"1\.2 s long; the limit is 0\.5 s"):
+        pipe.check_driver(driver_video, RenderConfig(max_seconds=0.5))
+    with pytest.raises(InputError, match="at most 1024 px"):
+        pipe.check_driver(driver_video, RenderConfig(output_size=2048))
+    with pytest.raises(InputError, match="at least one photo"):
+        pipe.check_photos([])
+    pipe.check_photos(["never opened.jpg"] * pipe.limits.max_shots)
+    with pytest.raises(InputError, match=f"at most {pipe.limits.max_shots} can be used"):
+        pipe.check_photos(["never opened.jpg"] * (pipe.limits.max_shots + 1))
+
+
+def test_landmark_overlays_draw_each_shots_landmarks_over_its_crop(pipe: TalkingHeadPipeline,
+                                                                   synthetic_photos: list[Path]) -> None:
+    shots = pipe.prepare_shots(synthetic_photos)
+    overlays = pipe.landmark_overlays(shots, 96)
+    assert [overlay.shape for overlay in overlays] == [(96, 96, 3)] * len(synthetic_photos)
+    for overlay, landmarks in zip(overlays, shots.landmarks):
+        drawing = draw_landmarks(landmarks * (96 / shots.crops.shape[1]), 96)
+        drawn = drawing.any(axis=-1)
+        assert np.array_equal(overlay[drawn], drawing[drawn]) and 0.02 < drawn.mean() < 0.3
+    own = pipe.landmark_overlays(shots)[0]
+    assert own.shape == shots.crops[0].shape and not np.array_equal(own, shots.crops[0])
 
 
 def test_an_avatar_with_a_malformed_texture_bank_is_refused_with_a_message(avatar: Avatar, tmp_path: Path) -> None:

@@ -3,12 +3,12 @@ width that scales with the image, and clear errors for malformed landmarks."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from skimage import data
 
 from talking_head.landmarks import LANDMARK_PARTS, crop_face, detect_face, draw_landmarks, get_detector
+from talking_head.landmarks.rasterize import overlay_landmarks
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,14 @@ def test_flat_or_nested_landmarks_raise_value_error(shape):
         draw_landmarks(np.zeros(shape), 64)
 
 
-def test_side_by_side_figure_can_be_written(crop_and_landmarks, tmp_path):
+def test_an_overlay_draws_every_face_over_the_photo_and_keeps_the_rest(crop_and_landmarks):
     crop, landmarks = crop_and_landmarks
-    figure = np.concatenate([crop, draw_landmarks(landmarks, 256)], axis=1)
-    path = tmp_path / "landmarks_rasterized.png"
-    assert cv2.imwrite(str(path), cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
-    assert cv2.imread(str(path)).shape == (256, 512, 3)
+    other = landmarks * 0.5 + 10  # a second, smaller face in the top-left corner
+    overlay = overlay_landmarks(crop, [landmarks, other])
+    first, second = draw_landmarks(landmarks, 256), draw_landmarks(other, 256)
+    on_first, on_second = first.any(axis=-1), second.any(axis=-1)
+    assert np.array_equal(overlay[on_second], second[on_second])  # the lines, in the parts' colours
+    assert np.array_equal(overlay[on_first & ~on_second], first[on_first & ~on_second])  # the later face on top
+    untouched = ~(on_first | on_second)
+    assert np.array_equal(overlay[untouched], crop[untouched]) and untouched.mean() > 0.8
+    assert np.array_equal(overlay_landmarks(crop, []), crop) and overlay_landmarks(crop, [landmarks]) is not crop

@@ -6,6 +6,7 @@ and inference time; this module is the single place that draws them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -58,3 +59,13 @@ def draw_landmarks(landmarks: np.ndarray, size: int | tuple[int, int], thickness
         cv2.polylines(canvas, [fixed[list(part.indices)]], part.closed, part.color, thickness,
                       lineType=cv2.LINE_AA, shift=shift)
     return canvas
+
+
+def overlay_landmarks(image: np.ndarray, faces: Sequence[np.ndarray]) -> np.ndarray:
+    """``image`` (H x W x 3 uint8 RGB) with each face's 68 landmarks drawn over it, as :func:`draw_landmarks`
+    draws them: a person sees at a glance whether, and how well, each face was found."""
+    out = image.copy()
+    for landmarks in faces:
+        drawing = draw_landmarks(landmarks, image.shape[:2])
+        out = np.where(drawing.any(axis=-1, keepdims=True), drawing, out)
+    return out
