@@ -18,6 +18,7 @@ COMMANDS = {
     "personalize": ("talking_head.commands.personalize", "fine-tune on K photos once and save the avatar"),
     "live": ("talking_head.commands.live", "a camera (or a video file) drives a saved avatar in real time"),
     "compare": ("talking_head.commands.compare", "K = 1/8/32 side by side on one driver, with a metrics table"),
+    "landmarks": ("talking_head.commands.landmarks", "the landmarks found in a photo or video, drawn over it"),
     "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
     "export": ("talking_head.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
     "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),

@@ -114,8 +114,7 @@ class TalkingHeadPipeline:
             try:
                 face = detect_face(image, self.detector)
             except NoFaceError as error:
-                raise NoFaceError(f"{name}: no face found. Use a photo where one face is clearly visible, "
-                                  f"frontal and well lit.") from error
+                raise NoFaceError.in_photo(name) from error
             if face.num_faces > 1:
                 notes.append(f"{name}: {face.num_faces} faces found, the largest is used")
             crop, crop_landmarks = crop_face(image, face.landmarks, self.image_size)

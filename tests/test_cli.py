@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+from skimage import data
 
 from talking_head.cli import COMMANDS, build_parser, main
 from talking_head.finetune import FinetuneConfig
+from talking_head.landmarks.rasterize import LANDMARK_PARTS
 from talking_head.media import probe_video
 
 
@@ -64,3 +68,34 @@ def test_weights_that_cannot_be_had_exit_2_naming_them(tmp_path: Path, monkeypat
         main(["personalize", "--photos", "a.jpg", "--save", "a.safetensors", "--weights", "runs/smal"])
     assert exit_info.value.code == 2
     assert "error: weights 'runs/smal': no such folder" in capsys.readouterr().err
+
+
+def test_landmarks_of_a_photo_are_drawn_over_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo, out = tmp_path / "astronaut.png", tmp_path / "overlay.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    main(["landmarks", str(photo), "--out", str(out), "--landmarks", "dlib"])
+    assert capsys.readouterr().out.splitlines() == ["landmarks: dlib", f"{out}: 1 face found"]
+    overlay, original = np.asarray(Image.open(out)), data.astronaut()
+    changed = (overlay != original).any(axis=-1)
+    assert 0 < changed.mean() < 0.05  # the lines only, over the photo's own pixels
+    for part in LANDMARK_PARTS:  # every part, in its own colour
+        assert (overlay == part.color).all(axis=-1).sum() > len(part.indices), part.name
+
+
+def test_landmarks_of_a_video_are_drawn_over_every_frame(driver_video: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "overlay.mp4"
+    main(["landmarks", str(driver_video), "--out", str(out), "--landmarks", "dlib"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["landmarks: dlib", f"{out}: 30 frames, a face in 30 of them, at most 1 in one frame"]
+    assert probe_video(out).num_frames == 30 and probe_video(out).has_audio
+
+
+def test_landmarks_of_a_faceless_photo_end_with_the_message_and_status_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photo, out = tmp_path / "coffee.png", tmp_path / "overlay.png"
+    Image.fromarray(data.coffee()).save(photo)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["landmarks", str(photo), "--out", str(out), "--landmarks", "dlib"])
+    assert exit_info.value.code == 2 and not out.exists()
+    assert "error: coffee.png: no face found. Use a photo where one face is clearly visible" in capsys.readouterr().err

@@ -15,12 +15,16 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ModelOptions:
+class LandmarkOptions:
+    landmarks: str = option("auto", "landmark backend", choices=["auto", "face_alignment", "dlib"])
+
+
+@dataclass
+class ModelOptions(LandmarkOptions):
     weights: str | None = option(None, "checkpoint folder or Hub repo id (default: TALKING_HEAD_REPO, then the "
                                  "bundled checkpoints/)")
     revision: str | None = option(None, "Hub revision (branch, tag or commit) to pin")
     device: str = option("auto", "auto, cpu, cuda, ...")
-    landmarks: str = option("auto", "landmark backend", choices=["auto", "face_alignment", "dlib"])
 
 
 def add_model_and_render_arguments(parser: argparse.ArgumentParser, render: bool = True) -> None:

@@ -40,6 +40,11 @@ MAX_DETECT_SIDE = 640
 class NoFaceError(InputError):
     """No face was found in an image (a message meant for the person who supplied the image)."""
 
+    @classmethod
+    def in_photo(cls, name: str) -> NoFaceError:
+        """The error for the photo ``name``, saying what kind of photo works instead."""
+        return cls(f"{name}: no face found. Use a photo where one face is clearly visible, frontal and well lit.")
+
 
 class BackendUnavailable(RuntimeError):
     """A landmark backend cannot be used here (missing package or weights that cannot be fetched)."""
