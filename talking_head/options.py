@@ -10,9 +10,12 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+NO_RENAMES: Mapping[str, str] = MappingProxyType({})
 
 
 def option(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirrors argparse's name
@@ -38,11 +41,17 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     return annotation, False
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "",
+                            renamed: Mapping[str, str] = NO_RENAMES, shared: Collection[str] = ()) -> None:
+    """A flag per field of ``cls``, for two dataclasses on one parser: ``renamed`` gives a field whose name the
+    other one takes a name of its own (pass it to :func:`dataclass_from_args` too); ``shared`` fields have
+    no flag of their own, they take the other's flag's value (the pipeline's ``--device`` is fine-tuning's)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.name in shared:
+            continue
         kind, is_list = _base_type(hints[f.name])
-        flag = "--" + (prefix + f.name).replace("_", "-")
+        flag = "--" + renamed.get(f.name, prefix + f.name).replace("_", "-")
         factory = f.default_factory  # type: ignore[misc]
         default = f.default if f.default is not dataclasses.MISSING else (
             factory() if factory is not dataclasses.MISSING else None)
@@ -58,7 +67,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, prefix: 
                                 required=f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)  # type: ignore[misc]
 
 
-def dataclass_from_args(cls: type[T], args: argparse.Namespace, prefix: str = "") -> T:
+def dataclass_from_args(cls: type[T], args: argparse.Namespace, prefix: str = "",
+                        renamed: Mapping[str, str] = NO_RENAMES) -> T:
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
@@ -66,7 +76,7 @@ def dataclass_from_args(cls: type[T], args: argparse.Namespace, prefix: str = ""
         if dataclasses.is_dataclass(kind):
             values[f.name] = dataclass_from_args(kind, args, prefix=f"{prefix}{f.name}_")
         else:
-            value = getattr(args, prefix + f.name)
+            value = getattr(args, renamed.get(f.name, prefix + f.name))
             values[f.name] = tuple(value) if is_list and typing.get_origin(hints[f.name]) is tuple else value
     return cls(**values)
 

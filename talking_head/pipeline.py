@@ -189,10 +189,10 @@ class TalkingHeadPipeline:
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
                 ks: Sequence[int] = (1, 8, 32), steps: int | None = None, config: RenderConfig = RenderConfig(),
-                progress: Progress | None = None) -> Comparison:
-        """Personalise once per K on the first K photos (``steps`` as in :meth:`personalize`), drive them all
-        with one video (a labelled column each), and measure each K on the photos it did not see (or on its
-        shots when all were used)."""
+                progress: Progress | None = None, finetune: FinetuneConfig | None = None) -> Comparison:
+        """Personalise once per K on the first K photos (``steps`` and ``finetune`` as in :meth:`personalize`),
+        drive them all with one video (a labelled column each), and measure each K on the photos it did not
+        see (or on its shots when all were used)."""
         shots = self.prepare_shots(photos)
         available = len(shots.crops)
         chosen = sorted({min(k, available) for k in ks if k >= 1})
@@ -201,7 +201,7 @@ class TalkingHeadPipeline:
         avatars, rows = [], []
         for index, k in enumerate(chosen):
             stage = _subrange(progress, index / (len(chosen) + 1), (index + 1) / (len(chosen) + 1), f"K={k}: ")
-            avatar = self.personalize(_first(shots, k), steps, stage)
+            avatar = self.personalize(_first(shots, k), steps, stage, finetune)
             avatars.append(avatar)
             rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"],
                          **self._score(avatar, shots, k)})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,23 +12,44 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from talking_head.cli import COMMANDS, build_parser, main
+from talking_head.cli import build_parser, main
+from talking_head.commands.common import FINETUNE_RENAMED, finetune_config
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.rasterize import LANDMARK_PARTS
 from talking_head.media import probe_video
 
 
-def test_every_command_has_help_for_every_option(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in COMMANDS:
-        with pytest.raises(SystemExit) as exit_info:
-            main([command, "--help"])
-        assert exit_info.value.code == 0
-        text = capsys.readouterr().out
-        undocumented = [line for line in text.splitlines() if line.strip().startswith("--") and line.strip().endswith(
-            ("None)", "default: )")) and len(line.split()) <= 2]
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser, as ``python -m talking_head COMMAND`` builds it."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_every_command_has_help_for_every_option() -> None:
+    for command, parser in subcommands().items():
+        undocumented = [action.option_strings or [action.dest] for action in parser._actions
+                        if not (action.help or "").strip()]
         assert not undocumented, (command, undocumented)
     animate = build_parser().parse_args(["animate", "--photos", "a.jpg", "--driver", "d.mp4"])
-    assert animate.steps == FinetuneConfig().steps
+    assert finetune_config(animate) == FinetuneConfig()
+
+
+@pytest.mark.parametrize("command", ["animate", "personalize", "compare"])
+def test_every_finetune_option_has_a_flag(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = set(re.findall(r"(?m)^\s+(--[a-z0-9-]+)", capsys.readouterr().out))
+    flags = {"--" + FINETUNE_RENAMED.get(f.name, f.name).replace("_", "-") for f in dataclasses.fields(FinetuneConfig)}
+    assert flags <= shown, flags - shown
+    chosen = FinetuneConfig(steps=5, lr_generator=1e-3, lr_discriminator=3e-4, adversarial=0.5, batch_size=4, seed=7,
+                            device="cpu", amp=False, vgg19="vgg19.safetensors", vggface="vggface.safetensors")
+    given = ["--photos", "a.jpg", "--driver", "d.mp4", "--ks", "1", "--save", "a.safetensors"]
+    required = {"animate": given[:4], "personalize": [*given[:2], *given[6:]], "compare": given[:6]}[command]
+    args = build_parser().parse_args([command, *required, "--steps", "5", "--lr-generator", "1e-3",
+                                      "--lr-discriminator", "3e-4", "--adversarial", "0.5", "--finetune-batch-size",
+                                      "4", "--seed", "7", "--device", "cpu", "--no-amp", "--vgg19",
+                                      "vgg19.safetensors", "--vggface", "vggface.safetensors"])
+    assert finetune_config(args) == chosen
 
 
 @pytest.mark.slow

@@ -8,10 +8,14 @@ import sys
 from dataclasses import dataclass
 from typing import NoReturn
 
+from talking_head.finetune import FinetuneConfig
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import RenderConfig
 
 logger = logging.getLogger(__name__)
+
+#: Fine-tuning's flags whose field names the render takes (its ``--batch-size`` is frames generated at once).
+FINETUNE_RENAMED = {"batch_size": "finetune_batch_size"}
 
 
 @dataclass
@@ -49,6 +53,15 @@ def build_pipeline(args: argparse.Namespace):
 
 def render_config(args: argparse.Namespace) -> RenderConfig:
     return dataclass_from_args(RenderConfig, args)
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every fine-tuning option; its device is the pipeline's ``--device`` (``ModelOptions``)."""
+    add_dataclass_arguments(parser, FinetuneConfig, renamed=FINETUNE_RENAMED, shared={"device"})
+
+
+def finetune_config(args: argparse.Namespace) -> FinetuneConfig:
+    return dataclass_from_args(FinetuneConfig, args, renamed=FINETUNE_RENAMED)
 
 
 def console_progress(fraction: float, text: str) -> None:
