@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -117,7 +118,12 @@ def test_compare_endpoint_returns_one_labelled_column_per_k_and_a_table(server: 
                                                      "1, 3", 1, api_name="/compare")
     info = probe_video(video)
     assert (info.num_frames, info.height, info.width) == (30, 256, 3 * 256)  # driver | K=1 | K=3
-    assert "| 1 | 1 |" in table and "| 3 | 1 |" in table
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()
+            if re.match(r"\| \d", line)]
+    assert [(k, steps, measured_on) for k, steps, _, _, _, _, measured_on in rows] == [
+        ("1", "1", "2 unseen photos"), ("3", "1", "its own shots")]
+    for _, _, seconds, ssim, psnr, csim, _ in rows:  # each metric in its column, in its range
+        assert float(seconds) > 0 and 0 < float(ssim) <= 1 and 5 < float(psnr) < 100 and -1 <= float(csim) <= 1
 
 
 # -- handlers called directly -----------------------------------------------------------------------

@@ -3,6 +3,7 @@ chosen, and a notice in the container's metadata; the app has no way to turn eit
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 from pathlib import Path
@@ -22,6 +23,16 @@ from talking_head.watermark import POSITIONS, mark_region, stamp_synthetic
 from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
 SIZE = 256
+#: Every input of the app's handlers and every field of RenderConfig, none of which turns the mark off.
+HANDLER_INPUTS = {
+    "generate": ["photos", "driver", "steps", "retarget", "paste_back", "side_by_side", "output_size",
+                 "mark_position", "seed", "progress"],
+    "animate_avatar": ["avatar_file", "driver", "retarget", "paste_back", "side_by_side", "output_size",
+                       "mark_position", "progress"],
+    "compare": ["photos", "driver", "ks", "steps", "progress"],
+}
+RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "warp_only", "batch_size", "max_seconds",
+                 "trim", "mark_position", "smooth"]
 #: The corner whose mark never overlaps ``position``'s (the box is most of a 256-px frame wide).
 ACROSS = {"bottom-right": "top-right", "top-right": "bottom-right", "bottom-left": "top-left",
           "top-left": "bottom-left"}
@@ -89,10 +100,11 @@ def test_the_container_says_the_video_is_generated(renders: dict[str, Path]) -> 
 def test_the_app_offers_no_way_to_turn_the_mark_off(pipe: TalkingHeadPipeline, driver_video: Path,
                                                     tmp_path: Path) -> None:
     app = TalkingHeadApp(pipe, AppSettings(), work_root=tmp_path)
-    # No handler parameter switches it off: the only one about the mark picks its corner ...
-    for handler in (app.generate, app.animate_avatar, app.compare):
-        names = set(inspect.signature(handler).parameters)
-        assert {n for n in names if "mark" in n or "synthetic" in n or "notice" in n} <= {"mark_position"}
+    # No input of a handler or field of the render switches it off: each new one fails here until it is
+    # looked at (a search by name would miss a ``stamp=False`` or an ``overlay=False``) ...
+    for handler, inputs in HANDLER_INPUTS.items():
+        assert list(inspect.signature(getattr(app, handler)).parameters) == inputs, handler
+    assert [f.name for f in dataclasses.fields(RenderConfig)] == RENDER_FIELDS
     # ... which accepts corners only (what an API caller might try instead is refused) ...
     for off in ("none", "off", "", None):
         with pytest.raises(gr.Error, match="mark_position must be one of"):

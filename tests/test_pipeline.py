@@ -186,6 +186,17 @@ def test_landmark_overlays_draw_each_shots_landmarks_over_its_crop(pipe: Talking
     assert own.shape == shots.crops[0].shape and not np.array_equal(own, shots.crops[0])
 
 
+def test_the_comparison_table_puts_each_metric_in_its_column() -> None:
+    rows = [{"K": 1, "steps": 0, "seconds": 1.25, "SSIM": 0.5, "PSNR": 20.125, "CSIM": 0.75,
+             "measured on": "2 unseen photos"},
+            {"K": 3, "steps": 0, "seconds": 2.0, "SSIM": 0.9, "PSNR": 30.0, "CSIM": -0.25, "measured on": "its own shots"}]
+    lines = pipeline_module.comparison_table(rows, ["only 3 photos given: K capped at 3"]).splitlines()
+    assert lines[0] == "| K | fine-tuning steps | seconds | SSIM ↑ | PSNR ↑ | CSIM ↑ | measured on |"
+    assert lines[2:4] == ["| 1 | 0 | 1.2 | 0.500 | 20.12 | 0.750 | 2 unseen photos |",
+                          "| 3 | 0 | 2.0 | 0.900 | 30.00 | -0.250 | its own shots |"]
+    assert lines[-1] == "_only 3 photos given: K capped at 3_"
+
+
 def test_an_avatar_with_a_malformed_texture_bank_is_refused_with_a_message(avatar: Avatar, tmp_path: Path) -> None:
     for bank in (avatar.bank_crops[:, :100], avatar.bank_crops[..., :2]):
         path = replace(avatar, bank_crops=bank).save(tmp_path / "bad.avatar.safetensors")

@@ -83,12 +83,20 @@ def test_resume_continues_the_same_run(tiny_dataset: Path, tmp_path: Path) -> No
         assert a["hinge"] == pytest.approx(b["hinge"], rel=1e-4, abs=1e-5), (a, b)
 
 
-def test_interrupted_save_keeps_previous_checkpoint(tiny_dataset: Path, tmp_path: Path) -> None:
-    train(options(tiny_dataset, tmp_path, steps=2, save_every=2, eval_every=100))
-    (tmp_path / "checkpoint.partial").mkdir()  # what a crash in the middle of saving leaves behind
-    train(options(tiny_dataset, tmp_path, steps=4, save_every=2, eval_every=100))
-    assert not (tmp_path / "checkpoint.partial").exists()
-    assert [r["step"] for r in read_log(tmp_path) if r["step"] in (2, 4)]
+def test_a_half_written_save_is_ignored_and_the_run_resumes_from_the_last_checkpoint(tiny_dataset: Path,
+                                                                                       tmp_path: Path) -> None:
+    run = dict(save_every=2, log_every=1, eval_every=100)
+    train(options(tiny_dataset, tmp_path, steps=2, **run))
+    partial = tmp_path / "checkpoint.partial"  # what a crash in the middle of the next save leaves behind:
+    shutil.copytree(tmp_path / "checkpoint", partial)  # a whole-looking folder ...
+    for written in partial.glob("*.safetensors"):
+        written.write_bytes(written.read_bytes()[:100])  # ... whose files stop part-way
+    train(options(tiny_dataset, tmp_path, steps=4, **run))
+    assert not partial.exists()
+    starts = [json.loads(line)["from_step"] for line in (tmp_path / "options.jsonl").read_text().splitlines()]
+    assert starts == [0, 2]  # from checkpoint/, the half-written folder never read
+    assert [r["step"] for r in read_log(tmp_path)] == [1, 2, 3, 4]
+    TalkingHeadModel.from_pretrained(tmp_path / "checkpoint")  # the new save is whole
 
 
 def test_a_crash_between_the_two_renames_resumes_from_checkpoint_old(tiny_dataset: Path, tmp_path: Path,
