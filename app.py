@@ -16,7 +16,7 @@ import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
 from talking_head.watermark import POSITIONS
-from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, output_size_choices
+from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app
 from talking_head_app.live_tab import build_live_tab
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -42,7 +42,7 @@ person without their consent. Uploads and results are deleted from the server af
 def build_demo(app: TalkingHeadApp) -> gr.Blocks:
     """The UI around ``app``'s handlers, with its queue configured (not launched)."""
     settings, limits = app.settings, app.pipeline.limits
-    output_sizes, default_output_size = output_size_choices(limits.max_output_size)
+    output_sizes, default_output_size = app.output_sizes
     ttl = settings.file_ttl_seconds
     with gr.Blocks(title="talking-head", delete_cache=(max(60, ttl // 4), ttl)) as demo:
         gr.Markdown(INTRO)

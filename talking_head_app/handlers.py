@@ -228,6 +228,11 @@ class TalkingHeadApp:
         """Weights resolved as the package does: ``TALKING_HEAD_REPO`` on the Hub, else ``checkpoints/``."""
         return cls(TalkingHeadPipeline.from_pretrained(), settings)
 
+    @property
+    def output_sizes(self) -> tuple[list[int], int]:
+        """The output heights offered under the pipeline's limit, and the default (:func:`output_size_choices`)."""
+        return output_size_choices(self.pipeline.limits.max_output_size)
+
     # -- UI events --------------------------------------------------------------------------------------
     @visitor_errors
     def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float, retarget: str = "relative",
@@ -268,7 +273,8 @@ class TalkingHeadApp:
         photos = self._photo_paths(photos)
         chosen = parse_ks(ks, self.settings.max_compare_ks, self.pipeline.limits.max_shots)
         columns = len({min(k, len(photos)) for k in chosen})  # K is capped at the number of photos
-        job = self._job(driver, RenderConfig(), steps=self._steps(steps), avatars=columns)
+        job = self._job(driver, RenderConfig(output_size=self.output_sizes[1]), steps=self._steps(steps),
+                        avatars=columns)
         comparison = self._compare_on_gpu(job, photos, chosen, progress)
         return str(comparison.path), comparison.table
 

@@ -14,6 +14,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -173,10 +174,14 @@ def test_requests_over_the_limits_are_refused_before_any_work(tiny_app: TalkingH
                     lambda: few.compare([str(ASTRONAUT)] * 3, str(driver_video), progress=RecordingProgress())):
         with pytest.raises(gr.Error, match="3 photos given; at most 2 can be used"):  # the pipeline's check
             request()
-    small = TalkingHeadApp(with_limits(tiny_app.pipeline, max_output_size=300), tiny_app.settings, work_root=tmp_path)
-    with pytest.raises(gr.Error, match="output height is 512 px; at most 300 px"):
-        small.animate_avatar("never opened.safetensors", str(driver_video), output_size=512,
+    small = TalkingHeadApp(with_limits(tiny_app.pipeline, max_output_size=200), tiny_app.settings, work_root=tmp_path)
+    with pytest.raises(gr.Error, match="output height is 256 px; at most 200 px"):
+        small.animate_avatar("never opened.safetensors", str(driver_video), output_size=256,
                              progress=RecordingProgress())
+    jobs = []  # what compare, which offers no size, asks for: the UI's default under the limit
+    small._compare_on_gpu = lambda job, *_: jobs.append(job) or SimpleNamespace(path="compare.mp4", table="")
+    small.compare([str(ASTRONAUT)], str(driver_video), "1", 0, progress=RecordingProgress())
+    assert [job.render.output_size for job in jobs] == [128]
     assert not list(tmp_path.iterdir())  # no request folder was made
 
 

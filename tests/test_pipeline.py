@@ -189,7 +189,8 @@ def test_landmark_overlays_draw_each_shots_landmarks_over_its_crop(pipe: Talking
 def test_the_comparison_table_puts_each_metric_in_its_column() -> None:
     rows = [{"K": 1, "steps": 0, "seconds": 1.25, "SSIM": 0.5, "PSNR": 20.125, "CSIM": 0.75,
              "measured on": "2 unseen photos"},
-            {"K": 3, "steps": 0, "seconds": 2.0, "SSIM": 0.9, "PSNR": 30.0, "CSIM": -0.25, "measured on": "its own shots"}]
+            {"K": 3, "steps": 0, "seconds": 2.0, "SSIM": 0.9, "PSNR": 30.0, "CSIM": -0.25,
+             "measured on": "its own shots"}]
     lines = pipeline_module.comparison_table(rows, ["only 3 photos given: K capped at 3"]).splitlines()
     assert lines[0] == "| K | fine-tuning steps | seconds | SSIM ↑ | PSNR ↑ | CSIM ↑ | measured on |"
     assert lines[2:4] == ["| 1 | 0 | 1.2 | 0.500 | 20.12 | 0.750 | 2 unseen photos |",
