@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -35,9 +35,13 @@ import torch
 from talking_head.avatar import Avatar
 from talking_head.landmarks.align import LandmarkSmoother, Retargeter
 from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, get_detector, to_rgb_uint8
+from talking_head.limits import Limits
 from talking_head.options import option
 from talking_head.render import BatchGenerator, fit_height, render_faces
 from talking_head.watermark import POSITIONS, stamp_synthetic
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; the project supports 3.10
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +75,8 @@ class LiveConfig:
                         "faster a frame, pixel values within 1 of float32's)")
 
     def __post_init__(self) -> None:
-        if not 32 <= self.output_size <= 1024:
-            raise ValueError(f"output_size must be in [32, 1024], got {self.output_size}")
+        if self.output_size < 32:
+            raise ValueError(f"output_size must be at least 32, got {self.output_size}")
         if self.reference_frames < 1 or self.camera_fps <= 0 or self.rate_window < 2:
             raise ValueError("reference_frames >= 1, camera_fps > 0 and rate_window >= 2 are needed")
         if self.retarget not in ("relative", "absolute"):
@@ -108,7 +112,11 @@ class LiveSession:
     """
 
     def __init__(self, avatar: Avatar, config: LiveConfig = LiveConfig(), detector: LandmarkDetector | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, limits: Limits | None = None) -> None:
+        largest = (limits or Limits.from_env()).max_output_size
+        if config.output_size > largest:
+            raise ValueError(f"output_size {config.output_size} is over this server's limit of {largest} "
+                             "(TALKING_HEAD_MAX_OUTPUT_SIZE)")
         self.avatar, self.config, self.clock = avatar, config, clock
         self.detector = detector or get_detector("dlib")
         self.generate = BatchGenerator(avatar, 1)

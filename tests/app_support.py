@@ -62,6 +62,50 @@ def build_tiny_app(tmp_path_factory: pytest.TempPathFactory, concurrency: int) -
     return TalkingHeadApp(pipe, settings, work_root=tmp_path_factory.mktemp("requests"))
 
 
+#: Debian's Chromium: the browser tests drive it through Playwright (which cannot download its own here).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def browser_test_app(tmp_path_factory: pytest.TempPathFactory, limits: Limits | None = None,
+                     settings: AppSettings | None = None) -> TalkingHeadApp:
+    """The app a browser test drives: tiny untrained weights, or TALKING_HEAD_APP_TEST_WEIGHTS (for the
+    README's screenshot from the shipped checkpoint)."""
+    weights = os.environ.get("TALKING_HEAD_APP_TEST_WEIGHTS") or tiny_weights(tmp_path_factory.mktemp("weights"))
+    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib", limits=limits)
+    return TalkingHeadApp(pipe, settings or AppSettings(), work_root=tmp_path_factory.mktemp("requests"))
+
+
+@contextmanager
+def served_in_process(app: TalkingHeadApp) -> Iterator[str]:
+    """``app``'s page served from this process on a free loopback port: its URL.
+
+    Start it before Playwright: Playwright's sync API leaves an asyncio loop on this thread, and a
+    Gradio app launched after that schedules its queue on that loop, where its jobs never run.
+    """
+    demo = load_app_module().build_demo(app)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@contextmanager
+def headless_chromium(*extra_args: str) -> Iterator:
+    """Debian's Chromium, headless, under Playwright's sync API (``extra_args``: a fake camera, say)."""
+    from playwright import sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--mute-audio",
+                                                   *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @contextmanager
 def served_app_py(tmp_path: Path, env: dict[str, str], start_seconds: float = 120) -> Iterator[tuple[str, int]]:
     """``python app.py`` in a process of its own on 127.0.0.1 with tiny weights and ``env`` on top:

@@ -14,42 +14,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_support import EXAMPLES, free_port, load_app_module, tiny_weights
+from app_support import CHROMIUM, EXAMPLES, browser_test_app, headless_chromium, served_in_process
 from PIL import Image
 from skimage import data
 
 from talking_head.limits import Limits
-from talking_head.pipeline import TalkingHeadPipeline
-from talking_head_app.handlers import AppSettings, TalkingHeadApp
+from talking_head_app.handlers import AppSettings
 
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    weights = os.environ.get("TALKING_HEAD_APP_TEST_WEIGHTS") or tiny_weights(tmp_path_factory.mktemp("weights"))
-    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib",
-                                               limits=Limits(max_video_seconds=5))
-    app = TalkingHeadApp(pipe, AppSettings(max_steps=int(os.environ.get("TALKING_HEAD_MAX_STEPS", "3"))),
-                         work_root=tmp_path_factory.mktemp("requests"))
-    demo = load_app_module().build_demo(app)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    settings = AppSettings(max_steps=int(os.environ.get("TALKING_HEAD_MAX_STEPS", "3")))
+    with served_in_process(browser_test_app(tmp_path_factory, Limits(max_video_seconds=5), settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser(server: str) -> Iterator[sync_api.Browser]:
-    # The server starts first: Playwright's sync API leaves an asyncio loop on this thread, and a Gradio
-    # app launched after that schedules its queue on that loop, where its jobs never run.
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=["--no-sandbox", "--disable-dev-shm-usage", "--mute-audio"])
+    with headless_chromium() as browser:  # after the server (see served_in_process)
         yield browser
-        browser.close()
 
 
 @pytest.fixture

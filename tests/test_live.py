@@ -16,6 +16,7 @@ from skimage import data
 from talking_head.avatar import Avatar
 from talking_head.cli import main
 from talking_head.landmarks.detect import get_detector
+from talking_head.limits import Limits
 from talking_head.live import HINT_FACE_LOST, HINT_NO_FACE_YET, STAGES, CameraFeed, LiveConfig, LiveSession, run_live
 from talking_head.media import iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
@@ -186,3 +187,9 @@ def test_the_live_tab_keeps_one_session_per_visitor(pipe: TalkingHeadPipeline, a
     assert "frames/s" in status and mark_is_on(shown_first) and mark_is_on(shown_second)
     assert np.abs(shown_first.astype(int) - shown_second).mean() > 10  # each visitor's own avatar
     assert handlers.recentre(first)[0].calibrating and not second.calibrating
+
+
+def test_a_session_keeps_to_the_servers_output_size_limit(avatar: Avatar) -> None:
+    with pytest.raises(ValueError, match="over this server's limit of 256"):
+        LiveSession(avatar, LiveConfig(output_size=512), limits=Limits(max_output_size=256))
+    assert LiveSession(avatar, LiveConfig(output_size=256), limits=Limits(max_output_size=256)).last_image.shape[0] == 256

@@ -20,27 +20,18 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from app_support import EXAMPLES, free_port, load_app_module, tiny_weights
+from app_support import CHROMIUM, EXAMPLES, browser_test_app, headless_chromium, served_in_process
 
 from talking_head.landmarks.detect import get_detector
-from talking_head.pipeline import TalkingHeadPipeline
-from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
 sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    weights = os.environ.get("TALKING_HEAD_APP_TEST_WEIGHTS") or tiny_weights(tmp_path_factory.mktemp("weights"))
-    pipe = TalkingHeadPipeline.from_pretrained(weights, device="cpu", landmark_backend="dlib")
-    app = TalkingHeadApp(pipe, AppSettings(), work_root=tmp_path_factory.mktemp("requests"))
-    demo = load_app_module().build_demo(app)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with served_in_process(browser_test_app(tmp_path_factory)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +45,9 @@ def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(server: str, fake_camera: Path) -> Iterator[sync_api.Browser]:
-    # The server starts first (see test_app_browser.py: Playwright's loop would otherwise take Gradio's queue).
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--mute-audio", "--use-fake-device-for-media-stream",
-                  "--use-fake-ui-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}"])
+    with headless_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                           f"--use-file-for-fake-video-capture={fake_camera}") as browser:  # after the server
         yield browser
-        browser.close()
 
 
 def shown_image(page: sync_api.Page) -> tuple[str, np.ndarray]:
@@ -95,4 +81,7 @@ def test_the_fake_webcam_drives_the_example_avatar(server: str, browser: sync_ap
     assert rate > 0.5
     _, image = shown_image(page)
     assert image.shape[0] >= 128 and get_detector("dlib").detect(image)  # a face is shown
+    if target := os.environ.get("TALKING_HEAD_LIVE_SCREENSHOT"):  # the README's picture of the Live tab
+        page.locator("#live-output").scroll_into_view_if_needed()
+        page.screenshot(path=target)
     page.context.close()
