@@ -23,9 +23,9 @@ from safetensors.torch import save_file
 
 from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.errors import InputError
-from talking_head.finetune import PersonalGenerator
 from talking_head.landmarks.align import CropBox
 from talking_head.limits import Limits
+from talking_head.models import PersonalGenerator
 from talking_head.shot_bank import BANK_IMAGE_SIZE
 
 #: v2 added the texture bank; v1 files (pure-synthesis generators, no bank) still load.

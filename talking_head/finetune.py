@@ -9,8 +9,8 @@ On the texture path a shot cannot be its own texture (G would learn to copy): ea
 from the *other* shots warped onto its landmarks (leave-one-out), and with one shot from a
 pseudo-source, the shot warped to randomly perturbed landmarks, which G learns to restore.
 
-The result, a :class:`PersonalGenerator`, is self-contained (G' with spectral norm baked in, psi',
-e_new): it renders without the meta-learned model, and ``talking_head.avatar`` saves it.
+The result, a :class:`~talking_head.models.PersonalGenerator`, is self-contained (G' with spectral norm
+baked in, psi', e_new): it renders without the meta-learned model, and ``talking_head.avatar`` saves it.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from talking_head.config import ModelConfig
 from talking_head.device import autocast, pick_device
 from talking_head.hub import TalkingHeadModel
 from talking_head.losses import ContentLoss, LossWeights, discriminator_objective, generator_objective
-from talking_head.models import Generator
-from talking_head.models.blocks import bake_spectral_norm, baked_state_dict
+from talking_head.models import PersonalGenerator
 from talking_head.options import option
 from talking_head.shot_bank import choose_shots, paint_region, warp_from_bank
 from talking_head.warp import warp_to_landmarks
@@ -67,39 +65,6 @@ class FinetuneConfig:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if self.lr_generator <= 0 or self.lr_discriminator <= 0:
             raise ValueError(f"learning rates must be > 0, got {self.lr_generator}, {self.lr_discriminator}")
-
-
-class PersonalGenerator(nn.Module):
-    """A personalised generator: G' (spectral norm baked), psi' and the embedding it started from."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.generator = bake_spectral_norm(Generator(config))
-        del self.generator.projection  # psi' replaces P e: an avatar needs no projection
-        self.psi = nn.Parameter(torch.zeros(1, self.generator.num_adain_params))
-        self.register_buffer("embedding", torch.zeros(1, config.embedding_dim))
-
-    @torch.no_grad()
-    def generate(self, landmark_images: torch.Tensor, warped: torch.Tensor | None = None,
-                 paint_region: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 3, H, W) landmark images in [-1, 1] (+ on the texture path the warped shots and, optionally,
-        where G may paint: ``Generator.forward``) -> frames in [-1, 1]."""
-        device = self.psi.device
-        warped, paint_region = (t.to(device) if t is not None else None for t in (warped, paint_region))
-        return self.generator(landmark_images.to(device), psi=self.psi, warped=warped,
-                              paint_region=paint_region).float()
-
-
-def _personal_generator(generator: Generator, psi: torch.Tensor, embedding: torch.Tensor, config: ModelConfig
-                        ) -> "PersonalGenerator":
-    personal = PersonalGenerator(config)
-    baked = baked_state_dict(generator)
-    personal.generator.load_state_dict({k: v for k, v in baked.items() if not k.startswith("projection.")})
-    with torch.no_grad():
-        personal.psi.copy_(psi.detach().reshape(1, -1))
-        personal.embedding.copy_(embedding.detach().reshape(1, -1))
-    return personal.eval().requires_grad_(False)
 
 
 def perturb_landmarks(points: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -148,7 +113,7 @@ def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: 
         embedding = model.embedder.embed_person(frames, landmark_images)[None]
         psi = model.generator.project(embedding)
     if config.steps == 0:
-        return _personal_generator(model.generator, psi, embedding, model.config).to(device)
+        return PersonalGenerator.from_generator(model.generator, psi, embedding, model.config).to(device)
 
     # Both stay in eval mode while they learn: the only layers that differ between modes are the spectral
     # norms, whose training-mode power iteration would re-estimate every sigma at the first step and
@@ -190,4 +155,4 @@ def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: 
         if progress is not None:
             progress(step + 1, config.steps, {**{k_: v.item() for k_, v in terms.items()},
                                               "hinge": d_terms["hinge"].item()})
-    return _personal_generator(generator, psi, embedding, model.config).to(device)
+    return PersonalGenerator.from_generator(generator, psi, embedding, model.config).to(device)

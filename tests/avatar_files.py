@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from talking_head.avatar import Avatar
 from talking_head.config import ModelConfig
-from talking_head.finetune import PersonalGenerator
+from talking_head.models import PersonalGenerator
 
 Tensors = dict[str, torch.Tensor]
 Metadata = dict[str, str]
