@@ -27,6 +27,7 @@ from talking_head.landmarks.align import CropBox
 from talking_head.limits import Limits
 from talking_head.models import PersonalGenerator
 from talking_head.shot_bank import BANK_IMAGE_SIZE
+from talking_head.tensors import images_to_tensor
 
 #: v2 added the texture bank; v1 files (pure-synthesis generators, no bank) still load.
 AVATAR_FORMAT = "talking-head-avatar-v2"
@@ -59,7 +60,7 @@ class Avatar:
     @functools.cached_property
     def bank_images(self) -> torch.Tensor:
         """The bank as (K, 3, S, S) in [-1, 1], converted once (every rendered batch warps from it)."""
-        return torch.from_numpy(np.ascontiguousarray(self.bank_crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return images_to_tensor(self.bank_crops)
 
     def save(self, path: str | Path) -> Path:
         """Write the avatar atomically (a crash never leaves a half-written file under ``path``)."""

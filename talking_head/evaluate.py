@@ -37,7 +37,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from talking_head.baseline import warp_baseline
-from talking_head.data.episodes import to_network
 from talking_head.data.format import VideoRecord, read_frames, read_index, video_path, write_index, write_video
 from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
 from talking_head.finetune import FinetuneConfig, personalize
@@ -46,6 +45,7 @@ from talking_head.metrics import cosine, face_descriptor, landmark_distance, psn
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import label as caption
 from talking_head.shot_bank import paint_region, warp_from_bank
+from talking_head.tensors import tensor_to_images, to_network
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +161,6 @@ class Method:
         return f"{self.name.capitalize()}{extra} ({k})"
 
 
-def as_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
-    return images.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-
-
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
     """(..., 68, 2) -> (...,): the inner lips' gap (mean of three point pairs) over the inter-ocular distance."""
     landmarks = np.asarray(landmarks, np.float64)
@@ -224,7 +219,7 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
         for n in steps:
             avatar = personalize(model, net_frames[shot_indices], net_drawings[shot_indices], points[shot_indices],
                                  replace(finetune, steps=n))
-            score(Method.model(n), k, as_uint8(avatar.generate(net_drawings[targets], warped, region)))
+            score(Method.model(n), k, tensor_to_images(avatar.generate(net_drawings[targets], warped, region)))
     return scores
 
 
@@ -392,7 +387,7 @@ def load_video_frames(root: Path, record: VideoRecord, indices: list[int], image
     """Frames ``indices`` of a video as uint8 at the model's size, and their landmarks scaled with them."""
     frames, landmarks = read_frames(root, record, indices)
     scale = image_size / frames.shape[2]
-    return as_uint8(to_network(frames, landmarks, image_size)[0]), landmarks * scale
+    return tensor_to_images(to_network(frames, landmarks, image_size)[0]), landmarks * scale
 
 
 def evaluate(options: EvaluateOptions) -> list[dict]:

@@ -25,7 +25,6 @@ import torch
 from PIL import Image
 
 from talking_head.avatar import Avatar
-from talking_head.data.episodes import to_network
 from talking_head.device import pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
@@ -38,6 +37,7 @@ from talking_head.media import load_photo
 from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
                                  render_faces)
 from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
+from talking_head.tensors import to_network
 
 logger = logging.getLogger(__name__)
 

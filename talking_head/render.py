@@ -29,6 +29,7 @@ from talking_head.limits import Limits
 from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_driver
 from talking_head.options import option
 from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
+from talking_head.tensors import images_to_tensor, tensor_to_images
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
 logger = logging.getLogger(__name__)
@@ -104,11 +105,6 @@ def retarget_batch(retargeter: Retargeter, driver: list[np.ndarray | None], fall
     return np.stack([retargeter(lm) if lm is not None else fallback for lm in driver]).astype(np.float32)
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 def texture_for(avatar: Avatar, targets: np.ndarray, size: int) -> torch.Tensor:
     """The avatar's shots warped onto (T, 68, 2) targets (crop pixels): (T, 3, size, size) in [-1, 1].
 
@@ -159,11 +155,11 @@ def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: Batch
     if warp_only:
         if warped is None:
             raise ValueError("warp_only needs a texture-path avatar")
-        return to_uint8(warped)
+        return tensor_to_images(warped)
     drawings = np.stack([draw_landmarks(t, avatar.image_size) for t in targets])
     region = paint_region(torch.from_numpy(targets * np.float32(size / avatar.image_size)), size) if warped is not None \
         else None
-    faces = to_uint8(generate(torch.from_numpy(drawings).permute(0, 3, 1, 2).float().div(127.5).sub(1), warped, region))
+    faces = tensor_to_images(generate(images_to_tensor(drawings), warped, region))
     if faces.shape[1] != size:
         faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in faces])
     return faces

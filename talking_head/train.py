@@ -36,6 +36,7 @@ from talking_head.losses import (ContentLoss, LossWeights, discriminator_objecti
                                  generator_objective)
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
 from talking_head.shot_bank import episode_textures, paint_region
+from talking_head.tensors import tensor_to_images
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "training_state.safetensors"
@@ -286,7 +287,7 @@ def save_sample_grid(path: Path, episode: Episode, fake: torch.Tensor) -> None:
     """Rows of: first shot | target landmarks | generated | real target."""
     columns = [episode.shot_frames[:, 0], episode.target_landmarks, fake, episode.target_frames]
     grid = torch.cat([torch.cat(list(c.cpu()), dim=1) for c in columns], dim=2)  # (3, B*H, 4*W)
-    image = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    image = tensor_to_images(grid[None])[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path)
 

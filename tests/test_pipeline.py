@@ -18,7 +18,6 @@ from talking_head import pipeline as pipeline_module
 from talking_head import render
 from talking_head.avatar import Avatar
 from talking_head.config import ModelConfig
-from talking_head.data.episodes import to_network
 from talking_head.data.synthetic import render_video
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
@@ -29,6 +28,7 @@ from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig, render_faces
 from talking_head.shot_bank import warp_from_bank
+from talking_head.tensors import to_network
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from talking_head.data.format import VideoRecord, read_frames, read_index
-from talking_head.landmarks.rasterize import draw_landmarks
+from talking_head.tensors import to_network
 
 
 @dataclass
@@ -36,20 +35,6 @@ class Episode:
 
     def to(self, device: torch.device | str) -> "Episode":
         return Episode(*(getattr(self, f).to(device, non_blocking=True) for f in self.__dataclass_fields__))
-
-
-def to_network(frames: np.ndarray, landmarks: np.ndarray, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, h, w, 3) uint8 frames + (N, 68, 2) landmarks -> (N, 3, S, S) frames and landmark images in [-1, 1].
-
-    Frames are resized to the model's size and landmarks scaled with them, so a 128 px dataset serves a
-    32 px test model too.
-    """
-    scale = image_size / frames.shape[2]
-    if frames.shape[1:3] != (image_size, image_size):
-        frames = np.stack([cv2.resize(f, (image_size, image_size), interpolation=cv2.INTER_AREA) for f in frames])
-    drawings = np.stack([draw_landmarks(lm * scale, image_size) for lm in landmarks])
-    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float().div(127.5).sub(1)  # noqa: E731
-    return as_tensor(frames), as_tensor(drawings)
 
 
 class EpisodeSampler:
