@@ -16,6 +16,7 @@ baked in, psi', e_new): it renders without the meta-learned model, and ``talking
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from talking_head.device import autocast, pick_device
+from talking_head.device import pick_device
 from talking_head.hub import TalkingHeadModel
-from talking_head.losses import ContentLoss, LossWeights, discriminator_objective, generator_objective
-from talking_head.models import PersonalGenerator
+from talking_head.losses import ContentLoss, GanPhases, LossWeights, make_optimizers
+from talking_head.models import Generator, PersonalGenerator
 from talking_head.options import option
 from talking_head.shot_bank import choose_shots, paint_region, warp_from_bank
 from talking_head.warp import warp_to_landmarks
@@ -96,6 +97,12 @@ def training_textures(frames: torch.Tensor, points: torch.Tensor, chosen: torch.
     return warp_to_landmarks(sources, moved, points[chosen], size)
 
 
+def _render(generator: Generator, landmark_images: torch.Tensor, psi: torch.Tensor, warped: torch.Tensor | None,
+            region: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's phase's rendering: G' with psi', and no loss terms beyond the shared objective."""
+    return generator(landmark_images, psi=psi, warped=warped, paint_region=region), {}
+
+
 def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: torch.Tensor, points: torch.Tensor,
                 config: FinetuneConfig = FinetuneConfig(), progress: ProgressCallback | None = None
                 ) -> PersonalGenerator:
@@ -127,9 +134,9 @@ def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: 
     w = nn.Parameter(embedding[0].clone())  # W' + w0 = w0 + e_new
     weights = LossWeights(adversarial=config.adversarial, feature_matching=10 * config.adversarial)
     content = ContentLoss(weights, config.vgg19, config.vggface).to(device)
-    opt_g = torch.optim.Adam([psi, *(p for p in generator.parameters() if p.requires_grad)],
-                             lr=config.lr_generator, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam([w, *discriminator.parameters()], lr=config.lr_discriminator, betas=(0.5, 0.999))
+    opt_g, opt_d = make_optimizers([psi, *(p for p in generator.parameters() if p.requires_grad)],
+                                   [w, *discriminator.parameters()], config.lr_generator, config.lr_discriminator)
+    phases = GanPhases(discriminator, content, opt_g, opt_d, device, config.amp)
     rng = np.random.default_rng(config.seed)
     k, batch = frames.shape[0], min(config.batch_size, frames.shape[0])
     for step in range(config.steps):
@@ -139,19 +146,9 @@ def personalize(model: TalkingHeadModel, frames: torch.Tensor, landmark_images: 
         if model.config.texture_path:
             warped = training_textures(frames, points, chosen, rng)
             region = paint_region(points[chosen], frames.shape[-1])
-        with autocast(device, config.amp):
-            fake = generator(drawn, psi=psi, warped=warped, paint_region=region).float()
-            discriminator.requires_grad_(False)
-            terms = generator_objective(discriminator, content, fake, real, drawn, w=w.detach())
-            discriminator.requires_grad_(True)
-        opt_g.zero_grad(set_to_none=True)
-        sum(terms.values()).backward()
-        opt_g.step()
-        with autocast(device, config.amp):
-            d_terms = discriminator_objective(discriminator, fake, real, drawn, w=w)
-        opt_d.zero_grad(set_to_none=True)
-        d_terms["hinge"].backward()
-        opt_d.step()
+        terms, fake = phases.generator_step(
+            functools.partial(_render, generator, drawn, psi, warped, region), real, drawn, w=w.detach())
+        d_terms = phases.discriminator_step(fake, real, drawn, w=w)
         if progress is not None:
             progress(step + 1, config.steps, {**{k_: v.item() for k_, v in terms.items()},
                                               "hinge": d_terms["hinge"].item()})

@@ -5,10 +5,14 @@
   SSIM), since no perceptual weights can be downloaded on machines without network.
 - adversarial: hinge loss for D, -D(x_hat) for G, plus feature matching on D's activations.
 - embedding match: L1 between D's per-video column W_i and the embedder's e_i.
+
+:class:`GanPhases` runs one step of either player on these objectives; meta-learning (``train``) and
+fine-tuning (``finetune``) only decide what G renders and when each phase runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
+
+from talking_head.device import autocast
 
 
 @dataclass(frozen=True)
@@ -208,3 +214,75 @@ def discriminator_objective(discriminator: nn.Module, fake: torch.Tensor, real: 
     fake_score, _ = discriminator(fake.detach(), landmark_images, **identity)
     return {"hinge": discriminator_hinge(real_score, fake_score),
             "real_score": real_score.mean().detach(), "fake_score": fake_score.mean().detach()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The phases: one step of G, one step of D
+# ---------------------------------------------------------------------------------------------------
+
+#: Adam's betas for both players (the paper's, after SAGAN): a small beta1 keeps momentum from carrying
+#: either player past the other's latest move.
+ADAM_BETAS = (0.5, 0.999)
+
+#: What a phase does with its gradients before the optimiser steps (``train`` averages them across ranks).
+GradientHook = Callable[[list[nn.Parameter]], None]
+
+
+def make_optimizers(generator_params: Iterable[nn.Parameter], discriminator_params: Iterable[nn.Parameter],
+                    lr_generator: float, lr_discriminator: float) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    """G's and D's Adam optimisers (G's holds whatever G's phase trains: E, psi', D's embedding match)."""
+    return (torch.optim.Adam(generator_params, lr=lr_generator, betas=ADAM_BETAS),
+            torch.optim.Adam(discriminator_params, lr=lr_discriminator, betas=ADAM_BETAS))
+
+
+@dataclass
+class GanPhases:
+    """The two players' steps, as stylegan3's ``Loss`` phases: the loops schedule them, this runs them.
+
+    Each phase runs its forward passes under ``autocast``, backpropagates its objective, hands the
+    gradients to ``gradient_hook`` and steps its optimiser. During G's objective D's weights are frozen:
+    there they are the judge, and G's adversarial terms must move G, not the judge.
+    """
+
+    discriminator: nn.Module
+    content: ContentLoss
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    device: torch.device
+    amp: bool = True
+    gradient_hook: GradientHook | None = None
+
+    def generator_step(self, render: Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]], real: torch.Tensor,
+                       landmark_images: torch.Tensor, **identity: torch.Tensor
+                       ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One step of ``opt_g`` on L_CNT + L_ADV (``generator_objective``) plus the caller's own terms.
+
+        ``render()`` (run under autocast) returns G's frames and those extra terms; ``identity`` is D's
+        ``w=`` for G's objective, detached, so that G's step cannot teach D's W to call fakes real.
+        Returns the loss terms and the frames (float32), which D's phase judges next.
+        """
+        with autocast(self.device, self.amp):
+            fake, extra = render()
+            fake = fake.float()
+            self.discriminator.requires_grad_(False)
+            terms = generator_objective(self.discriminator, self.content, fake, real, landmark_images, **identity)
+            self.discriminator.requires_grad_(True)
+            terms.update(extra)
+        self._step(self.opt_g, sum(terms.values()))
+        return terms, fake
+
+    def discriminator_step(self, fake: torch.Tensor, real: torch.Tensor, landmark_images: torch.Tensor,
+                           **identity: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One step of ``opt_d`` on the hinge loss (``discriminator_objective``) of ``real`` vs ``fake``."""
+        with autocast(self.device, self.amp):
+            terms = discriminator_objective(self.discriminator, fake.detach().float(), real, landmark_images,
+                                            **identity)
+        self._step(self.opt_d, terms["hinge"])
+        return terms
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.gradient_hook is not None:
+            self.gradient_hook([p for group in optimizer.param_groups for p in group["params"]])
+        optimizer.step()

@@ -15,6 +15,7 @@ with ``torch.distributed``; gloo on CPU, NCCL on GPUs).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -30,10 +31,9 @@ from safetensors.torch import load_file, save_file
 
 from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.data.episodes import Episode, EpisodeSampler
-from talking_head.device import autocast, pick_device
+from talking_head.device import pick_device
 from talking_head.hub import TalkingHeadModel
-from talking_head.losses import (ContentLoss, LossWeights, discriminator_objective, embedding_match,
-                                 generator_objective)
+from talking_head.losses import ContentLoss, GanPhases, LossWeights, embedding_match, make_optimizers
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
 from talking_head.shot_bank import episode_textures, paint_region
 from talking_head.tensors import tensor_to_images
@@ -239,38 +239,26 @@ def generate_targets(model: TalkingHeadModel, episode: Episode, embeddings: torc
                            paint_region=region)
 
 
-def training_step(model: TalkingHeadModel, content: ContentLoss, episode: Episode, opt_g: torch.optim.Optimizer,
-                  opt_d: torch.optim.Optimizer, options: TrainOptions, device: torch.device, world: int
+def training_step(model: TalkingHeadModel, phases: GanPhases, episode: Episode, options: TrainOptions
                   ) -> dict[str, float]:
-    d, weights = model.discriminator, options.loss
-    columns = d.W[:, episode.video_index].T
-    with autocast(device, options.amp):
+    """One G step (E, G and W's embedding match) and ``options.discriminator_steps`` D steps on ``episode``."""
+    columns = model.discriminator.W[:, episode.video_index].T
+
+    def render() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         embeddings = embed_episodes(model, episode)
         fake = generate_targets(model, episode, embeddings)
-        # G's adversarial terms see W_i through an explicit (detached) w: only the embedding-match term
-        # may move W during G's step, or G's objective would teach D's W to call fakes real.
-        d.requires_grad_(False)
-        terms = generator_objective(d, content, fake.float(), episode.target_frames, episode.target_landmarks,
-                                    w=columns.detach())
-        d.requires_grad_(True)
         # W_i follows e_i, not the other way round: with the paper's two-sided match (weight 80) the
         # embedder's final ReLU collapsed to all-zero embeddings within ~100 steps in our runs (the
         # small random W pulls every e_i to 0, where the ReLU stops all gradient).
-        terms["embedding_match"] = weights.embedding_match * embedding_match(columns, embeddings.detach().float())
-    opt_g.zero_grad(set_to_none=True)
-    sum(terms.values()).backward()
-    g_params = [p for group in opt_g.param_groups for p in group["params"]]
-    average_gradients(g_params, world)
-    opt_g.step()
+        match = options.loss.embedding_match * embedding_match(columns, embeddings.detach().float())
+        return fake, {"embedding_match": match}
 
+    # G's adversarial terms see W_i through an explicit (detached) w: only the embedding-match term may
+    # move W during G's step, or G's objective would teach D's W to call fakes real.
+    terms, fake = phases.generator_step(render, episode.target_frames, episode.target_landmarks, w=columns.detach())
     for _ in range(options.discriminator_steps):
-        with autocast(device, options.amp):
-            d_terms = discriminator_objective(d, fake.detach().float(), episode.target_frames,
-                                              episode.target_landmarks, video_index=episode.video_index)
-        opt_d.zero_grad(set_to_none=True)
-        d_terms["hinge"].backward()
-        average_gradients(list(d.parameters()), world)
-        opt_d.step()
+        d_terms = phases.discriminator_step(fake, episode.target_frames, episode.target_landmarks,
+                                            video_index=episode.video_index)
     return {**{k: v.item() for k, v in terms.items()}, **{k: v.item() for k, v in d_terms.items()}}
 
 
@@ -316,10 +304,11 @@ def train(options: TrainOptions) -> Path:
         grow_into(model, {k: v for k, v in init.state_dict().items() if k != "discriminator.W"})
     model.to(device).train()
     content = ContentLoss(options.loss, options.vgg19, options.vggface).to(device)
-    opt_g = torch.optim.Adam([*model.embedder.parameters(), *model.generator.parameters(), model.discriminator.W],
-                             lr=options.lr_generator, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=options.lr_discriminator, betas=(0.5, 0.999))
+    opt_g, opt_d = make_optimizers([*model.embedder.parameters(), *model.generator.parameters(), model.discriminator.W],
+                                   model.discriminator.parameters(), options.lr_generator, options.lr_discriminator)
     optimizers = {"opt_g": opt_g, "opt_d": opt_d}
+    phases = GanPhases(model.discriminator, content, opt_g, opt_d, device, options.amp,
+                       functools.partial(average_gradients, world=world))
 
     start, resume = 0, resumable_checkpoint(out)
     if resume is not None:
@@ -338,7 +327,7 @@ def train(options: TrainOptions) -> Path:
     began, step = time.monotonic(), start
     while step < options.steps:
         episode = sampler.sample(options.batch_size, step * world + rank).to(device)
-        losses = training_step(model, content, episode, opt_g, opt_d, options, device, world)
+        losses = training_step(model, phases, episode, options)
         step += 1
         out_of_time = _agree(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world,
                              device)
