@@ -3,6 +3,7 @@ crop pixels, one steady crop box per clip, faceless frames and clips left out, a
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -12,8 +13,9 @@ import pytest
 from skimage import data
 
 from talking_head.data.format import read_frames, read_index, read_metadata
-from talking_head.data.video import find_clips, iter_frames, preprocess_videos
+from talking_head.data.video import find_clips, preprocess_videos
 from talking_head.landmarks import crop_face, get_detector
+from talking_head.media import iter_video_frames
 
 SHIFT = 4  # pixels the head moves right in each frame of the test clip
 
@@ -57,7 +59,7 @@ def voxceleb(tmp_path_factory) -> Path:
 def test_clips_are_found_and_decoded_as_a_stream(voxceleb):
     clips = find_clips(voxceleb)
     assert [(person, name) for person, name, _ in clips] == [("id00001", "talk_00001"), ("id00002", "cafe_00001")]
-    frames = iter_frames(clips[0][2])
+    frames = iter_video_frames(clips[0][2])
     assert next(frames).shape == (320, 320, 3)
     assert sum(1 for _ in frames) == 11
     with pytest.raises(FileNotFoundError, match="not a folder of videos"):
@@ -105,6 +107,23 @@ def test_every_and_max_frames_thin_out_a_clip(voxceleb, tmp_path):
     assert frames.shape == (4, 32, 32, 3)  # frames 0, 2, 4, 6 (frame 5, the faceless one, is not used)
     steps = np.diff(landmarks[:, :, 0].mean(axis=1))
     assert np.allclose(steps, steps[0], atol=0.5) and steps[0] > 0  # evenly spaced frames
+
+
+def test_a_phone_clip_stored_sideways_with_a_rotation_tag_is_preprocessed_upright(tmp_path):
+    """Decoded as driving videos are (``media.iter_video_frames``): the display matrix turns the frames
+    upright, where dlib finds the face; frames read as stored would show it lying on its side."""
+    upright = data.astronaut()[:320, 60:300]  # 320 x 240: not square, so a swapped size would show too
+    sideways = tmp_path / "sideways.mp4"
+    write_mp4(sideways, [np.rot90(upright, k=-1)] * 3)  # turned clockwise, as a phone's sensor stores it
+    clip = tmp_path / "src" / "id00001" / "phone" / "00001.mp4"
+    clip.parent.mkdir(parents=True)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-display_rotation", "90",
+                    "-i", str(sideways), "-c", "copy", str(clip)], check=True)
+    records = preprocess_videos(tmp_path / "src", tmp_path / "dataset", image_size=32, progress=False,
+                                detector=get_detector("dlib"))
+    assert [(r.video, r.num_frames) for r in records] == [("phone_00001", 3)]
+    _, landmarks = read_frames(tmp_path / "dataset", records[0])
+    assert (landmarks[:, 8, 1] > landmarks[:, 27, 1]).all()  # the chin below the top of the nose: upright
 
 
 def test_bad_options_and_a_folder_of_another_size_are_refused(voxceleb, tmp_path):

@@ -7,7 +7,9 @@ with the system's crop convention (``landmarks.align.crop_face``) and their land
 Each clip is cropped with *one* box, placed from the median of its landmarks: a box per frame would
 follow the detector's jitter and shake the whole picture, and it would hide the head's motion, which
 is what the model must learn to follow. Clips are decoded twice as streams (landmarks first, then the
-crops), so a long or high-resolution clip never sits in memory whole.
+crops), so a long or high-resolution clip never sits in memory whole, by the decoder driving videos go
+through (``media.iter_video_frames``): a phone clip filmed upright is upright and a variable-frame-rate
+one evenly spaced in the dataset, as the model will see such videos when they drive it.
 
 Resumable: a clip whose output file exists is skipped, and files are written atomically.
 """
@@ -18,13 +20,13 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 from tqdm import tqdm
 
 from talking_head.data.format import INDEX_FILE, VideoRecord, read_index, video_path, write_index, write_video
 from talking_head.landmarks.align import crop_box, crop_face
 from talking_head.landmarks.detect import LandmarkDetector, get_detector
+from talking_head.media import VideoInfo, iter_video_frames, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +42,8 @@ def find_clips(src: str | Path) -> list[tuple[str, str, Path]]:
     return [(p.parent.parent.name, f"{p.parent.name}_{p.stem}", p) for p in clips]
 
 
-def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Decode a video as a stream of ``H x W x 3`` uint8 RGB frames (ffmpeg, one frame in memory)."""
-    reader = imageio_ffmpeg.read_frames(str(path))
-    try:
-        meta = next(reader)
-        width, height = meta["size"]
-        for raw in reader:
-            yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
-    finally:
-        reader.close()  # stops ffmpeg when the caller stops early
-
-
-def _selected(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
-    for index, frame in enumerate(iter_frames(path)):
+def _selected(path: Path, info: VideoInfo, every: int) -> Iterator[tuple[int, np.ndarray]]:
+    for index, frame in enumerate(iter_video_frames(path, decoded=info)):
         if index % every == 0:
             yield index, frame
 
@@ -65,9 +55,9 @@ def preprocess_clip(path: str | Path, image_size: int, detector: LandmarkDetecto
     Every ``every``-th frame is used, at most ``max_frames`` of those that show a face; frames with
     no face are skipped. Returns empty arrays if no frame shows a face.
     """
-    path = Path(path)
+    path, info = Path(path), probe_video(path)  # probed once for both passes
     kept: dict[int, np.ndarray] = {}
-    for index, frame in _selected(path, every):
+    for index, frame in _selected(path, info, every):
         faces = detector.detect(frame)
         if faces:
             kept[index] = faces[0].landmarks
@@ -77,7 +67,7 @@ def preprocess_clip(path: str | Path, image_size: int, detector: LandmarkDetecto
         return np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros((0, 68, 2), np.float32)
     box = crop_box(np.median(np.stack(list(kept.values())), axis=0))
     crops, landmarks, last = [], [], max(kept)
-    for index, frame in _selected(path, every):
+    for index, frame in _selected(path, info, every):
         if index in kept:
             crop, points = crop_face(frame, kept[index], image_size, box)
             crops.append(crop)
