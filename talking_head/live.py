@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from talking_head.avatar import Avatar
+from talking_head.device import autocast
 from talking_head.landmarks.align import LandmarkSmoother, Retargeter
 from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, get_detector, to_rgb_uint8
 from talking_head.limits import Limits
@@ -71,8 +72,9 @@ class LiveConfig:
     track_window: float = option(2.2, "side of the tracking crop, in face sizes")
     track_face_pixels: int = option(100, "the face's size in the shrunk tracking crop (dlib finds faces from 80 px)")
     rate_window: int = option(25, "frames/s is measured over this many frames")
-    bf16: bool = option(False, "run the generator under bfloat16 autocast (on this project's 2-core CPU about 20 %% "
-                        "faster a frame, pixel values within 1 of float32's)")
+    bf16: bool = option(False, "run the generator under bfloat16 autocast where the hardware multiplies bfloat16 (CUDA, "
+                        "CPUs with AMX; elsewhere it would be emulated, so float32 runs); pixel values within 1 of "
+                        "float32's")
 
     def __post_init__(self) -> None:
         if self.output_size < 32:
@@ -175,8 +177,7 @@ class LiveSession:
         target = self.retargeter(landmarks)[None].astype(np.float32)
         timings["retarget"] = (self.clock() - mark) * 1000
         mark = self.clock()
-        device = self.avatar.generator.psi.device.type
-        with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=self.config.bf16):
+        with torch.inference_mode(), autocast(self.avatar.generator.psi.device, self.config.bf16):
             face_image = render_faces(self.avatar, target, self.config.output_size, self.generate)[0]
         timings["generate"] = (self.clock() - mark) * 1000
         mark = self.clock()
