@@ -51,19 +51,16 @@ def config_with(**fields: object) -> Callable[[Tensors, Metadata], None]:
     return change
 
 
+def _set_or_delete(mapping: dict, key: str, value: object | None) -> None:
+    if value is None:
+        del mapping[key]
+    else:
+        mapping[key] = value
+
+
 def metadata_with(key: str, value: str | None) -> Callable[[Tensors, Metadata], None]:
-    def change(tensors: Tensors, metadata: Metadata) -> None:
-        if value is None:
-            del metadata[key]
-        else:
-            metadata[key] = value
-    return change
+    return lambda tensors, metadata: _set_or_delete(metadata, key, value)
 
 
 def tensor_with(key: str, value: torch.Tensor | None) -> Callable[[Tensors, Metadata], None]:
-    def change(tensors: Tensors, metadata: Metadata) -> None:
-        if value is None:
-            del tensors[key]
-        else:
-            tensors[key] = value
-    return change
+    return lambda tensors, metadata: _set_or_delete(tensors, key, value)
