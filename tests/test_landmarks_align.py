@@ -266,3 +266,11 @@ def test_brows_rise_with_the_driver_but_never_press_onto_the_eyes(face_landmarks
     np.testing.assert_allclose(retarget(face_landmarks, reference, lowered)[brows], face_landmarks[brows], atol=0.05)
     lift = face_landmarks[brows, 1] - retarget(face_landmarks, reference, raised)[brows, 1]
     np.testing.assert_allclose(lift, BROW_STRENGTH * step * scale, rtol=0.05)
+
+
+def test_a_collapsed_driver_detection_gives_finite_landmarks_not_an_error(face_landmarks, driver):
+    reference = driver[0].astype(np.float64)
+    for current in (np.full_like(reference, 100.0),  # every point at one place
+                    np.stack([reference[:, 0], np.full(68, 50.0)], axis=1)):  # all on one line
+        result = retarget(face_landmarks, reference, current)
+        assert result.shape == (68, 2) and np.isfinite(result).all()

@@ -202,10 +202,21 @@ def _open_mouth(points: np.ndarray, gap: float) -> np.ndarray:
 
 
 def _affine(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares affine map ``z -> M z + t`` taking (N, 2) ``src`` onto ``dst``: (M (2, 2), t (2,))."""
+    """Least-squares affine map ``z -> M z + t`` taking (N, 2) ``src`` onto ``dst``: (M (2, 2), t (2,)).
+
+    A detection collapsed to a line or a point has no invertible affine map: the least-squares
+    similarity stands in (identity, moved to the points' centre, if even that has no scale).
+    """
     design = np.concatenate([src, np.ones((len(src), 1))], axis=1)
     solution, *_ = np.linalg.lstsq(design, dst, rcond=None)
-    return solution[:2].T, solution[2]
+    matrix, shift = solution[:2].T, solution[2]
+    spread = float(np.square(src - src.mean(axis=0)).sum(axis=1).mean())
+    if abs(np.linalg.det(matrix)) > 1e-3 and spread > 0:
+        return matrix, shift
+    a, b = _similarity(_complex(src), _complex(dst))
+    if abs(a) < 1e-3:
+        a, b = 1.0, complex(*(dst.mean(axis=0) - src.mean(axis=0)))
+    return np.array([[a.real, -a.imag], [a.imag, a.real]]), np.array([b.real, b.imag])
 
 
 def _damp_head_motion(matrix: np.ndarray, foreshortening: float, zoom: float) -> np.ndarray:
