@@ -274,3 +274,5 @@ def test_a_collapsed_driver_detection_gives_finite_landmarks_not_an_error(face_l
                     np.stack([reference[:, 0], np.full(68, 50.0)], axis=1)):  # all on one line
         result = retarget(face_landmarks, reference, current)
         assert result.shape == (68, 2) and np.isfinite(result).all()
+    # ... and so does a source whose eyes sit on one point (a crafted avatar): no singular alignment.
+    assert np.isfinite(retarget(np.full_like(reference, 64.0), reference, reference + 3.0)).all()

@@ -276,7 +276,8 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
     rigid = list(RIGID_POINTS)
     src, ref = _complex(source), _complex(reference)
     scale = inter_ocular_distance(source) / max(inter_ocular_distance(reference), 1e-6)
-    a_ref = scale * _rotation(ref[rigid], src[rigid])
+    turn = _rotation(ref[rigid], src[rigid])
+    a_ref = scale * turn
     b_ref = src[rigid].mean() - a_ref * ref[rigid].mean()  # reference driver -> source: z -> a_ref z + b_ref
     align = np.array([[a_ref.real, -a_ref.imag], [a_ref.imag, a_ref.real]])
     offset = np.array([b_ref.real, b_ref.imag])
@@ -293,7 +294,8 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
     # rigid points' centre.
     centre = reference[rigid].mean(axis=0)
     moved = centre + HEAD_TRAVEL * (head @ centre + shift - centre)
-    motion = align @ _damp_head_motion(head, POSE_FORESHORTENING, HEAD_TRAVEL) @ np.linalg.inv(align)
+    rotation = np.array([[turn.real, -turn.imag], [turn.imag, turn.real]])  # conjugating by align: its scale cancels
+    motion = rotation @ _damp_head_motion(head, POSE_FORESHORTENING, HEAD_TRAVEL) @ rotation.T
     return ((posed - (align @ centre + offset)) @ motion.T + (align @ moved + offset)).astype(np.float32)
 
 
