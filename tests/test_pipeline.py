@@ -27,7 +27,7 @@ from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig, render_faces
-from talking_head.shot_bank import warp_from_bank
+from talking_head.shot_bank import paint_region, warp_from_bank
 from talking_head.tensors import to_network
 
 
@@ -97,28 +97,32 @@ def test_rendering_streams_frames_instead_of_holding_the_video(pipe: TalkingHead
 
 
 def held_out_error(model: TalkingHeadModel, identity: int, k: int, steps: int) -> float:
-    """Mean L1 on frames 14-19 of a clip after personalising on K of its frames 0-7."""
+    """Mean L1 on frames 14-19 of a clip after personalising on K of its frames 0-7, rendered as the
+    product renders (G painting inside the mouth only)."""
     frames, landmarks = render_video(identity, 0, 20, 48)
     x, y = to_network(frames, landmarks, model.config.image_size)
     points = torch.from_numpy(landmarks * (model.config.image_size / 48)).float()
     shots, targets = list(range(0, 8, 8 // k))[:k], slice(14, 20)
     config = FinetuneConfig(steps=steps, device="cpu")
     warped = warp_from_bank(x[shots], points[shots], points[targets], model.config.image_size)
+    region = paint_region(points[targets], model.config.image_size)
     avatar = personalize(model, x[shots], y[shots], points[shots], config)
-    return (avatar.generate(y[targets], warped) - x[targets]).abs().mean().item()
+    return (avatar.generate(y[targets], warped, region) - x[targets]).abs().mean().item()
 
 
 @pytest.mark.slow
-def test_fine_tuning_and_more_shots_reduce_held_out_error(trained_tiny: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_more_shots_reduce_held_out_error_and_fine_tuning_stays_near_feed_forward(
+        trained_tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = TalkingHeadModel.from_pretrained(trained_tiny)
     identities = (101, 102, 103)  # never in the training set (identities 0-7)
     error = {(k, s): np.mean([held_out_error(model, i, k, s) for i in identities]) for k, s in
              [(8, 0), (1, 30), (8, 30)]}
     with capsys.disabled():
         print("\nheld-out L1 (tiny):", {f"K={k} steps={s}": round(v, 4) for (k, s), v in error.items()})
-    assert error[(8, 30)] < error[(8, 0)]  # fine-tuning helps on frames it never saw ...
-    assert error[(8, 30)] < error[(1, 30)]  # ... and more so with more shots
+    assert error[(8, 30)] < 0.9 * error[(1, 30)]  # the bank's 8 shots hold poses and mouths one shot lacks
+    # G paints only inside the mouth, so fine-tuning can move little: it must not wreck what it touches
+    # (measured 0.0970 vs 0.0968 feed-forward; the default is feed-forward, FinetuneConfig.steps).
+    assert abs(error[(8, 30)] - error[(8, 0)]) < 0.05 * error[(8, 0)]
 
 
 def test_avatar_round_trip_in_a_fresh_process_gives_identical_frames(avatar: Avatar, tmp_path: Path) -> None:
