@@ -99,13 +99,19 @@ class Generator(nn.Module):
                                                   else "has no texture path: do not pass `warped`"))
         if psi is None:
             psi = self.project(embedding.reshape(-1, self.config.embedding_dim))
+        painted, mask = self.paint(landmark_images, psi, warped)
+        return painted if mask is None else self.composite(painted, mask, warped, paint_region)
+
+    def paint(self, landmark_images: torch.Tensor, psi: torch.Tensor, warped: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network alone, at the model's resolution: the painting in [-1, 1] and, on the texture path, the
+        mask in [0, 1] (``warped`` at any resolution, area-downsampled). Apart from ``forward`` so that an
+        exported graph (``talking_head.backends``) holds this part and ``composite`` stays in torch."""
         psi = psi.reshape(-1, self.num_adain_params).expand(landmark_images.shape[0], -1)
         params = psi.split(self.adain_sizes, dim=1)
         h = landmark_images
         if warped is not None:
-            size = self.config.image_size
-            small = warped if warped.shape[-1] == size else F.interpolate(warped, size=(size, size), mode="area")
-            h = torch.cat([h, small.to(h.dtype)], dim=1)
+            h = torch.cat([h, self.at_model_resolution(warped).to(h.dtype)], dim=1)
         for block in self.down:
             h = block(h)
         for block, p in zip(self.residual, params):
@@ -117,11 +123,21 @@ class Generator(nn.Module):
         h = torch.relu(self.out_norm(h, params[-1]))
         painted = torch.tanh(self.out_conv(h))
         if warped is None:
-            return painted
+            return painted, None
         # In float32 even under bf16 autocast: bf16 rounds sigmoid(7) to exactly 1, whose gradient is 0,
         # and neither the mask nor the painting would ever learn (measured: both frozen for 200 steps).
-        painted, warped = painted.float(), warped.float()
-        mask = torch.sigmoid(self.mask_conv(h).float())
+        return painted.float(), torch.sigmoid(self.mask_conv(h).float())
+
+    def at_model_resolution(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, C, R, R) -> (B, C, S, S) at the model's resolution S, area-averaged (as it is unchanged)."""
+        size = self.config.image_size
+        return image if image.shape[-1] == size else F.interpolate(image, size=(size, size), mode="area")
+
+    @staticmethod
+    def composite(painted: torch.Tensor, mask: torch.Tensor, warped: torch.Tensor,
+                  paint_region: torch.Tensor | None = None) -> torch.Tensor:
+        """``paint``'s painting and mask blended into ``warped`` at its resolution (``forward``)."""
+        warped = warped.float()
         if warped.shape[-1] != painted.shape[-1]:
             size = warped.shape[-2:]
             painted = F.interpolate(painted, size=size, mode="bilinear", align_corners=False)
