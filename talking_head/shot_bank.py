@@ -23,9 +23,11 @@ MOUTH_POINTS = tuple(range(48, 68))
 #: The side, in pixels, of the face crop inside an avatar's texture bank: the largest output the app
 #: offers, so a 512 px face is one sampling of the photo, not an upscaled 128 px crop.
 BANK_SIZE = 512
-#: Pixels of the photo kept around that crop on every side: a head that moves down or sideways
-#: uncovers the photo's own hair and background there (without it the warp sampled beyond the crop
-#: and repeated its edge: measured, 16 px of streaks at the top of a 128 px crop for a 12 px nod).
+#: Pixels of the photo kept around that crop on every side, for a warp that samples beyond the crop.
+#: Made when the warp's forehead and ring points pulled hair down from above the crop (16 px of
+#: repeated edge at the top of a 128 px crop for a 12 px nod); with the crop's border pinned at
+#: ``warp.BORDER_ANCHORS_PER_SIDE`` anchors a side the map now stays within a pixel of the crop, so
+#: the margin is nearly unused. Kept because it is part of the avatar file's layout.
 BANK_MARGIN = 64
 #: The side of a bank image, and the face crop's place in it (``warp.CropFrame``).
 BANK_IMAGE_SIZE = BANK_SIZE + 2 * BANK_MARGIN

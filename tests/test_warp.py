@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from talking_head.data.synthetic import render_video
-from talking_head.warp import border_anchors, extend_landmarks, sampling_map, warp_to_landmarks
+from talking_head.warp import border_anchors, sampling_map, warp_to_landmarks
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +46,18 @@ def test_the_image_border_stays_where_it_is(clip):
         assert torch.allclose(pixel_map[int(y), int(x)], torch.tensor([x, y]), atol=0.05)
 
 
-def test_hair_moves_with_the_head_not_with_the_border(clip):
+def test_a_moving_head_carries_its_surroundings_with_it_fading_towards_the_still_border(clip):
     _, landmarks = clip
     shifted = landmarks[:1] + torch.tensor([4.0, 0.0])
-    points = extend_landmarks(landmarks[:1])[0]
-    assert points.shape == (89, 2)
     pixel_map = sampling_map(landmarks[:1], shifted, 64, 64)[0]
-    # Above the brows (the forehead line), the output samples 4 px to the left: the whole head moved.
-    forehead = points[68:78].mean(0).round().long()
-    assert torch.allclose(pixel_map[forehead[1], forehead[0] + 4], forehead.float(), atol=0.5)
+    moved = torch.arange(64.0) - pixel_map[..., 0]  # how far each output pixel's content moved right
+    nose = shifted[0, 30].round().long()
+    assert moved[nose[1], nose[0]] == pytest.approx(4.0, abs=0.3)  # the face moves exactly
+    # The border barely does: pinned at its anchors, within 5 % of the head's motion between them.
+    assert moved[:, 0].abs().max() < 0.2 and moved[:, -1].abs().max() < 0.2
+    row = moved[nose[1]]  # from the face out to the border, the motion fades without reversing
+    right = row[nose[0]:]
+    assert (right > -0.05).all() and (right[:-1] - right[1:] > -0.05).all()
 
 
 def test_a_larger_source_is_sampled_once_at_the_output_size(clip):
@@ -71,17 +74,16 @@ def test_a_larger_source_is_sampled_once_at_the_output_size(clip):
     assert sharpness[0] > 1.2 * sharpness[1]
 
 
-def test_a_source_with_a_margin_shows_what_lies_beyond_the_crop(clip):
+def test_a_source_with_a_margin_is_warped_as_its_crop_alone(clip):
     images, landmarks = clip
-    # The 64 px frame is the centre of a 96 px source whose margin is a bright band; a head that moves
-    # down uncovers the band above the crop, where a source without a margin repeats the crop's edge.
+    # The 64 px frame is the centre of a 96 px source (an avatar's bank keeps the photo around its crop):
+    # ``frame`` places the crop in it, so a nodding head samples the same pixels as from the crop alone.
     source = torch.full((1, 3, 96, 96), 1.0)
     source[:, :, 16:80, 16:80] = images[:1]
-    nod = landmarks[:1] + torch.tensor([0.0, 10.0])
+    nod = landmarks[:1] + torch.tensor([3.0, 10.0])
     with_margin = warp_to_landmarks(source, landmarks[:1] + 16, nod, 64, frame=(16.0, 64.0))
     without = warp_to_landmarks(images[:1], landmarks[:1], nod, 64)
-    top = slice(0, 3)
-    assert with_margin[..., top, 24:40].mean() > without[..., top, 24:40].mean() + 0.2
+    assert (with_margin - without).abs().mean() < 0.01
     # Unmoved, the margin changes nothing: the crop comes back as it was.
     same = warp_to_landmarks(source, landmarks[:1] + 16, landmarks[:1], 64, frame=(16.0, 64.0))
     assert (same - images[:1]).abs().max() < 2e-3
