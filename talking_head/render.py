@@ -1,18 +1,22 @@
 """Driving: a video's landmarks, retargeted onto one or more avatars, rendered to an mp4, as a stream.
 
-The stages, each a function of its own, run one batch of frames at a time, so memory stays flat
-however long the driving video is:
+The stages, each a function of its own, run one batch of frames at a time:
 
-    decode (media.iter_video_frames) -> detect and smooth (driver_landmarks) -> retarget (retarget_batch)
-    -> choose shots and warp (texture_for) -> generate and composite (render_faces)
+    decode (media.iter_video_frames) -> track and smooth (driver_landmarks) -> retarget (retarget_batch)
+    -> choose shots and warp (texture_for) -> generate and composite (render_faces, AvatarColumn)
     -> lay out (FrameLayout.compose) -> encode (media.VideoSink)
+
+and as a pipeline on three threads (``stages.Ahead``): decoding and landmarks, then retargeting to
+compositing, then laying out and encoding each work on their own frames at once, a bounded queue
+between them, so memory stays flat however long the driving video is (``max_frames_in_flight``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +29,12 @@ from talking_head.errors import InputError
 from talking_head.landmarks.align import LandmarkSmoother, Retargeter, from_crop_coords
 from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
+from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_driver
 from talking_head.options import option
 from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
+from talking_head.stages import Ahead
 from talking_head.tensors import images_to_tensor, tensor_to_images
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
@@ -54,6 +60,7 @@ class RenderConfig:
     trim: bool = option(False, "trim a longer driving video to max_seconds instead of rejecting it")
     mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
     smooth: bool = option(True, "smooth the driver's landmarks over time (One-Euro filter)")
+    track: TrackConfig = option(TrackConfig(), "following the driver's face between detections")
 
     def __post_init__(self) -> None:
         if self.retarget not in ("relative", "absolute"):
@@ -81,19 +88,20 @@ class RenderResult:
 # Driver landmarks
 # ---------------------------------------------------------------------------------------------------
 
-def driver_landmarks(frames: Iterator[np.ndarray], detector: LandmarkDetector, fps: float, smooth: bool
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray | None, bool]]:
-    """(frame, landmarks, found) per frame, landmarks smoothed over time.
+#: (frame, landmarks, found): a frame without a face carries the last face seen (``found`` False), or None
+#: before the first one.
+DriverFrame = tuple[np.ndarray, np.ndarray | None, bool]
 
-    A frame without a face carries the last face seen (``found`` False), or None before the first one.
-    """
-    smoother = LandmarkSmoother(fps=fps) if smooth else None
+
+def driver_landmarks(frames: Iterable[np.ndarray], tracker: FaceTracker, smoother: LandmarkSmoother | None
+                     ) -> Iterator[DriverFrame]:
+    """The driver's face in each frame, followed by ``tracker`` and smoothed over time by ``smoother``."""
     last: np.ndarray | None = None
     for frame in frames:
-        faces = detector.detect(frame)
-        if faces:
-            last = smoother(faces[0].landmarks) if smoother else faces[0].landmarks
-        yield frame, last, bool(faces)
+        face = tracker(frame)
+        if face is not None:
+            last = smoother(face.landmarks) if smoother else face.landmarks
+        yield frame, last, face is not None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -144,21 +152,28 @@ class BatchGenerator:
 
 def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: BatchGenerator | None = None,
                  warp_only: bool = False) -> np.ndarray:
-    """The avatar's face on (T, 68, 2) targets (crop pixels): (T, size, size, 3) uint8.
+    """The avatar's face on (T, 68, 2) targets (crop pixels): (T, size, size, 3) uint8; the warp
+    (:func:`texture_for`, on the texture path) then :func:`generate_faces`."""
+    warped = texture_for(avatar, targets, size) if avatar.texture_path else None
+    if warp_only:
+        if warped is None:
+            raise ValueError("warp_only needs a texture-path avatar")
+        return tensor_to_images(warped)
+    return generate_faces(avatar, targets, size, warped, generate)
+
+
+def generate_faces(avatar: Avatar, targets: np.ndarray, size: int, warped: torch.Tensor | None,
+                   generate: BatchGenerator | None = None) -> np.ndarray:
+    """The generator's faces on (T, 68, 2) targets given their warp (None: pure synthesis), (T, size, size, 3) uint8.
 
     On the texture path the generator's mask blends its painting into the warped shots at ``size``,
     inside the mouth only (``shot_bank.paint_region``); the pure-synthesis generator draws at its own
     resolution, resized to ``size``.
     """
     generate = generate or BatchGenerator(avatar, len(targets))
-    warped = texture_for(avatar, targets, size) if avatar.texture_path else None
-    if warp_only:
-        if warped is None:
-            raise ValueError("warp_only needs a texture-path avatar")
-        return tensor_to_images(warped)
     drawings = np.stack([draw_landmarks(t, avatar.image_size) for t in targets])
-    region = paint_region(torch.from_numpy(targets * np.float32(size / avatar.image_size)), size) if warped is not None \
-        else None
+    region = (paint_region(torch.from_numpy(targets * np.float32(size / avatar.image_size)), size)
+              if warped is not None else None)
     faces = tensor_to_images(generate(images_to_tensor(drawings), warped, region))
     if faces.shape[1] != size:
         faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in faces])
@@ -303,6 +318,47 @@ def check_driver(driver: str | Path, config: RenderConfig, limits: Limits) -> Dr
     return DrivingVideo(info, int(longest * info.fps + 1e-6))  # 29/25 s at 25 fps is 29 frames, not 28
 
 
+@dataclass(frozen=True)
+class AvatarColumn:
+    """One avatar's column of the output: retarget -> warp -> generate and composite -> its panels."""
+
+    avatar: Avatar
+    retargeter: Retargeter
+    generate: BatchGenerator
+    face_size: int  # the side the face is rendered at
+    height: int  # of a panel
+    paste_back: bool
+    warp_only: bool
+
+    @classmethod
+    def plan(cls, avatar: Avatar, layout: FrameLayout, config: RenderConfig, limits: Limits) -> AvatarColumn:
+        size = face_size(avatar, layout.height, limits.max_output_size) if config.paste_back else layout.height
+        return cls(avatar, Retargeter(avatar.source_landmarks, config.retarget),
+                   BatchGenerator(avatar, config.batch_size), size, layout.height, config.paste_back, config.warp_only)
+
+    def __call__(self, driver: list[np.ndarray | None]) -> list[np.ndarray]:
+        """A panel ``height`` tall per frame of the driver's (smoothed) landmarks."""
+        targets = retarget_batch(self.retargeter, driver, self.avatar.source_landmarks)
+        faces = render_faces(self.avatar, targets, self.face_size, self.generate, self.warp_only)
+        if not self.paste_back:
+            return [fit_height(face, self.height) for face in faces]
+        scale = np.float32(self.face_size / self.avatar.image_size)
+        return [paste_into_photo(self.avatar, face, target * scale, self.height)
+                for face, target in zip(faces, targets)]
+
+
+#: How many batches each queue of the pipeline holds: one is enough for the next stage never to wait
+#: while this one has work; more would only hold more frames.
+QUEUE_BATCHES = 1
+
+
+def max_frames_in_flight(batch_size: int) -> int:
+    """The most driver frames decoded but not yet encoded: the landmark queue, the batch being gathered,
+    the one being rendered, the rendered queue and the one being encoded, each at most a batch, and
+    the frame the decoding thread holds."""
+    return (2 * QUEUE_BATCHES + 3) * batch_size + 1
+
+
 def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str | Path, detector: LandmarkDetector,
                         config: RenderConfig = RenderConfig(), labels: list[str] | None = None,
                         progress: Progress | None = None, limits: Limits | None = None) -> RenderResult:
@@ -312,7 +368,9 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     face repeat the last face seen. A driver with no face at all is an :class:`InputError`, raised as
     soon as its first ``limits.face_within_seconds`` hold none: a long faceless video is refused there,
     not after rendering every frame. The driver is checked and decoded as :func:`check_driver` says,
-    under ``limits`` (default :meth:`Limits.from_env`).
+    under ``limits`` (default :meth:`Limits.from_env`). Decoding and landmarks, rendering, and laying
+    out and encoding run at once on three threads (the module's docstring); an error in any of them
+    stops the others and is raised here.
     """
     if not avatars:
         raise ValueError("need at least one avatar")
@@ -320,29 +378,36 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     limits = limits or Limits.from_env()
     driving = check_driver(driver, config, limits)
     info, max_frames, total = driving.info, driving.max_frames, driving.frames
-    retargeters = [Retargeter(a.source_landmarks, config.retarget) for a in avatars]
-    generators = [BatchGenerator(a, config.batch_size) for a in avatars]
     layout = FrameLayout.plan(avatars, (info.width, info.height), config, labels)
+    columns = [AvatarColumn.plan(avatar, layout, config, limits) for avatar in avatars]
+    tracker = FaceTracker(detector, config.track)
+    smoother = LandmarkSmoother(fps=info.fps) if config.smooth else None
+    faceless_limit = limits.face_within_seconds * info.fps
+
+    def render(batches: Iterable[list[DriverFrame]]) -> Iterator[tuple[list[DriverFrame], list[list[np.ndarray]]]]:
+        seen = faceless = 0
+        with torch.inference_mode():  # grad mode is per thread: this one is not the caller's
+            for batch in batches:
+                seen, faceless = seen + len(batch), faceless + sum(not found for _, _, found in batch)
+                if faceless == seen and faceless >= faceless_limit:
+                    raise InputError(f"no face was found in the first {limits.face_within_seconds:g} s of the "
+                                     f"driving video: use a video where a face is visible from the start")
+                yield batch, [column([lm for _, lm, _ in batch]) for column in columns]
+
     faceless, written = 0, 0
-    stream = driver_landmarks(iter_video_frames(driver, max_frames, info), detector, info.fps, config.smooth)
-    with VideoSink(out_path, layout.width, layout.height, info.fps, audio_from=driver if info.has_audio else None,
-                   audio_seconds=max_frames / info.fps if max_frames else None) as sink:
-        for batch in _batched(stream, config.batch_size):
+    with ExitStack() as stages:  # closed in reverse: the threads stop before the sink is closed
+        sink = stages.enter_context(VideoSink(out_path, layout.width, layout.height, info.fps,
+                                              audio_from=driver if info.has_audio else None,
+                                              audio_seconds=max_frames / info.fps if max_frames else None))
+        decoded = iter_video_frames(driver, max_frames, info)
+        landmarks = stages.enter_context(Ahead(driver_landmarks(decoded, tracker, smoother),
+                                               QUEUE_BATCHES * config.batch_size, "decode+landmarks"))
+        rendered = stages.enter_context(Ahead(render(_batched(landmarks, config.batch_size)), QUEUE_BATCHES,
+                                              "retarget+warp+generate"))
+        for batch, panels in rendered:
             faceless += sum(not found for _, _, found in batch)
-            if faceless == written + len(batch) and faceless >= limits.face_within_seconds * info.fps:
-                raise InputError(f"no face was found in the first {limits.face_within_seconds:g} s of the driving "
-                                 f"video: use a video where a face is visible from the start")
-            columns = []
-            for avatar, retargeter, generate in zip(avatars, retargeters, generators):
-                targets = retarget_batch(retargeter, [lm for _, lm, _ in batch], avatar.source_landmarks)
-                size = (face_size(avatar, layout.height, limits.max_output_size) if config.paste_back
-                        else layout.height)
-                faces = render_faces(avatar, targets, size, generate, config.warp_only)
-                scale = np.float32(size / avatar.image_size)
-                columns.append([paste_into_photo(avatar, face, target * scale, layout.height) if config.paste_back
-                                else fit_height(face, layout.height) for face, target in zip(faces, targets)])
             for i, (frame, _, _) in enumerate(batch):
-                sink.write(layout.compose(frame, [column[i] for column in columns]))
+                sink.write(layout.compose(frame, [column[i] for column in panels]))
                 written += 1
             if progress:
                 progress(min(1.0, written / max(total, 1)), "rendering")
@@ -352,7 +417,7 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
                         time.monotonic() - began)
 
 
-def _batched(items: Iterator, size: int) -> Iterator[list]:
+def _batched(items: Iterable, size: int) -> Iterator[list]:
     batch: list = []
     for item in items:
         batch.append(item)

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from talking_head.data.synthetic import render_video
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import TalkingHeadModel
-from talking_head.landmarks.detect import NoFaceError
+from talking_head.landmarks.detect import NoFaceError, get_detector
 from talking_head.landmarks.rasterize import draw_landmarks
+from talking_head.landmarks.track import TrackConfig
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig, render_faces
@@ -74,8 +76,9 @@ def test_side_by_side_and_paste_back_layouts(pipe: TalkingHeadPipeline, avatar: 
 def test_rendering_streams_frames_instead_of_holding_the_video(pipe: TalkingHeadPipeline, avatar: Avatar,
                                                                driver_video: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Memory must not grow with the driver's length: the decoder may run at most one batch ahead of the
-    encoder (a render that decoded the whole driver first would be 30 frames ahead here)."""
+    """Memory must not grow with the driver's length: the decoder may run at most the pipeline's queues and
+    the batches in its stages ahead of the encoder (a render that decoded the whole driver first would be
+    30 frames ahead here)."""
     decoded, written, ahead = [0], [0], []
     real_frames, real_write = render.iter_video_frames, VideoSink.write
 
@@ -91,9 +94,50 @@ def test_rendering_streams_frames_instead_of_holding_the_video(pipe: TalkingHead
 
     monkeypatch.setattr(render, "iter_video_frames", counted_frames)
     monkeypatch.setattr(VideoSink, "write", counted_write)
-    result = pipe.animate(avatar, driver_video, tmp_path / "out.mp4", RenderConfig(output_size=64, batch_size=4))
+    result = pipe.animate(avatar, driver_video, tmp_path / "out.mp4", RenderConfig(output_size=64, batch_size=2))
     assert decoded[0] == written[0] == result.num_frames == 30
-    assert max(ahead) <= 4
+    assert max(ahead) <= render.max_frames_in_flight(2) == 11
+
+
+class BrokenDetector:
+    """A landmark backend that fails on the fifth frame (a stage's error, not a model's output)."""
+
+    name = "broken"
+
+    def __init__(self) -> None:
+        self.real, self.calls = get_detector("dlib"), 0
+
+    def detect(self, image: np.ndarray) -> list:
+        self.calls += 1
+        if self.calls == 5:
+            raise RuntimeError("landmarks failed")
+        return self.real.detect(image)
+
+
+@pytest.mark.parametrize("stage", ["landmarks", "generate", "encode"])
+def test_an_error_in_any_stage_of_the_pipeline_is_raised_and_stops_every_thread(
+        avatar: Avatar, driver_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str) -> None:
+    detector = BrokenDetector() if stage == "landmarks" else get_detector("dlib")
+    calls = [0]
+
+    def fail_on_second(real):
+        def failing(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == 2:
+                raise RuntimeError(f"{stage} failed")
+            return real(*args, **kwargs)
+        return failing
+
+    if stage == "generate":
+        monkeypatch.setattr(render, "render_faces", fail_on_second(render.render_faces))
+    if stage == "encode":
+        monkeypatch.setattr(VideoSink, "write", fail_on_second(VideoSink.write))
+    out = tmp_path / "out.mp4"
+    config = RenderConfig(output_size=64, batch_size=2, track=TrackConfig(enabled=False))  # every frame detected
+    with pytest.raises(RuntimeError, match=f"{stage} failed"):
+        render.render_driven_video([avatar], driver_video, out, detector, config)
+    assert not [t for t in threading.enumerate() if t.name in ("decode+landmarks", "retarget+warp+generate")]
+    assert not list(tmp_path.iterdir())  # neither the mp4 nor its partial file
 
 
 def held_out_error(model: TalkingHeadModel, identity: int, k: int, steps: int) -> float:
