@@ -8,10 +8,13 @@ One loop, two front ends (``python -m talking_head live`` and the app's *Live* t
     session.recentre()                            # the next frames with a face are the neutral pose again
 
 or as a generator, ``for shown in run_live(frames, avatar): ...``. Each step is render.py's chain for a
-single frame: landmarks (dlib) -> One-Euro smoothing (``LandmarkSmoother``) -> relative retargeting
-(``Retargeter``, its reference the mean of the first frames with a face) -> ``render_faces`` (warp +
-generate) -> ``stamp_synthetic``. A frame without a face shows the last good frame with a hint; a step
-never raises for what a camera sends.
+single frame, in two halves: :meth:`LiveSession.prepare` (landmarks, followed between detections by
+``FaceTracker`` -> One-Euro smoothing (``LandmarkSmoother``) -> relative retargeting (``Retargeter``, its
+reference the mean of the first frames with a face) -> the warp, ``texture_for``) and
+:meth:`LiveSession.finish` (``generate_faces`` -> ``stamp_synthetic``). ``run_live`` runs the two halves
+on two threads, the next frame prepared while this one is generated; ``step`` runs them one after the
+other (the app's tab, which gets one frame per call). A frame without a face shows the last good
+frame with a hint; a step never raises for what a camera sends.
 
 ``CameraFeed`` turns any frame source into what a camera is: frames arrive on their own clock and the
 loop always takes the newest one (older ones are dropped, so latency does not pile up when rendering
@@ -28,17 +31,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 import torch
 
 from talking_head.avatar import Avatar
 from talking_head.device import autocast
 from talking_head.landmarks.align import LandmarkSmoother, Retargeter
-from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, get_detector, to_rgb_uint8
+from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb_uint8
+from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.options import option
-from talking_head.render import BatchGenerator, fit_height, render_faces
+from talking_head.render import BatchGenerator, fit_height, generate_faces, texture_for
+from talking_head.stages import Ahead
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
 if TYPE_CHECKING:
@@ -50,7 +54,7 @@ logger = logging.getLogger(__name__)
 HINT_NO_FACE_YET = "No face in view yet: look into the camera."
 HINT_FACE_LOST = "Face lost: showing the last good frame. Look into the camera."
 #: Timing stages, in the order a step runs them.
-STAGES = ("landmarks", "retarget", "generate", "mark")
+STAGES = ("landmarks", "retarget", "warp", "generate", "mark")
 #: Frames smaller than this a side hold no face worth searching (an empty frame as a stream starts).
 MIN_FRAME_SIDE = 16
 
@@ -66,11 +70,7 @@ class LiveConfig:
     camera_fps: float = option(25.0, "the camera's frame rate, for the smoothing (the live command uses its camera's or "
                                "video's own)")
     mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
-    #: dlib's detector costs grow with the pixels searched, so the face is searched near where it was first.
-    track: bool = option(True, "search for the face near its last place first (a crop of track_window face sides, "
-                         "shrunk so the face is about track_face_pixels wide), then in the whole frame")
-    track_window: float = option(2.2, "side of the tracking crop, in face sizes")
-    track_face_pixels: int = option(100, "the face's size in the shrunk tracking crop (dlib finds faces from 80 px)")
+    track: TrackConfig = option(TrackConfig(), "following the face between detections")
     rate_window: int = option(25, "frames/s is measured over this many frames")
     bf16: bool = option(False, "run the generator under bfloat16 autocast where the hardware multiplies bfloat16 (CUDA, "
                         "CPUs with AMX; elsewhere it would be emulated, so float32 runs); pixel values within 1 of "
@@ -99,6 +99,7 @@ class LiveFrame:
     timings_ms: dict[str, float] = field(default_factory=dict)  # per stage of ``STAGES``
     index: int = 0  # steps taken by the session, this one included
     calibrating: bool = False  # still collecting the neutral reference
+    captured_at: float = 0.0  # when the camera frame shown here was captured (the session's clock)
 
     def describe(self) -> str:
         """One line for a display: ``23.5 frames/s, latency 61 ms``."""
@@ -121,14 +122,15 @@ class LiveSession:
                              "(TALKING_HEAD_MAX_OUTPUT_SIZE)")
         self.avatar, self.config, self.clock = avatar, config, clock
         self.detector = detector or get_detector("dlib")
+        self.tracker = FaceTracker(self.detector, config.track)
         self.generate = BatchGenerator(avatar, 1)
         self.smoother = LandmarkSmoother(fps=config.camera_fps) if config.smooth else None
         self.retargeter = Retargeter(avatar.source_landmarks, config.retarget)
         self._neutral: list[np.ndarray] = []
-        self._box: tuple[float, float, float, float] | None = None
         self._done: collections.deque[float] = collections.deque(maxlen=config.rate_window)
         self.steps = 0
-        self._lock = threading.Lock()
+        # One lock per half, so that run_live's two threads and a re-centre from a third never meet.
+        self._prepare_lock, self._finish_lock = threading.Lock(), threading.Lock()
         rest = fit_height(np.ascontiguousarray(avatar.source_crop), config.output_size)
         self.last_image = stamp_synthetic(rest, config.mark_position)  # the avatar at rest until a face shows
 
@@ -138,7 +140,7 @@ class LiveSession:
 
     def recentre(self) -> None:
         """The next ``reference_frames`` frames with a face become the neutral pose again."""
-        with self._lock:
+        with self._prepare_lock:
             self._neutral.clear()
             self.retargeter.reference = None
             if self.smoother:
@@ -149,26 +151,28 @@ class LiveSession:
 
         ``captured_at`` is the frame's capture time on ``clock`` (default: now), for the latency.
         """
-        captured_at = self.clock() if captured_at is None else captured_at
-        with self._lock:
-            return self._step(frame, captured_at)
+        return self.finish(self.prepare(frame, captured_at))
 
-    def _step(self, frame: np.ndarray, captured_at: float) -> LiveFrame:
+    def prepare(self, frame: np.ndarray, captured_at: float | None = None) -> Posed:
+        """The first half of a step: the face found, smoothed, retargeted, and the avatar's shots warped onto it."""
+        captured_at = self.clock() if captured_at is None else captured_at
+        with self._prepare_lock, torch.inference_mode():
+            return self._prepare(frame, captured_at)
+
+    def _prepare(self, frame: np.ndarray, captured_at: float) -> Posed:
         start = self.clock()
         timings = dict.fromkeys(STAGES, 0.0)
-        self.steps += 1
         face = None
         try:
             image = to_rgb_uint8(frame)
             if min(image.shape[:2]) >= MIN_FRAME_SIDE:
-                face = self._find_face(image)
+                face = self.tracker(image)
         except ValueError as error:  # not an image at all (None, a wrong shape or dtype): keep going
             logger.warning("live: unusable frame (%s)", error)
         timings["landmarks"] = (self.clock() - start) * 1000
         if face is None:
-            self._box = None
             hint = HINT_NO_FACE_YET if self.retargeter.reference is None else HINT_FACE_LOST
-            return self._finish(self.last_image, False, hint, captured_at, timings)
+            return Posed(captured_at, timings, None, None, hint, self.calibrating)
         mark = self.clock()
         landmarks = self.smoother(face.landmarks) if self.smoother else face.landmarks
         if self.calibrating:
@@ -177,54 +181,44 @@ class LiveSession:
         target = self.retargeter(landmarks)[None].astype(np.float32)
         timings["retarget"] = (self.clock() - mark) * 1000
         mark = self.clock()
-        with torch.inference_mode(), autocast(self.avatar.generator.psi.device, self.config.bf16):
-            face_image = render_faces(self.avatar, target, self.config.output_size, self.generate)[0]
-        timings["generate"] = (self.clock() - mark) * 1000
-        mark = self.clock()
-        self.last_image = stamp_synthetic(face_image, self.config.mark_position)
-        timings["mark"] = (self.clock() - mark) * 1000
+        warped = texture_for(self.avatar, target, self.config.output_size) if self.avatar.texture_path else None
+        timings["warp"] = (self.clock() - mark) * 1000
         hint = "Hold still, looking ahead: setting the neutral pose." if self.calibrating else None
-        return self._finish(self.last_image, True, hint, captured_at, timings)
+        return Posed(captured_at, timings, target, warped, hint, self.calibrating)
 
-    def _finish(self, image: np.ndarray, found: bool, hint: str | None, captured_at: float,
-                timings: dict[str, float]) -> LiveFrame:
-        now = self.clock()
-        self._done.append(now)
-        fps = (len(self._done) - 1) / (self._done[-1] - self._done[0]) if len(self._done) > 1 and \
-            self._done[-1] > self._done[0] else 0.0
-        return LiveFrame(image, found, hint, (now - captured_at) * 1000, fps, timings, self.steps, self.calibrating)
+    def finish(self, posed: Posed) -> LiveFrame:
+        """The second half of a step: the generator's face on the warp, marked; the last good frame when
+        ``posed`` has no face."""
+        with self._finish_lock, torch.inference_mode():
+            self.steps += 1
+            timings = dict(posed.timings_ms)
+            if posed.target is not None:
+                mark = self.clock()
+                with autocast(self.avatar.generator.psi.device, self.config.bf16):
+                    face_image = generate_faces(self.avatar, posed.target, self.config.output_size, posed.warped,
+                                                self.generate)[0]
+                timings["generate"] = (self.clock() - mark) * 1000
+                mark = self.clock()
+                self.last_image = stamp_synthetic(face_image, self.config.mark_position)
+                timings["mark"] = (self.clock() - mark) * 1000
+            now = self.clock()
+            self._done.append(now)
+            fps = (len(self._done) - 1) / (self._done[-1] - self._done[0]) if len(self._done) > 1 and \
+                self._done[-1] > self._done[0] else 0.0
+            return LiveFrame(self.last_image, posed.target is not None, posed.hint, (now - posed.captured_at) * 1000,
+                             fps, timings, self.steps, posed.calibrating, posed.captured_at)
 
-    def _find_face(self, image: np.ndarray) -> FaceDetection | None:
-        """The largest face: searched first near the last one (a small, cheap search), then everywhere."""
-        face = self._track(image) if self._box is not None else None
-        if face is None:
-            faces = self.detector.detect(image)
-            face = faces[0] if faces else None
-        self._box = face.box if face is not None else None
-        return face
 
-    def _track(self, image: np.ndarray) -> FaceDetection | None:
-        landmarks_in_box = getattr(self.detector, "landmarks_in_box", None)
-        if not self.config.track or landmarks_in_box is None or self._box is None:
-            return None
-        x0, y0, x1, y1 = self._box
-        side = max(x1 - x0, y1 - y0) * self.config.track_window
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        left, top = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-        right, bottom = int(min(image.shape[1], cx + side / 2)), int(min(image.shape[0], cy + side / 2))
-        if right - left < 16 or bottom - top < 16:
-            return None
-        window = image[top:bottom, left:right]
-        factor = min(1.0, self.config.track_face_pixels * self.config.track_window / max(window.shape[:2]))
-        if factor < 1.0:
-            size = (max(1, round(window.shape[1] * factor)), max(1, round(window.shape[0] * factor)))
-            window = cv2.resize(window, size, interpolation=cv2.INTER_AREA)
-        faces = self.detector.detect(window)
-        if not faces:
-            return None
-        bx0, by0, bx1, by1 = faces[0].box
-        box = (left + bx0 / factor, top + by0 / factor, left + bx1 / factor, top + by1 / factor)
-        return landmarks_in_box(image, box, faces[0].score)  # the 68 points at full resolution
+@dataclass(frozen=True)
+class Posed:
+    """A frame half-way through a step (:meth:`LiveSession.prepare`): where the avatar's face goes, its warp."""
+
+    captured_at: float
+    timings_ms: dict[str, float]
+    target: np.ndarray | None  # (1, 68, 2) crop pixels; None: no face in the frame
+    warped: torch.Tensor | None  # (1, 3, S, S) the shots warped onto it (texture path)
+    hint: str | None
+    calibrating: bool
 
 
 def run_live(frames: Iterable[np.ndarray | tuple[np.ndarray, float]], avatar: Avatar,
@@ -232,11 +226,22 @@ def run_live(frames: Iterable[np.ndarray | tuple[np.ndarray, float]], avatar: Av
              session: LiveSession | None = None) -> Iterator[LiveFrame]:
     """One :class:`LiveFrame` per frame, in order. A frame may come as ``(frame, captured_at)``
     (``time.monotonic`` seconds, as :class:`CameraFeed` yields them) for the latency to count the wait
-    before the step."""
+    before the step.
+
+    The next frame is prepared (landmarks, retargeting, warp) on a thread of its own while this one is
+    generated; it is taken from ``frames`` only when generation of the last one starts (``Ahead`` with
+    depth 0), so a camera's frame is as fresh as it can be.
+    """
     session = session or LiveSession(avatar, config, detector)
-    for item in frames:
-        frame, captured_at = item if isinstance(item, tuple) else (item, None)
-        yield session.step(frame, captured_at)
+
+    def prepared() -> Iterator[Posed]:
+        for item in frames:
+            frame, captured_at = item if isinstance(item, tuple) else (item, None)
+            yield session.prepare(frame, captured_at)
+
+    with Ahead(prepared(), depth=0, name="live landmarks+warp") as posed:
+        for item in posed:
+            yield session.finish(item)
 
 
 class CameraFeed:

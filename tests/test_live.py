@@ -16,6 +16,7 @@ from skimage import data
 from talking_head.avatar import Avatar
 from talking_head.cli import main
 from talking_head.landmarks.detect import get_detector
+from talking_head.landmarks.track import TrackConfig
 from talking_head.limits import Limits
 from talking_head.live import HINT_FACE_LOST, HINT_NO_FACE_YET, STAGES, CameraFeed, LiveConfig, LiveSession, run_live
 from talking_head.media import iter_video_frames, probe_video
@@ -103,7 +104,7 @@ def test_a_frame_without_a_face_shows_the_last_good_frame_and_a_hint(avatar: Ava
 
 
 def test_recentre_takes_the_next_frames_as_the_neutral_pose(avatar: Avatar, frames: list[np.ndarray]) -> None:
-    config = LiveConfig(output_size=SIZE, reference_frames=1, track=False)
+    config = LiveConfig(output_size=SIZE, reference_frames=1, track=TrackConfig(enabled=False))
     session = LiveSession(avatar, config)
     for frame in frames[:5]:
         session.step(frame)
@@ -193,3 +194,29 @@ def test_a_session_keeps_to_the_servers_output_size_limit(avatar: Avatar) -> Non
     with pytest.raises(ValueError, match="over this server's limit of 256"):
         LiveSession(avatar, LiveConfig(output_size=512), limits=Limits(max_output_size=256))
     assert LiveSession(avatar, LiveConfig(output_size=256), limits=Limits(max_output_size=256)).last_image.shape[0] == 256
+
+
+def test_run_live_prepares_frames_on_a_thread_of_its_own_and_raises_its_sources_error(
+        avatar: Avatar, frames: list[np.ndarray]) -> None:
+    import threading
+
+    session = LiveSession(avatar, CONFIG)
+    prepared_on = []
+    real_prepare = session.prepare
+
+    def prepare(frame, captured_at=None):
+        prepared_on.append(threading.current_thread().name)
+        return real_prepare(frame, captured_at)
+
+    session.prepare = prepare
+
+    def camera():
+        yield from frames[:4]
+        raise OSError("camera unplugged")
+
+    shown = []
+    with pytest.raises(OSError, match="camera unplugged"):
+        for out in run_live(camera(), avatar, session=session):
+            shown.append(out)
+    assert len(shown) == 4 and all(name == "live landmarks+warp" for name in prepared_on)
+    assert not [t for t in threading.enumerate() if t.name == "live landmarks+warp"]

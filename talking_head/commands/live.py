@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import itertools
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -73,7 +74,7 @@ def main(args: argparse.Namespace) -> None:
     import torch
 
     from talking_head.avatar import Avatar
-    from talking_head.live import CameraFeed, LiveSession
+    from talking_head.live import CameraFeed, LiveSession, run_live
     from talking_head.media import VideoSink, iter_video_frames, probe_video
 
     options, config = dataclass_from_args(LiveOptions, args), dataclass_from_args(LiveConfig, args)
@@ -98,17 +99,17 @@ def main(args: argparse.Namespace) -> None:
         feed = stack.enter_context(CameraFeed(source, fps=fps if options.video else None))
         if window:
             stack.callback(cv2.destroyAllWindows)
+        frames = itertools.takewhile(lambda item: not options.seconds or item[1] - began <= options.seconds, feed)
+        # The next frame's landmarks and warp run while this one is generated (run_live's two threads).
+        shown_frames = stack.enter_context(closing(run_live(frames, avatar, session=session)))
         try:
-            for frame, captured_at in feed:
-                if options.seconds and captured_at - began > options.seconds:
-                    break
-                out = session.step(frame, captured_at)
+            for out in shown_frames:
                 shown += 1
                 faceless += not out.face_found
                 if shown > config.reference_frames:  # the first steps warm up (first calls allocate)
                     latencies.append(out.latency_ms)
                 if sink:  # each frame held until the next is ready, so the recording plays in real time
-                    slot = round((captured_at - began) * fps) + 1
+                    slot = round((out.captured_at - began) * fps) + 1
                     for _ in range(max(1, slot - recorded)):
                         sink.write(out.image)
                         recorded += 1
