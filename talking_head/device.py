@@ -1,12 +1,36 @@
-"""Device and precision chosen in one place (no ``.cuda()`` anywhere else)."""
+"""Device, precision, memory layout and rendering runtime, chosen in one place (no ``.cuda()`` anywhere else).
+
+Two environment variables override the automatic choices, for every command, the app and training alike:
+
+- ``TALKING_HEAD_PRECISION``: ``auto`` (default) or ``fp32`` (never autocast: reproducible float32 numbers);
+- ``TALKING_HEAD_BACKEND``: ``auto`` (default), ``torch`` or ``onnx``: what runs a personalised generator
+  (``talking_head.onnx_backend``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+PRECISION_ENV, PRECISIONS = "TALKING_HEAD_PRECISION", ("auto", "fp32")
+BACKEND_ENV, BACKENDS = "TALKING_HEAD_BACKEND", ("auto", "torch", "onnx")
+
+#: CPU flags under which torch's bf16 autocast measured faster than float32 (the shipped ``small``
+#: generator, batch 8, 2 threads):
+#:
+#: - ``amx_bf16``: a 2-core Xeon (AMX tiles): rendering 40 -> 88 frames/s (115 with channels_last), a
+#:   training step 0.57 -> 0.29 s (../shared/FACTS.md, 2026-12-01, idle machine);
+#: - ``avx512_bf16``: a 2-core AMD EPYC without AMX (AVX-512 ``vdpbf16ps``): rendering 1.39x and 2.31x
+#:   float32 in two runs on a loaded machine (``benchmarks/results/generator_paths_epyc.md``).
+#:
+#: A CPU with neither emulates bf16 in float32 arithmetic plus conversions: slower than float32.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -20,22 +44,87 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 @functools.cache
-def cpu_has_bf16_matrix_units() -> bool:
-    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX): only there does CPU autocast pay.
-
-    Measured on the project's 2-core AMX Xeon: a generator training step 0.57 s in fp32, 0.29 s under
-    bf16 autocast. Without AMX, bf16 is emulated and slower than fp32.
-    """
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as Linux lists them (empty where /proc/cpuinfo cannot be read)."""
     try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
+        return frozenset()
+    return frozenset(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                           if line.startswith("flags")), []))
+
+
+def _setting(variable: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(variable, "auto").strip().lower() or "auto"
+    if value not in choices:
+        raise ValueError(f"{variable}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a device runs the networks: bf16 autocast or float32, and the activations' memory layout."""
+
+    bf16: bool
+    channels_last: bool
+    reason: str  # why, for whoever reads the report
+
+    def __str__(self) -> str:
+        name = "bf16 autocast" if self.bf16 else "float32"
+        return f"{name}{' + channels_last' if self.channels_last else ''} ({self.reason})"
+
+
+def precision(device: torch.device) -> Precision:
+    """bf16 autocast on CUDA and on CPUs with a flag in ``BF16_CPU_FLAGS``, else float32;
+    ``TALKING_HEAD_PRECISION=fp32`` forces float32 everywhere.
+
+    channels_last only where it measured faster: on the AMX Xeon (bf16 88 -> 115 frames/s). On the
+    EPYC it was slower than contiguous under bf16 (1.15x and 2.21x float32 against 1.39x and 2.31x) and
+    within noise in float32; on CUDA it is unmeasured, so off.
+    """
+    if _setting(PRECISION_ENV, PRECISIONS) == "fp32":
+        return Precision(False, False, f"{PRECISION_ENV}=fp32")
+    if device.type == "cuda":
+        return Precision(True, False, "CUDA")
+    found = [flag for flag in BF16_CPU_FLAGS if flag in cpu_flags()]
+    if device.type == "cpu" and found:
+        return Precision(True, found[0] == "amx_bf16", f"CPU flag {found[0]}")
+    return Precision(False, False, f"no bf16 unit on this {device.type}")
 
 
 def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """bf16 autocast (no loss scaling needed) on CUDA and on CPUs with bf16 matrix units; else a no-op."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if enabled and device.type == "cpu" and cpu_has_bf16_matrix_units():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+    """bf16 autocast (no loss scaling needed) where ``precision`` says it pays; else a no-op."""
+    if enabled and precision(device).bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def onnxruntime_installed() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def rendering_backend(device: torch.device) -> str:
+    """``onnx`` or ``torch``: what runs a personalised generator on ``device`` (``TALKING_HEAD_BACKEND``
+    overrides; ``onnx`` needs onnxruntime and a CPU).
+
+    Automatic choice, from one-process side-by-side measurements (``benchmarks/bench_generator.py``):
+    ONNX Runtime on a CPU without AMX when installed (on the EPYC with ``avx512_bf16``, two runs on a
+    loaded machine: 2.07x and 5.68x torch float32, against bf16 autocast's 1.39x and 2.31x); torch
+    elsewhere (on the AMX Xeon torch bf16 + channels_last ran at 115 frames/s against ONNX Runtime's 79;
+    on CUDA ONNX Runtime's CPU build is no contender).
+    """
+    choice = _setting(BACKEND_ENV, BACKENDS)
+    usable = device.type == "cpu" and onnxruntime_installed()
+    if choice == "onnx" and not usable:
+        raise RuntimeError(f"{BACKEND_ENV}=onnx needs the onnxruntime package and a CPU device (pip install "
+                           f"'talking-head[onnx]'; device: {device})")
+    if choice != "auto":
+        return choice
+    return "onnx" if usable and "amx_bf16" not in cpu_flags() else "torch"
+
+
+def describe_rendering(device: torch.device) -> str:
+    """One line for the app's notes and the CLI: what runs the generator, in which precision, and why."""
+    if rendering_backend(device) == "onnx":
+        return "ONNX Runtime, float32 (faster than torch on this CPU)"
+    return f"torch on {device.type}, {precision(device)}"

@@ -2,6 +2,9 @@
 
 Drops the optimiser state, optionally stores the weights in half precision (loading casts back to
 float32) and reports what that costs: the largest difference of G's output between the two.
+
+``export --onnx AVATAR`` instead writes a saved avatar's generator as an ONNX graph beside it, for use
+outside this project (``talking_head.onnx_backend.export_onnx`` says what it computes).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class ExportOptions:
     out: str = option("checkpoints", "folder to write (its README.md model card is kept if present)")
     dtype: str = option("float16", "storage precision", choices=["float16", "float32"])
     push_to_hub: str | None = option(None, "also upload to this Hub repo id (needs a token)")
+    onnx: str | None = option(None, "instead: an avatar file (.safetensors) whose generator to write as ONNX, "
+                              "beside it with the suffix .onnx (needs pip install 'talking-head[onnx]')")
 
 
 @torch.no_grad()
@@ -75,7 +80,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_arguments(parser, ExportOptions)
 
 
+def export_avatar_onnx(avatar_path: str | Path) -> Path:
+    """An avatar's generator, psi baked in, as ``AVATAR.onnx``: inputs landmark images (+ warped shots) at the
+    model's resolution, outputs the painting (+ mask); the model config is in the graph's metadata."""
+    from talking_head.avatar import Avatar
+    from talking_head.onnx_backend import export_onnx
+
+    avatar_path = Path(avatar_path)
+    return export_onnx(Avatar.load(avatar_path).generator, avatar_path.with_suffix(".onnx"), psi_as_input=False)
+
+
 def main(args: argparse.Namespace) -> None:
-    out, error = export(dataclass_from_args(ExportOptions, args))
+    options = dataclass_from_args(ExportOptions, args)
+    if options.onnx:
+        print(f"{export_avatar_onnx(options.onnx)}: the avatar's generator as ONNX (psi baked in)")
+        return
+    out, error = export(options)
     size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".safetensors") / 2**20
     print(f"{out}: {size:.1f} MiB of weights; largest output difference from the float32 model: {error:.2e}")

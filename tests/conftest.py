@@ -18,6 +18,14 @@ from talking_head.hub import TalkingHeadModel
 from talking_head_app.handlers import TalkingHeadApp
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Graphs exported for ONNX Runtime (talking_head.onnx_backend) go to the session's folder, not the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TALKING_HEAD_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture
 def tiny_config() -> ModelConfig:
     return ModelConfig.named("tiny", num_videos=4)
