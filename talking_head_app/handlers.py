@@ -35,6 +35,7 @@ import spaces
 import spaces.config
 
 from talking_head.avatar import Avatar
+from talking_head.device import describe_rendering, pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
@@ -396,4 +397,5 @@ def _describe(result: RenderResult, info: dict[str, Any], stages: Sequence[tuple
         notes.append(f"{result.frames_without_face} driver frames had no face: the last face seen was repeated")
     if not result.has_audio:
         notes.append("the driving video has no sound track")
+    notes.append(f"the generator ran in {describe_rendering(pick_device())}")
     return "\n".join(lines + [""] + [f"- {note}" for note in notes])

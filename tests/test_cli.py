@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
 
 from talking_head.cli import build_parser, main
 from talking_head.commands.common import FINETUNE_RENAMED, finetune_config
+from talking_head.device import describe_rendering
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.rasterize import LANDMARK_PARTS
 from talking_head.media import probe_video
@@ -63,6 +65,7 @@ def test_personalize_save_then_animate_the_avatar_and_compare(trained_tiny: Path
     main(["animate", "--avatar", str(avatar), "--driver", str(driver_video), "--out", str(tmp_path / "a.mp4"),
           "--output-size", "64", *weights])
     assert probe_video(tmp_path / "a.mp4").num_frames == 30
+    assert f"generator: {describe_rendering(torch.device('cpu'))}" in capsys.readouterr().err  # e.g. bf16 autocast
     main(["compare", "--photos", *map(str, synthetic_photos), "--driver", str(driver_video), "--ks", "1", "2", "8",
           "--steps", "0", "--out", str(tmp_path / "c.mp4"), "--output-size", "64", *weights])
     info = probe_video(tmp_path / "c.mp4")

@@ -39,6 +39,7 @@ def add_model_and_render_arguments(parser: argparse.ArgumentParser, render: bool
 
 def build_pipeline(args: argparse.Namespace):
     """The pipeline on the weights asked for; weights that cannot be had end the command like bad input."""
+    from talking_head.device import describe_rendering
     from talking_head.hub import WeightsError, WeightsNotFoundError
     from talking_head.pipeline import TalkingHeadPipeline
 
@@ -47,7 +48,7 @@ def build_pipeline(args: argparse.Namespace):
         pipe = TalkingHeadPipeline.from_pretrained(o.weights, o.revision, o.device, o.landmarks)
     except (WeightsNotFoundError, WeightsError) as error:
         exit_on_input_error(error)
-    print(f"weights: {pipe.weights}", file=sys.stderr)
+    print(f"weights: {pipe.weights}; generator: {describe_rendering(pipe.device)}", file=sys.stderr)
     return pipe
 
 
