@@ -1,6 +1,13 @@
-"""Rendering speed of the generator G, printed as markdown tables (parameter counts, then frames/s).
+"""Rendering speed of the generator G, printed as markdown tables.
 
-    python benchmarks/bench_generator.py [--sizes small paper] [--batch 1 8] [--seconds 2] [--threads 1 2]
+    python benchmarks/bench_generator.py [--tables paths sizes] [--weights checkpoints] [--output-size 256]
+        [--rounds 3] [--sizes small paper] [--batch 1 8] [--seconds 2] [--threads 1 2]
+
+``paths`` (first): the shipped checkpoint's personalised generator through every rendering path (torch
+float32, bf16 autocast, channels_last, ONNX Runtime), each forced, with its ratio to float32, on the CPU
+with the first ``--threads`` count and the last ``--batch`` (``generator_paths.py``).
+
+``sizes``: random weights of each model size, as below.
 
 What is timed is what rendering a driving video costs once a person is personalised: G's forward pass
 under ``torch.inference_mode`` with spectral norm baked into the weights
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import os
 import statistics
 import time
@@ -31,7 +39,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from generator_paths import time_paths
 from talking_head.config import MODEL_SIZES, ModelConfig
+from talking_head.device import BF16_CPU_FLAGS, cpu_flags, onnxruntime_installed
 from talking_head.models import Discriminator, Embedder, Generator
 from talking_head.models.blocks import bake_spectral_norm
 
@@ -132,6 +142,11 @@ def time_variant(generator: Generator, landmarks: torch.Tensor, psi: torch.Tenso
     return Timing(landmarks.shape[0] / median, 1000 * median, diff), output
 
 
+def load_average() -> str:
+    """The 1-minute load average: above the core count, other jobs shared the CPU during the run."""
+    return Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "unknown"
+
+
 def machine_line(threads: list[int]) -> str:
     cpu = "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
@@ -142,8 +157,12 @@ def machine_line(threads: list[int]) -> str:
     for n in threads:
         torch.set_num_threads(n)
         reference.append(f"{reference_conv_ms():.1f} ms with {n} thread{'s' * (n > 1)}")
-    line = (f"CPU: {cpu}, {os.cpu_count()} cores (reference 3x3 conv 64->64 at 128x128: {', '.join(reference)}); "
+    flags = [flag for flag in ("avx2", "avx512f", *BF16_CPU_FLAGS) if flag in cpu_flags()]
+    line = (f"CPU: {cpu}, {os.cpu_count()} cores, flags {' '.join(flags) or 'none of avx2/avx512f/bf16'} "
+            f"(reference 3x3 conv 64->64 at 128x128: {', '.join(reference)}); load average {load_average()}; "
             f"torch {torch.__version__}")
+    if onnxruntime_installed():
+        line += f", onnxruntime {importlib.metadata.version('onnxruntime')}"
     if torch.cuda.is_available():
         line += (f"; GPU: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda}, "
                  f"cuDNN {torch.backends.cudnn.version()}, TF32 convolutions "
@@ -153,6 +172,10 @@ def machine_line(threads: list[int]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", nargs="+", choices=["paths", "sizes"], default=["paths", "sizes"])
+    parser.add_argument("--weights", default="checkpoints", help="the checkpoint the paths table renders")
+    parser.add_argument("--output-size", type=int, default=256, help="output size of the paths table, px")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of every path in the paths table")
     parser.add_argument("--sizes", nargs="+", default=["small", "paper"], choices=sorted(MODEL_SIZES))
     parser.add_argument("--batch", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per row (after a warm-up)")
@@ -166,6 +189,15 @@ def main() -> None:
 
     print(machine_line(args.threads) + "\n")
     torch.set_num_threads(args.threads[0])
+    if "paths" in args.tables:
+        print("\n".join(time_paths(args.weights, args.batch[-1], args.output_size, args.seconds, args.rounds)))
+        print(f"\nload average at the end: {load_average()}\n")
+    if "sizes" in args.tables:
+        sizes_tables(args)
+
+
+def sizes_tables(args: argparse.Namespace) -> None:
+    """Parameter counts and GFLOP per frame of each size, then frames/s of G with random weights."""
     print("| size | resolution | E params | G params | of which P | D params (1 video) | G GFLOP/frame |")
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:

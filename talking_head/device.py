@@ -26,8 +26,8 @@ BACKEND_ENV, BACKENDS = "TALKING_HEAD_BACKEND", ("auto", "torch", "onnx")
 #:
 #: - ``amx_bf16``: a 2-core Xeon (AMX tiles): rendering 40 -> 88 frames/s (115 with channels_last), a
 #:   training step 0.57 -> 0.29 s (../shared/FACTS.md, 2026-12-01, idle machine);
-#: - ``avx512_bf16``: a 2-core AMD EPYC without AMX (AVX-512 ``vdpbf16ps``): rendering 1.39x and 2.31x
-#:   float32 in two runs on a loaded machine (``benchmarks/results/generator_paths_epyc.md``).
+#: - ``avx512_bf16``: a 2-core AMD EPYC without AMX (AVX-512 ``vdpbf16ps``): rendering 1.39-2.31x float32
+#:   in four runs on a loaded machine (``benchmarks/results/generator_paths_epyc.md``).
 #:
 #: A CPU with neither emulates bf16 in float32 arithmetic plus conversions: slower than float32.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -79,8 +79,8 @@ def precision(device: torch.device) -> Precision:
     ``TALKING_HEAD_PRECISION=fp32`` forces float32 everywhere.
 
     channels_last only where it measured faster: on the AMX Xeon (bf16 88 -> 115 frames/s). On the
-    EPYC it was slower than contiguous under bf16 (1.15x and 2.21x float32 against 1.39x and 2.31x) and
-    within noise in float32; on CUDA it is unmeasured, so off.
+    EPYC, under bf16, it was slower than contiguous in 2 runs of 4 and within 3% in the others; on CUDA
+    it is unmeasured, so off.
     """
     if _setting(PRECISION_ENV, PRECISIONS) == "fp32":
         return Precision(False, False, f"{PRECISION_ENV}=fp32")
@@ -108,8 +108,8 @@ def rendering_backend(device: torch.device) -> str:
     overrides; ``onnx`` needs onnxruntime and a CPU).
 
     Automatic choice, from one-process side-by-side measurements (``benchmarks/bench_generator.py``):
-    ONNX Runtime on a CPU without AMX when installed (on the EPYC with ``avx512_bf16``, two runs on a
-    loaded machine: 2.07x and 5.68x torch float32, against bf16 autocast's 1.39x and 2.31x); torch
+    ONNX Runtime on a CPU without AMX when installed (on the EPYC with ``avx512_bf16``, four runs on a
+    loaded machine: 2.07-5.68x torch float32, first in every run, 1.2x bf16 autocast at 1 thread); torch
     elsewhere (on the AMX Xeon torch bf16 + channels_last ran at 115 frames/s against ONNX Runtime's 79;
     on CUDA ONNX Runtime's CPU build is no contender).
     """
