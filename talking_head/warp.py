@@ -29,6 +29,12 @@ import torch.nn.functional as F
 
 #: Anchors per side of the output crop's border (corners included): the background stays there.
 BORDER_ANCHORS_PER_SIDE = 5
+#: Teeth hang from the lips: points this share of the photo's lip gap below its upper inner lip (and
+#: above its lower one) keep that distance from the target's lips as a mouth opens wider than the
+#: photo's, so the upper teeth move with the upper lip instead of stretching tall, and the stretch
+#: gathers between the teeth, where ``shot_bank.mouth_interior`` shades it as the dark of the mouth.
+#: As a mouth closes they close in proportion, as the rest of the mouth does.
+TEETH_HANG = (0.55, 0.2)
 #: Regularisation of the spline (in units of the source size): tiny, so the map stays exact at the
 #: control points, yet enough to solve when two target points coincide (a closed mouth's inner lips).
 REGULARIZATION = 1e-5
@@ -36,6 +42,23 @@ REGULARIZATION = 1e-5
 EVALUATION_DTYPE = torch.float32
 #: Largest side of the grid the spline is evaluated on before upsampling.
 GRID_SIZE = 128
+
+
+def teeth_points(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Control points that keep the photo's teeth the size they are (``TEETH_HANG``): (B, 6, 2) each.
+
+    ``source`` and ``target`` (B, 68, 2) landmarks in the same pixels.
+    """
+    upper, lower = [61, 62, 63], [67, 66, 65]
+    source_gap, target_gap = source[:, lower] - source[:, upper], target[:, lower] - target[:, upper]
+    source_length = source_gap.norm(dim=-1, keepdim=True)
+    target_length = target_gap.norm(dim=-1, keepdim=True)
+    direction = target_gap / target_length.clamp_min(1e-9)
+    reach = torch.minimum(source_length, target_length) * direction  # the photo's gap, or less when closing
+    (down, up) = TEETH_HANG
+    hung_source = torch.cat([source[:, upper] + down * source_gap, source[:, lower] - up * source_gap], dim=1)
+    hung_target = torch.cat([target[:, upper] + down * reach, target[:, lower] - up * reach], dim=1)
+    return hung_source, hung_target
 
 
 def border_anchors(size: float, per_side: int = BORDER_ANCHORS_PER_SIDE) -> torch.Tensor:
@@ -109,6 +132,8 @@ def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, sour
     scale = side / out_size
     src = source_points.double()
     dst = target_points.double() * scale + margin  # the output frame in source pixels
+    teeth_src, teeth_dst = teeth_points(src, dst)
+    src, dst = torch.cat([src, teeth_src], 1), torch.cat([dst, teeth_dst], 1)
     anchors = (border_anchors(side) + margin).to(src.device)[None].expand(src.shape[0], -1, -1)
     src, dst = torch.cat([src, anchors], 1) / source_size, torch.cat([dst, anchors], 1) / source_size
     coefficients = fit_thin_plate_spline(dst, src)

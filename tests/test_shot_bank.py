@@ -7,9 +7,10 @@ import numpy as np
 import torch
 
 from talking_head.data.synthetic import render_video
-from talking_head.shot_bank import (MOUTH_POINTS, ShotChoice, choose_shots, mouth_mask, paint_region,
-                                    procrustes_distances, warp_from_bank)
-from talking_head.warp import warp_to_landmarks
+from talking_head.landmarks.align import _open_mouth
+from talking_head.shot_bank import (CAVITY_COLOUR, MOUTH_POINTS, ShotChoice, choose_shots, mouth_interior, mouth_mask,
+                                    paint_region, procrustes_distances, warp_from_bank, warp_shots)
+from talking_head.warp import sampling_map, warp_to_landmarks
 
 
 def shots_with_known_answers() -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +64,9 @@ def test_one_shot_bank_is_the_plain_warp_and_the_mouth_comes_from_the_mouth_shot
     points = torch.from_numpy(landmarks).float()
     target = points[7:8]
     single = warp_from_bank(images[:1], points[:1], target, 64)
-    assert torch.equal(single, warp_to_landmarks(images[:1], points[:1], target, 64))
+    assert torch.equal(single, warp_shots(images[:1], points[:1], target, 64))
     mixed = warp_from_bank(images[:2], points[:2], target, 64, ShotChoice(np.array([0]), np.array([1])))
-    mouth_from_1 = warp_to_landmarks(images[1:2], points[1:2], target, 64)
+    mouth_from_1 = warp_shots(images[1:2], points[1:2], target, 64)
     mask = mouth_mask(target, 64)
     inside = mask[0, 0] > 0.99
     assert torch.allclose(mixed[0][:, inside], mouth_from_1[0][:, inside], atol=0.02)
@@ -92,3 +93,47 @@ def test_the_paint_region_is_the_inside_of_the_mouth_not_the_lips_corners_or_eye
             assert at(region, points[0, corner]) < 0.25, corner
     # It opens with the mouth: more to paint where a warp has least to show.
     assert paint_region(opened, 128).sum() > 1.5 * paint_region(neutral, 128).sum()
+
+
+def smiling_photo_and_mouths(size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A synthetic face whose inner lips are 0.15 eye distances apart, drawn white between them (its
+    teeth), and three targets: the same mouth, shut, and opened to 0.45."""
+    _, landmarks = render_video(3, 0, 1, size)
+    eyes = np.linalg.norm(landmarks[0, 36:42].mean(0) - landmarks[0, 42:48].mean(0))
+    photo_points = _open_mouth(landmarks[0].astype(np.float64), 0.15 * eyes)
+    import cv2
+    image = np.full((size, size, 3), 180, np.uint8)
+    cv2.fillPoly(image, [np.round(photo_points[60:68]).astype(np.int32)], (255, 255, 255))
+    targets = np.stack([photo_points, _open_mouth(photo_points, 0.0), _open_mouth(photo_points, 0.45 * eyes)])
+    photo = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return photo, torch.from_numpy(photo_points).float()[None], torch.from_numpy(targets).float()
+
+
+def test_the_mouths_inside_is_shaded_only_where_the_warp_cannot_show_it():
+    photo, photo_points, targets = smiling_photo_and_mouths(256)  # teeth 6 px tall
+    size = photo.shape[-1]
+    source = photo_points.expand(3, -1, -1)
+    shade = mouth_interior(sampling_map(source, targets, size, size), source, targets, size, 1.0)[:, 0]
+    assert shade[0].max() < 0.05  # the photo's own mouth: its teeth stay
+    # Shut: what lay between its lips is shaded, a dark seam, not a white line.
+    assert shade[1].max() > 0.9
+    # Open wide: the teeth hang from the lips and the stretch between them is the dark of the mouth.
+    lips = targets[2, [62, 66]]
+    middle = lips.mean(0).round().long()
+    assert shade[2][middle[1], middle[0]] > 0.9
+    upper_teeth = (lips[0] + torch.tensor([0.0, 2.0])).round().long()  # just under the upper lip
+    assert shade[2][upper_teeth[1], upper_teeth[0]] < 0.2
+    # Far from the mouth, nothing.
+    eye = targets[2, 36:42].mean(0).round().long()
+    assert shade[:, eye[1], eye[0]].max() == 0
+
+
+def test_the_warped_shots_show_the_dark_of_an_opened_mouth_and_keep_a_still_one():
+    photo, photo_points, targets = smiling_photo_and_mouths()
+    size = photo.shape[-1]
+    warped = warp_shots(photo.expand(3, -1, -1, -1), photo_points.expand(3, -1, -1), targets, size)
+    assert (warped[0] - photo[0]).abs().max() < 0.05  # unmoved: the photo
+    middle = targets[2, [62, 66]].mean(0).round().long()
+    colour = torch.tensor(CAVITY_COLOUR).float() / 127.5 - 1
+    assert torch.allclose(warped[2, :, middle[1], middle[0]], colour, atol=0.1)
+    assert (warp_to_landmarks(photo, photo_points, targets[2:], size)[0, :, middle[1], middle[0]] > 0.9).all()

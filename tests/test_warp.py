@@ -101,3 +101,20 @@ def test_the_spline_evaluated_in_float32_stays_within_a_pixel_of_float64_even_on
     monkeypatch.setattr(warp, "EVALUATION_DTYPE", torch.float64)
     exact = sampling_map(source, shut, 512, 256)
     assert 0 < (fast - exact).abs().max() < 0.6  # source pixels: a third of an output pixel at most
+
+
+def test_the_teeth_move_with_the_lips_instead_of_stretching_as_the_mouth_opens(clip):
+    from talking_head.landmarks.align import _open_mouth
+    from talking_head.warp import TEETH_HANG
+
+    _, landmarks = clip
+    photo = landmarks[0].double().numpy() * 2  # on a 128 px face, the teeth 4.5 px tall
+    eyes = np.linalg.norm(photo[36:42].mean(0) - photo[42:48].mean(0))
+    photo = torch.from_numpy(_open_mouth(photo, 0.15 * eyes)).float()
+    opened = torch.from_numpy(_open_mouth(photo.double().numpy(), 0.45 * eyes)).float()
+    upper, lower = photo[62], photo[66]
+    tooth = upper + TEETH_HANG[0] * (lower - upper)  # the upper teeth's edge, on the photo
+    pixel_map = sampling_map(photo[None], opened[None], 128, 128)[0]
+    # In the opened mouth the same edge sits as far under the (moved) upper lip as on the photo.
+    where = opened[62] + (tooth - upper)
+    assert torch.allclose(pixel_map[int(where[1].round()), int(where[0].round())], tooth, atol=0.6)

@@ -13,7 +13,9 @@ starts at 1 (an untrained G returns the warp), so training can only improve on t
 confine the painting to the mouth (``shot_bank.paint_region``): the one place a warp must invent
 (teeth, tongue, lips parting), and where G's painting, learnt from synthetic heads, costs a real
 photo the least of its likeness (measured: painting eyes too, dlib's identity distance rose from 0.32
-to 0.39 and the mouth-follow r fell from 0.84 to 0.75).
+to 0.39 and the mouth-follow r fell from 0.84 to 0.75). The shipped G, trained for hours on a CPU,
+still paints little there: the dark of an opened mouth and the seam of a closed one come from the
+texture itself (``shot_bank.mouth_interior``).
 """
 
 from __future__ import annotations
