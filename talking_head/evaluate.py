@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 METRICS = {"ssim": ("SSIM", True), "psnr": ("PSNR (dB)", True), "csim": ("CSIM", True),
            "landmark_distance": ("LMD", False), "detected": ("face found", True),
            "mouth_ssim": ("mouth SSIM, newly open", True)}
+#: The columns each model row is also compared on target by target with the warp baseline at its K.
+#: The baseline and the model render the same targets, so their difference has its own, smaller
+#: standard error: per-method errors mostly measure how hard the targets are, not who renders better.
+PAIRED = ("ssim", "psnr", "landmark_distance", "mouth_ssim")
 #: A mouth is open when its inner lips are this many inter-ocular distances apart. The mouth column
 #: scores only targets whose mouth is open while no shot's is: what no warp of a shot can show.
 MOUTH_OPEN = 0.12
@@ -233,6 +237,8 @@ def summarize(scores: dict[tuple[Method, int], list[dict[str, float]]], identiti
     """One row per (method, K): the mean of every metric over identities and targets, and its standard error.
 
     The landmark distance is averaged over the frames where a face was found (``detected`` says how many).
+    Model rows also hold ``<metric>_vs_baseline`` and its standard error for each of ``PAIRED``: the mean
+    target-by-target difference from the warp baseline at the same K (``paired_difference``).
     """
     rows = []
     order = sorted(scores, key=table_order)
@@ -241,12 +247,40 @@ def summarize(scores: dict[tuple[Method, int], list[dict[str, float]]], identiti
         row: dict = {"method": method.name, "k": k, "steps": method.steps, "label": method.label(k),
                      "identities": identities, "frames": len(scored)}
         for name in METRICS:
-            values = np.array([s[name] for s in scored], dtype=np.float64)
-            values = values[~np.isnan(values)]  # missed faces; an exact reproduction's inf PSNR stays
-            row[name] = float(values.mean()) if len(values) else None
-            row[f"{name}_stderr"] = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
+            row[name], row[f"{name}_stderr"] = mean_and_stderr([s[name] for s in scored])
+        baseline = scores.get((Method(BASELINE, None), k))
+        if method.steps is not None and baseline is not None:
+            for name in PAIRED:
+                row[f"{name}_vs_baseline"], row[f"{name}_vs_baseline_stderr"] = paired_difference(
+                    scored, baseline, name)
         rows.append(row)
     return rows
+
+
+def mean_and_stderr(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and standard error of the mean, NaNs (missed faces, unscored frames) left out; an inf stays."""
+    array = np.array(values, dtype=np.float64)
+    array = array[~np.isnan(array)]
+    mean = float(array.mean()) if len(array) else None
+    return mean, float(array.std(ddof=1) / math.sqrt(len(array))) if len(array) > 1 else None
+
+
+def paired_difference(scored: list[dict[str, float]], baseline: list[dict[str, float]], name: str
+                      ) -> tuple[float | None, float | None]:
+    """Mean and standard error of ``scored - baseline`` on metric ``name``, target by target.
+
+    Only targets both score (a face found in both, for the landmark distance) count.
+    """
+    return mean_and_stderr([a[name] - b[name] for a, b in zip(scored, baseline, strict=True)])
+
+
+def beats_baseline(row: dict, name: str) -> bool | None:
+    """Whether a model row is better than the warp baseline on ``name`` by more than the paired standard
+    error (None when there is no paired difference to judge)."""
+    difference, stderr = row.get(f"{name}_vs_baseline"), row.get(f"{name}_vs_baseline_stderr")
+    if difference is None or stderr is None:
+        return None
+    return (difference if METRICS[name][1] else -difference) > stderr
 
 
 # --------------------------------------------------------------------------------------- reports
@@ -262,6 +296,23 @@ def results_table(rows: list[dict]) -> str:
     lines = ["| Method (K) | " + " | ".join(headers) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for row in rows:
         lines.append(f"| {row['label']} | " + " | ".join(_cell(row[name], name) for name in METRICS) + " |")
+    return "\n".join(lines)
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """Each model row minus the warp baseline at its K, target by target: mean ± standard error, and
+    whether the model is better by more than that error (✓) or not (✗)."""
+    compared = [row for row in rows if any(f"{name}_vs_baseline" in row for name in PAIRED)]
+    headers = [f"{METRICS[name][0]} {'↑' if METRICS[name][1] else '↓'}" for name in PAIRED]
+    lines = ["| Method (K) minus the warp baseline | " + " | ".join(headers) + " |", "|---" * (len(PAIRED) + 1) + "|"]
+    for row in compared:
+        cells = []
+        for name in PAIRED:
+            difference, stderr, better = row[f"{name}_vs_baseline"], row[f"{name}_vs_baseline_stderr"], \
+                beats_baseline(row, name)
+            cells.append("n/a" if difference is None or stderr is None
+                         else f"{difference:+.3f} ± {stderr:.3f} {'✓' if better else '✗'}")
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -293,7 +344,15 @@ Evaluated in {seconds / 60:.1f} min. The real target frames themselves: face fou
   inter-ocular distance, over the renderings where dlib found a face ("face found").
 - No LPIPS-style perceptual distance: its network weights cannot be obtained offline.
 """
-    path.write_text(f"# Few-shot self-reenactment\n\n{results_table(rows)}\n{notes}")
+    paired = f"""
+## Against the warp baseline, target by target
+
+{comparison_table(rows)}
+
+✓: better than the baseline by more than the standard error of the paired difference (both render the
+same targets from the same shots, so the per-method errors above mostly measure how hard the targets are).
+"""
+    path.write_text(f"# Few-shot self-reenactment\n\n{results_table(rows)}\n{notes}{paired}")
 
 
 def _series(rows: list[dict], method: str, steps: int | None, name: str) -> tuple[list[int], list[float]]:
@@ -454,4 +513,5 @@ def main(args: argparse.Namespace) -> None:
     options = dataclass_from_args(EvaluateOptions, args)
     rows = evaluate(options)
     print(results_table(rows))
+    print(comparison_table(rows))
     print(f"written to {options.out}/results.md, results.json and plots")

@@ -13,7 +13,8 @@ from PIL import Image
 
 from talking_head.cli import main
 from talking_head.data.format import read_frames, read_index
-from talking_head.evaluate import EvaluateOptions, evaluate, frame_plan, load_video_frames
+from talking_head.evaluate import (BASELINE, FEED_FORWARD, EvaluateOptions, Method, beats_baseline, comparison_table,
+                                   evaluate, frame_plan, load_video_frames, summarize)
 
 METRIC_KEYS = ("ssim", "psnr", "csim", "landmark_distance", "detected")
 
@@ -67,6 +68,9 @@ def test_the_protocol_writes_the_papers_table_reproducibly_with_plots(tiny_weigh
     assert "| Method (K) | SSIM ↑ | PSNR (dB) ↑ | CSIM ↑ | LMD ↓ | face found ↑ | mouth SSIM, newly open ↑ |" in table
     for label in ("Warp baseline (1)", "Feed-forward (2)", "Fine-tuned, 2 steps (2)"):
         assert f"| {label} |" in table
+    assert "| Method (K) minus the warp baseline |" in table and "| Fine-tuned, 2 steps (2) | " in table
+    model_row = rows["feed-forward", 1, 0]
+    assert model_row["ssim_vs_baseline"] == pytest.approx(model_row["ssim"] - rows["warp baseline", 1, None]["ssim"])
     for plot in ("metrics_vs_k.png", "metrics_vs_steps.png"):
         assert (first / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The first identity's renderings: real targets on top, then (baseline, feed-forward, fine-tuned) per K.
@@ -114,3 +118,24 @@ def test_bad_fine_tuning_options_are_refused_before_the_model_loads(option, mess
     # The weights folder does not exist: reaching the loader would raise a different error.
     with pytest.raises(ValueError, match=message):
         evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tmp_path / "no-weights"), **option))
+
+
+def test_the_model_is_compared_with_the_baseline_target_by_target():
+    # Hard and easy targets (SSIM 0.5 and 0.9): the per-method errors are large, yet the model is better
+    # on every target by 0.01, which only a paired difference can see.
+    baseline = [{"ssim": v, "psnr": 20.0, "csim": 0.9, "landmark_distance": 0.1, "detected": 1.0, "mouth_ssim": math.nan}
+                for v in (0.5, 0.9) * 4]
+    model = [{**b, "ssim": b["ssim"] + 0.01 + 0.001 * i, "landmark_distance": 0.1 + 0.01 * (i % 2)}
+             for i, b in enumerate(baseline)]
+    scores = {(Method(BASELINE, None), 1): baseline, (Method.model(0), 1): model}
+    rows = {row["method"]: row for row in summarize(scores, identities=2)}
+    row = rows[FEED_FORWARD]
+    assert row["ssim_stderr"] > 0.05  # the targets' spread
+    assert row["ssim_vs_baseline"] == pytest.approx(0.0135) and row["ssim_vs_baseline_stderr"] < 0.001
+    assert beats_baseline(row, "ssim") is True
+    assert beats_baseline(row, "psnr") is False  # equal is not better
+    assert beats_baseline(row, "landmark_distance") is False  # higher distances are worse
+    assert beats_baseline(row, "mouth_ssim") is None  # no target scored
+    assert "ssim_vs_baseline" not in rows[BASELINE]
+    table = comparison_table(list(rows.values()))
+    assert "| Feed-forward (1) | +0.014 ± 0.001 ✓ | +0.000 ± 0.000 ✗ | +0.005 ± 0.002 ✗ | n/a |" in table
