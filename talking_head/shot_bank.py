@@ -153,7 +153,7 @@ def _inner_lip_gap(points: torch.Tensor) -> torch.Tensor:
     return gap / eyes.clamp_min(1e-6)
 
 
-def _between_the_lips(points: torch.Tensor, size: int) -> torch.Tensor:
+def between_the_lips(points: torch.Tensor, size: int) -> torch.Tensor:
     """(B, 68, 2) landmarks -> (B, 1, size, size): 1 inside the inner lips' polygon, 0 outside."""
     masks = np.zeros((len(points), size, size), np.uint8)
     for mask, lips in zip(masks, points[:, list(INNER_LIP_POINTS)].detach().cpu().double().numpy()):
@@ -162,7 +162,7 @@ def _between_the_lips(points: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_points: torch.Tensor,
-                   source_size: int, scale: float) -> torch.Tensor:
+                   between_lips: torch.Tensor, scale: float) -> torch.Tensor:
     """How much of each output pixel is the mouth's dark inside, (B, 1, H, W) in [0, 1].
 
     A warp moves the photo's pixels; it cannot open a mouth wider than the photo's, only stretch what
@@ -170,8 +170,9 @@ def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_
     thin white line (dlib read that line as an open mouth). So inside the inner lips
     (``paint_region``) the rows the warp pulls apart are shaded dark (``CAVITY_STRETCH``) and, as the
     lips close, so is what lay between the photo's lips (``SEAM_CLOSING``). ``pixel_map`` (B, H, W, 2)
-    is the warp's sampling map of ``source_size`` square sources, ``scale`` the source pixels per output
-    pixel of an unmoved face; ``source_points`` and ``target_points`` (B, 68, 2) in their own pixels.
+    is the warp's sampling map, ``between_lips`` (B, 1, H, W) the photo's inner-lip polygon sampled by
+    it, ``scale`` the source pixels per output pixel of an unmoved face; ``source_points`` and
+    ``target_points`` (B, 68, 2) in their own pixels.
     """
     rows = pixel_map[..., 1]  # source row sampled by each output pixel
     step = torch.cat([rows[:, 1:2] - rows[:, :1], (rows[:, 2:] - rows[:, :-2]) / 2, rows[:, -1:] - rows[:, -2:-1]],
@@ -181,21 +182,46 @@ def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_
     width = max(3, (size // 64) | 1)  # soften the grid's steps: a few output pixels at any size
     stretched = F.avg_pool2d(stretched, width, stride=1, padding=width // 2, count_include_pad=False)
     closing = _inner_lip_gap(target_points) / _inner_lip_gap(source_points).clamp_min(1e-3)
-    teeth = sample(_between_the_lips(source_points, source_size), pixel_map)  # the photo's inside, moved
-    shut = teeth * _smoothstep(closing, SEAM_CLOSING).view(-1, 1, 1, 1)
+    shut = between_lips * _smoothstep(closing, SEAM_CLOSING).view(-1, 1, 1, 1)
     return torch.maximum(stretched, shut) * paint_region(target_points, size).to(stretched.dtype)
 
 
-def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, target_points: torch.Tensor, out_size: int,
-               mode: str = "bilinear", frame: CropFrame | None = None) -> torch.Tensor:
-    """Shots warped onto their targets, the mouth's inside shaded where the warp cannot show it.
+def sample_shots(images: torch.Tensor, shots: np.ndarray, pixel_map: torch.Tensor, mode: str = "bilinear"
+                 ) -> torch.Tensor:
+    """``warp.sample`` of shot ``shots[b]`` of ``images`` (K, C, S, S) at ``pixel_map[b]`` -> (B, C, h, w).
 
-    Arguments as ``warp.warp_to_landmarks`` (``images`` (B, 3, S, S) in [-1, 1]): (B, 3, out, out).
+    Without a copy of a shot per target: the targets of one shot are sampled from it in one call, their
+    maps stacked into one tall grid (a 640 px bank image copied for each of 8 targets cost a tenth of
+    the warp's time, measured).
     """
-    pixel_map = sampling_map(landmarks, target_points, images.shape[-1], out_size, frame)
-    warped = sample(images, pixel_map, mode)
+    batch, height, width, _ = pixel_map.shape
+    out = pixel_map.new_empty(batch, images.shape[1], height, width, dtype=images.dtype)
+    for shot in np.unique(shots):
+        rows = torch.as_tensor(np.flatnonzero(shots == shot), device=pixel_map.device)
+        grid = pixel_map[rows].reshape(1, len(rows) * height, width, 2)
+        sampled = sample(images[int(shot):int(shot) + 1], grid, mode)
+        out[rows] = sampled.reshape(images.shape[1], len(rows), height, width).transpose(0, 1)
+    return out
+
+
+def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray, target_points: torch.Tensor,
+               out_size: int, mode: str = "bilinear", frame: CropFrame | None = None) -> torch.Tensor:
+    """Shot ``shots[t]`` of ``images`` warped onto each of ``target_points``, the mouth's inside shaded where
+    the warp cannot show it (``mouth_interior``).
+
+    ``images`` (K, 3, S, S) in [-1, 1] with ``landmarks`` (K, 68, 2) in their pixels; ``shots`` (T,) ints;
+    ``target_points`` (T, 68, 2) in output pixels; ``frame`` as in ``warp.sampling_map``. Returns
+    (T, 3, out_size, out_size).
+    """
+    shots = np.asarray(shots)
+    source_points = landmarks[torch.as_tensor(shots, device=landmarks.device)]
+    pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size, frame)
+    warped = sample_shots(images, shots, pixel_map, mode)
+    used, position = np.unique(shots, return_inverse=True)  # one polygon drawn per shot used
+    lips = between_the_lips(landmarks[torch.as_tensor(used, device=landmarks.device)], images.shape[-1])
+    between_lips = sample_shots(lips, position.reshape(-1), pixel_map)
     scale = (frame[1] if frame else images.shape[-1]) / out_size
-    cavity = mouth_interior(pixel_map, landmarks, target_points, images.shape[-1], scale).to(warped.dtype)
+    cavity = mouth_interior(pixel_map, source_points, target_points, between_lips, scale).to(warped.dtype)
     colour = torch.tensor(CAVITY_COLOUR, dtype=warped.dtype, device=warped.device).view(1, 3, 1, 1) / 127.5 - 1
     return warped + cavity * (colour - warped)
 
@@ -212,13 +238,11 @@ def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points:
     """
     if choice is None:
         choice = choose_shots(landmarks.cpu().numpy(), target_points.cpu().numpy())
-    face_index = torch.as_tensor(choice.face, device=images.device)
-    warped = warp_shots(images[face_index], landmarks[face_index], target_points, out_size, mode, frame)
+    warped = warp_shots(images, landmarks, choice.face, target_points, out_size, mode, frame)
     differs = np.flatnonzero(choice.mouth != choice.face)
     if len(differs):
-        mouth_index = torch.as_tensor(choice.mouth[differs], device=images.device)
         rows = torch.as_tensor(differs, device=images.device)
-        mouths = warp_shots(images[mouth_index], landmarks[mouth_index], target_points[rows], out_size, mode, frame)
+        mouths = warp_shots(images, landmarks, choice.mouth[differs], target_points[rows], out_size, mode, frame)
         mask = mouth_mask(target_points[rows], out_size).to(warped.dtype)
         warped = warped.index_copy(0, rows, mask * mouths + (1 - mask) * warped[rows])
     return warped

@@ -8,9 +8,10 @@ import torch
 
 from talking_head.data.synthetic import render_video
 from talking_head.landmarks.align import _open_mouth
-from talking_head.shot_bank import (CAVITY_COLOUR, MOUTH_POINTS, ShotChoice, choose_shots, mouth_interior, mouth_mask,
-                                    paint_region, procrustes_distances, warp_from_bank, warp_shots)
-from talking_head.warp import sampling_map, warp_to_landmarks
+from talking_head.shot_bank import (CAVITY_COLOUR, MOUTH_POINTS, ShotChoice, between_the_lips, choose_shots,
+                                    mouth_interior, mouth_mask, paint_region, procrustes_distances, sample_shots,
+                                    warp_from_bank, warp_shots)
+from talking_head.warp import sample, sampling_map, warp_to_landmarks
 
 
 def shots_with_known_answers() -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +65,9 @@ def test_one_shot_bank_is_the_plain_warp_and_the_mouth_comes_from_the_mouth_shot
     points = torch.from_numpy(landmarks).float()
     target = points[7:8]
     single = warp_from_bank(images[:1], points[:1], target, 64)
-    assert torch.equal(single, warp_shots(images[:1], points[:1], target, 64))
+    assert torch.equal(single, warp_shots(images[:1], points[:1], np.array([0]), target, 64))
     mixed = warp_from_bank(images[:2], points[:2], target, 64, ShotChoice(np.array([0]), np.array([1])))
-    mouth_from_1 = warp_shots(images[1:2], points[1:2], target, 64)
+    mouth_from_1 = warp_shots(images, points, np.array([1]), target, 64)
     mask = mouth_mask(target, 64)
     inside = mask[0, 0] > 0.99
     assert torch.allclose(mixed[0][:, inside], mouth_from_1[0][:, inside], atol=0.02)
@@ -113,7 +114,9 @@ def test_the_mouths_inside_is_shaded_only_where_the_warp_cannot_show_it():
     photo, photo_points, targets = smiling_photo_and_mouths(256)  # teeth 6 px tall
     size = photo.shape[-1]
     source = photo_points.expand(3, -1, -1)
-    shade = mouth_interior(sampling_map(source, targets, size, size), source, targets, size, 1.0)[:, 0]
+    pixel_map = sampling_map(source, targets, size, size)
+    between_lips = sample(between_the_lips(source, size), pixel_map)
+    shade = mouth_interior(pixel_map, source, targets, between_lips, 1.0)[:, 0]
     assert shade[0].max() < 0.05  # the photo's own mouth: its teeth stay
     # Shut: what lay between its lips is shaded, a dark seam, not a white line.
     assert shade[1].max() > 0.9
@@ -131,9 +134,18 @@ def test_the_mouths_inside_is_shaded_only_where_the_warp_cannot_show_it():
 def test_the_warped_shots_show_the_dark_of_an_opened_mouth_and_keep_a_still_one():
     photo, photo_points, targets = smiling_photo_and_mouths()
     size = photo.shape[-1]
-    warped = warp_shots(photo.expand(3, -1, -1, -1), photo_points.expand(3, -1, -1), targets, size)
+    warped = warp_shots(photo, photo_points, np.zeros(3, int), targets, size)
     assert (warped[0] - photo[0]).abs().max() < 0.05  # unmoved: the photo
     middle = targets[2, [62, 66]].mean(0).round().long()
     colour = torch.tensor(CAVITY_COLOUR).float() / 127.5 - 1
     assert torch.allclose(warped[2, :, middle[1], middle[0]], colour, atol=0.1)
     assert (warp_to_landmarks(photo, photo_points, targets[2:], size)[0, :, middle[1], middle[0]] > 0.9).all()
+
+
+def test_shots_are_sampled_for_their_targets_as_if_each_had_its_own_copy():
+    frames, landmarks = render_video(3, 0, 6, 32)
+    images = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+    shots = np.array([2, 0, 2, 5, 0])
+    pixel_map = sampling_map(torch.from_numpy(landmarks[shots]).float(), torch.from_numpy(landmarks[:5]).float(), 32, 32)
+    expected = sample(images[torch.from_numpy(shots)], pixel_map)
+    assert torch.allclose(sample_shots(images, shots, pixel_map), expected, atol=1e-6)
