@@ -59,6 +59,12 @@ STAGES = ("landmarks", "retarget", "warp", "generate", "mark")
 MIN_FRAME_SIDE = 16
 
 
+#: The live warp's spline grid: at 256 px, 64 points a side took the warp from 20.1 to 7.8 ms a frame and
+#: moved its pixels by 0.13 of 255 on average (33 at most) against 128
+#: (``benchmarks/bench_live.py``, 2-core AMD EPYC, lightly loaded).
+LIVE_SPLINE_GRID = 64
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     output_size: int = option(256, "side of the generated face in pixels")
@@ -72,6 +78,8 @@ class LiveConfig:
     mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
     track: TrackConfig = option(TrackConfig(), "following the face between detections")
     rate_window: int = option(25, "frames/s is measured over this many frames")
+    spline_grid: int = option(LIVE_SPLINE_GRID, "side of the grid the warp's spline is evaluated on (animate uses "
+                              "warp.GRID_SIZE, 128): coarser is faster")
     bf16: bool = option(False, "run the generator under bfloat16 autocast where the hardware multiplies bfloat16 (CUDA, "
                         "CPUs with AMX; elsewhere it would be emulated, so float32 runs); pixel values within 1 of "
                         "float32's")
@@ -79,8 +87,8 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.output_size < 32:
             raise ValueError(f"output_size must be at least 32, got {self.output_size}")
-        if self.reference_frames < 1 or self.camera_fps <= 0 or self.rate_window < 2:
-            raise ValueError("reference_frames >= 1, camera_fps > 0 and rate_window >= 2 are needed")
+        if self.reference_frames < 1 or self.camera_fps <= 0 or self.rate_window < 2 or self.spline_grid < 8:
+            raise ValueError("reference_frames >= 1, camera_fps > 0, rate_window >= 2 and spline_grid >= 8 are needed")
         if self.retarget not in ("relative", "absolute"):
             raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
@@ -181,7 +189,8 @@ class LiveSession:
         target = self.retargeter(landmarks)[None].astype(np.float32)
         timings["retarget"] = (self.clock() - mark) * 1000
         mark = self.clock()
-        warped = texture_for(self.avatar, target, self.config.output_size) if self.avatar.texture_path else None
+        warped = (texture_for(self.avatar, target, self.config.output_size, self.config.spline_grid)
+                  if self.avatar.texture_path else None)
         timings["warp"] = (self.clock() - mark) * 1000
         hint = "Hold still, looking ahead: setting the neutral pose." if self.calibrating else None
         return Posed(captured_at, timings, target, warped, hint, self.calibrating)

@@ -34,6 +34,7 @@ from talking_head.limits import Limits
 from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_driver
 from talking_head.options import option
 from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
+from talking_head.warp import GRID_SIZE
 from talking_head.stages import Ahead
 from talking_head.tensors import images_to_tensor, tensor_to_images
 from talking_head.watermark import POSITIONS, stamp_synthetic
@@ -113,16 +114,17 @@ def retarget_batch(retargeter: Retargeter, driver: list[np.ndarray | None], fall
     return np.stack([retargeter(lm) if lm is not None else fallback for lm in driver]).astype(np.float32)
 
 
-def texture_for(avatar: Avatar, targets: np.ndarray, size: int) -> torch.Tensor:
+def texture_for(avatar: Avatar, targets: np.ndarray, size: int, grid_size: int = GRID_SIZE) -> torch.Tensor:
     """The avatar's shots warped onto (T, 68, 2) targets (crop pixels): (T, 3, size, size) in [-1, 1].
 
     Per target, the face comes from the shot posed most like it and the mouth from the shot whose
     mouth is most like it; the bank (a ``BANK_SIZE`` crop with a margin of the photo around it) is
-    sampled once, at the output's size.
+    sampled once, at the output's size. ``grid_size``: see ``warp.sampling_map``.
     """
     bank_points = torch.from_numpy(np.asarray(avatar.bank_landmarks, np.float32))
     out_points = torch.from_numpy(targets * np.float32(size / avatar.image_size))
-    return warp_from_bank(avatar.bank_images, bank_points, out_points, size, mode="bicubic", frame=BANK_FRAME)
+    return warp_from_bank(avatar.bank_images, bank_points, out_points, size, mode="bicubic", frame=BANK_FRAME,
+                          grid_size=grid_size)
 
 
 class BatchGenerator:

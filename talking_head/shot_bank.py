@@ -25,7 +25,7 @@ import torch
 
 import torch.nn.functional as F
 
-from talking_head.warp import CropFrame, sample, sampling_map
+from talking_head.warp import GRID_SIZE, CropFrame, sample, sampling_map
 
 #: The face without the mouth: jaw, brows, nose, eyes (what head pose shows in).
 FACE_POINTS = tuple(range(0, 48))
@@ -205,17 +205,18 @@ def sample_shots(images: torch.Tensor, shots: np.ndarray, pixel_map: torch.Tenso
 
 
 def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray, target_points: torch.Tensor,
-               out_size: int, mode: str = "bilinear", frame: CropFrame | None = None) -> torch.Tensor:
+               out_size: int, mode: str = "bilinear", frame: CropFrame | None = None, grid_size: int = GRID_SIZE
+               ) -> torch.Tensor:
     """Shot ``shots[t]`` of ``images`` warped onto each of ``target_points``, the mouth's inside shaded where
     the warp cannot show it (``mouth_interior``).
 
     ``images`` (K, 3, S, S) in [-1, 1] with ``landmarks`` (K, 68, 2) in their pixels; ``shots`` (T,) ints;
-    ``target_points`` (T, 68, 2) in output pixels; ``frame`` as in ``warp.sampling_map``. Returns
+    ``target_points`` (T, 68, 2) in output pixels; ``frame`` and ``grid_size`` as in ``warp.sampling_map``. Returns
     (T, 3, out_size, out_size).
     """
     shots = np.asarray(shots)
     source_points = landmarks[torch.as_tensor(shots, device=landmarks.device)]
-    pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size, frame)
+    pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size, frame, grid_size)
     warped = sample_shots(images, shots, pixel_map, mode)
     used, position = np.unique(shots, return_inverse=True)  # one polygon drawn per shot used
     lips = between_the_lips(landmarks[torch.as_tensor(used, device=landmarks.device)], images.shape[-1])
@@ -227,8 +228,8 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
 
 
 def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points: torch.Tensor, out_size: int,
-                   choice: ShotChoice | None = None, mode: str = "bilinear", frame: CropFrame | None = None
-                   ) -> torch.Tensor:
+                   choice: ShotChoice | None = None, mode: str = "bilinear", frame: CropFrame | None = None,
+                   grid_size: int = GRID_SIZE) -> torch.Tensor:
     """The texture for each target: its face shot warped onto it, with its mouth shot's mouth blended in.
 
     ``images`` (K, 3, S, S) in [-1, 1] with ``landmarks`` (K, 68, 2) in their pixels; ``target_points``
@@ -238,11 +239,12 @@ def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points:
     """
     if choice is None:
         choice = choose_shots(landmarks.cpu().numpy(), target_points.cpu().numpy())
-    warped = warp_shots(images, landmarks, choice.face, target_points, out_size, mode, frame)
+    warped = warp_shots(images, landmarks, choice.face, target_points, out_size, mode, frame, grid_size)
     differs = np.flatnonzero(choice.mouth != choice.face)
     if len(differs):
         rows = torch.as_tensor(differs, device=images.device)
-        mouths = warp_shots(images, landmarks, choice.mouth[differs], target_points[rows], out_size, mode, frame)
+        mouths = warp_shots(images, landmarks, choice.mouth[differs], target_points[rows], out_size, mode, frame,
+                            grid_size)
         mask = mouth_mask(target_points[rows], out_size).to(warped.dtype)
         warped = warped.index_copy(0, rows, mask * mouths + (1 - mask) * warped[rows])
     return warped

@@ -113,21 +113,23 @@ CropFrame = tuple[float, float]
 
 @torch.no_grad()
 def sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int,
-                 frame: CropFrame | None = None) -> torch.Tensor:
+                 frame: CropFrame | None = None, grid_size: int = GRID_SIZE) -> torch.Tensor:
     """Where each output pixel samples the source: (B, out, out, 2) source pixel coordinates.
 
     ``source_points`` are in the pixels of the ``source_size`` square source; ``target_points`` in the
     pixels of the ``out_size`` square output. Both are (B, 68, 2) landmarks of one crop convention, whose
     crop is the source's centre ``frame`` (default: the whole source). The border anchors sit on that
     crop's border: a source with a margin lets a head that moves down or sideways show the photo's own
-    hair and background from beyond the crop, instead of its repeated edge.
+    hair and background from beyond the crop, instead of its repeated edge. ``grid_size``: the side of
+    the grid the spline is evaluated on (``GRID_SIZE``; live mode trades a coarser one for time).
     """
     with torch.autocast(source_points.device.type, enabled=False):  # a spline is solved in float64, always
-        return _sampling_map(source_points, target_points, source_size, out_size, frame or (0.0, source_size))
+        return _sampling_map(source_points, target_points, source_size, out_size, frame or (0.0, source_size),
+                             grid_size)
 
 
 def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, source_size: int, out_size: int,
-                  frame: CropFrame) -> torch.Tensor:
+                  frame: CropFrame, grid_size: int) -> torch.Tensor:
     margin, side = frame
     scale = side / out_size
     src = source_points.double()
@@ -137,7 +139,7 @@ def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, sour
     anchors = (border_anchors(side) + margin).to(src.device)[None].expand(src.shape[0], -1, -1)
     src, dst = torch.cat([src, anchors], 1) / source_size, torch.cat([dst, anchors], 1) / source_size
     coefficients = fit_thin_plate_spline(dst, src)
-    grid = min(out_size, GRID_SIZE)
+    grid = min(out_size, grid_size)
     axis = (torch.linspace(0.0, (out_size - 1) * scale, grid, dtype=torch.float64, device=src.device) + margin
             ) / source_size
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")

@@ -4,6 +4,7 @@ texture path's warp follows the landmarks whatever the generator's weights, so m
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 import time
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from talking_head.cli import main
 from talking_head.landmarks.detect import get_detector
 from talking_head.landmarks.track import TrackConfig
 from talking_head.limits import Limits
-from talking_head.live import HINT_FACE_LOST, HINT_NO_FACE_YET, STAGES, CameraFeed, LiveConfig, LiveSession, run_live
+from talking_head.live import (HINT_FACE_LOST, HINT_NO_FACE_YET, LIVE_SPLINE_GRID, STAGES, CameraFeed, LiveConfig,
+                               LiveSession, run_live)
 from talking_head.media import iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.watermark import stamp_synthetic
@@ -220,3 +222,13 @@ def test_run_live_prepares_frames_on_a_thread_of_its_own_and_raises_its_sources_
             shown.append(out)
     assert len(shown) == 4 and all(name == "live landmarks+warp" for name in prepared_on)
     assert not [t for t in threading.enumerate() if t.name == "live landmarks+warp"]
+
+
+def test_the_live_warp_on_a_coarser_spline_grid_shows_the_same_face(avatar: Avatar, frames: list[np.ndarray]) -> None:
+    coarse, fine = ([s.image.astype(np.float32) for s in run_live(frames[:10], avatar, replace(CONFIG, spline_grid=grid))]
+                    for grid in (LIVE_SPLINE_GRID, 128))
+    differences = [np.abs(a - b).mean() for a, b in zip(coarse, fine)]
+    assert max(differences) < 1.5  # of 255, on average over the frame
+    assert any(d > 0 for d in differences)  # the grid was used
+    with pytest.raises(ValueError, match="spline_grid"):
+        LiveConfig(spline_grid=4)
