@@ -20,7 +20,8 @@ FINETUNE_RENAMED = {"batch_size": "finetune_batch_size"}
 
 @dataclass
 class LandmarkOptions:
-    landmarks: str = option("auto", "landmark backend", choices=["auto", "face_alignment", "dlib"])
+    landmarks: str = option("auto", "landmark backend (auto: dlib; face_alignment downloads and unpickles its "
+                            "author's weights)", choices=["auto", "face_alignment", "dlib"])
 
 
 @dataclass

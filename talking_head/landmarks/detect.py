@@ -231,20 +231,16 @@ _BACKENDS = {"face_alignment": FaceAlignmentBackend, "dlib": DlibBackend}
 def get_detector(backend: str = "auto") -> LandmarkDetector:
     """A landmark detector, built once per process and backend (the app calls this per request).
 
-    ``"auto"`` prefers the paper's face-alignment network and falls back to dlib when it cannot load
-    (typically: no network to fetch its weights); the log says which one is used and why.
+    ``"auto"`` is dlib: its models ship in a pip package (``face-recognition-models``) and load without
+    unpickling anything. The paper's face-alignment network is used only when asked for by name
+    (``"face_alignment"``): it downloads its weights from its author's server on first use and loads
+    them with ``torch.load`` (pickles), which this project does with nothing from outside unless asked
+    (on a Space with internet, ``"auto"`` once chose it and would have done so for every visitor).
     """
-    if backend != "auto":
-        if backend not in _BACKENDS:
-            raise ValueError(f"unknown landmark backend {backend!r}: choose 'auto', 'face_alignment' or 'dlib'")
-        return _BACKENDS[backend]()
-    try:
-        detector = get_detector("face_alignment")
-        log.info("landmarks: using face_alignment (the paper's FAN network)")
-    except BackendUnavailable as error:
-        detector = get_detector("dlib")
-        log.info("landmarks: using dlib, because %s", error)
-    return detector
+    backend = "dlib" if backend == "auto" else backend
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown landmark backend {backend!r}: choose 'auto', 'face_alignment' or 'dlib'")
+    return _BACKENDS[backend]()
 
 
 def detect_face(image: np.ndarray, detector: LandmarkDetector | None = None) -> FaceDetection:
