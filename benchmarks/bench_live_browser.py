@@ -159,15 +159,9 @@ def serve(app, port: int):
 
 
 def measure_gradio(browser, url: str, log: StepLog, seconds: float) -> dict:
-    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    page.goto(url)
-    page.locator("#live-tab-button").click()
-    page.locator("#live-example").click()
-    page.wait_for_function("() => document.querySelector('#live-avatar').innerText.includes('astronaut')",
-                           timeout=120_000)
-    page.locator("#live-start").click()
-    page.wait_for_function("() => /[1-9][0-9.]* frames\\/s/.test(document.querySelector('#live-stats').innerText)",
-                           timeout=120_000)
+    from app_support import start_live_example
+
+    page = start_live_example(browser, url)
     time.sleep(1.0)  # past the first frames (neutral pose)
     page.evaluate(WATCH_GRADIO)
     began = time.monotonic()

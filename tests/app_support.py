@@ -106,6 +106,22 @@ def headless_chromium(*extra_args: str) -> Iterator:
             browser.close()
 
 
+def start_live_example(browser, url: str):
+    """Open the app at ``url``, go to the Live tab, load the example avatar and start the fake camera's
+    stream; returns the page once the measured rate is shown (the browser test and
+    benchmarks/bench_live_browser.py start it the same way)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+    page.goto(url)
+    page.locator("#live-tab-button").click()
+    page.locator("#live-example").click()
+    page.wait_for_function("() => document.querySelector('#live-avatar').innerText.includes('astronaut')",
+                           timeout=120_000)
+    page.locator("#live-start").click()
+    page.wait_for_function("() => /[1-9][0-9.]* frames\\/s/.test(document.querySelector('#live-stats').innerText)",
+                           timeout=120_000)
+    return page
+
+
 @contextmanager
 def served_app_py(tmp_path: Path, env: dict[str, str], start_seconds: float = 120) -> Iterator[tuple[str, int]]:
     """``python app.py`` in a process of its own on 127.0.0.1 with tiny weights and ``env`` on top:

@@ -20,7 +20,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from app_support import CHROMIUM, EXAMPLES, browser_test_app, headless_chromium, served_in_process
+from app_support import CHROMIUM, EXAMPLES, browser_test_app, headless_chromium, served_in_process, start_live_example
 
 from talking_head.landmarks.detect import get_detector
 
@@ -61,15 +61,7 @@ def shown_image(page: sync_api.Page) -> tuple[str, np.ndarray]:
 
 
 def test_the_fake_webcam_drives_the_example_avatar(server: str, browser: sync_api.Browser) -> None:
-    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    page.goto(server)
-    page.locator("#live-tab-button").click()
-    page.locator("#live-example").click()
-    page.wait_for_function("() => document.querySelector('#live-avatar').innerText.includes('astronaut')",
-                           timeout=120_000)
-    page.locator("#live-start").click()
-    page.wait_for_function("() => /[1-9][0-9.]* frames\\/s/.test(document.querySelector('#live-stats').innerText)",
-                           timeout=120_000)
+    page = start_live_example(browser, server)
     sources, began = [], time.monotonic()
     while time.monotonic() - began < 4.5:
         sources.append((time.monotonic() - began, page.locator("#live-output img").get_attribute("src")))
