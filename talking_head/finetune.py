@@ -57,7 +57,8 @@ class FinetuneConfig:
     batch_size: int = option(8, "shots per step (at most K)")
     seed: int = option(0, "seed of the shot order")
     device: str = option("auto", "auto, cpu, cuda, ...")
-    amp: bool = option(True, "bf16 autocast on CUDA and on CPUs with AMX")
+    amp: bool = option(True, "bf16 autocast where talking_head.device says it pays (CUDA; CPUs with AMX or "
+                             "avx512_bf16)")
     vgg19: str | None = option(None, "VGG19 weights (safetensors) for the content loss")
     vggface: str | None = option(None, "VGGFace weights (safetensors) for the content loss")
 

@@ -66,7 +66,8 @@ class TrainOptions:
     log_every: int = option(10, "steps between log lines")
     max_minutes: float = option(0.0, "stop (after saving) once this much wall time has passed; 0 = no limit")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
-    amp: bool = option(True, "bf16 autocast on CUDA and on CPUs with AMX")
+    amp: bool = option(True, "bf16 autocast where talking_head.device says it pays (CUDA; CPUs with AMX or "
+                             "avx512_bf16)")
     threads: int = option(0, "torch CPU threads (0 = torch's default)")
     seed: int = option(0, "seed of the weights and of episode sampling")
 

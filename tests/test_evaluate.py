@@ -123,8 +123,8 @@ def test_bad_fine_tuning_options_are_refused_before_the_model_loads(option, mess
 def test_the_model_is_compared_with_the_baseline_target_by_target():
     # Hard and easy targets (SSIM 0.5 and 0.9): the per-method errors are large, yet the model is better
     # on every target by 0.01, which only a paired difference can see.
-    baseline = [{"ssim": v, "psnr": 20.0, "csim": 0.9, "landmark_distance": 0.1, "detected": 1.0, "mouth_ssim": math.nan}
-                for v in (0.5, 0.9) * 4]
+    baseline = [{"ssim": v, "psnr": 20.0, "csim": 0.9, "landmark_distance": 0.1, "detected": 1.0,
+                 "mouth_ssim": math.nan} for v in (0.5, 0.9) * 4]
     model = [{**b, "ssim": b["ssim"] + 0.01 + 0.001 * i, "landmark_distance": 0.1 + 0.01 * (i % 2)}
              for i, b in enumerate(baseline)]
     scores = {(Method(BASELINE, None), 1): baseline, (Method.model(0), 1): model}
