@@ -46,6 +46,10 @@ OPSET = 17
 TOLERANCE = 1e-3
 #: At most this many onnxruntime sessions stay loaded (a few MB of weights each).
 MAX_SESSIONS = 4
+#: Graphs kept in the cache folder; past that, the least recently used go. Each fine-tuned avatar has
+#: its own (6.7 MB for the shipped size), so a public Space would otherwise gain one per visitor who
+#: fine-tunes, for as long as it runs.
+MAX_CACHED_GRAPHS = 16
 
 Paint = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -172,6 +176,16 @@ _LOCK = threading.Lock()
 _SESSIONS: OrderedDict[tuple[str, int], OnnxPainter | None] = OrderedDict()
 
 
+def prune_cache(folder: Path, keep: int | None = None) -> None:
+    """Remove all but the ``keep`` (``MAX_CACHED_GRAPHS``) most recently used graphs from ``folder``.
+
+    A session already built from a removed file is unaffected: ONNX Runtime read it when it loaded.
+    """
+    graphs = sorted(folder.glob("*.onnx"), key=lambda graph: graph.stat().st_mtime, reverse=True)
+    for graph in graphs[MAX_CACHED_GRAPHS if keep is None else keep:]:
+        graph.unlink(missing_ok=True)
+
+
 def _load_or_export(path: Path, personal: PersonalGenerator, threads: int) -> OnnxPainter | None:
     for attempt in ("cached", "exported"):
         if attempt == "cached" and not path.is_file():
@@ -182,6 +196,8 @@ def _load_or_export(path: Path, personal: PersonalGenerator, threads: int) -> On
                 logger.info("exported the generator for ONNX Runtime to %s", path)
             painter = OnnxPainter(path, threads)
             if _agrees(painter, personal):
+                path.touch()  # used now: the last graph the prune would remove
+                prune_cache(path.parent)
                 return painter
             logger.warning("%s does not reproduce the generator's output", path)
         except Exception as error:  # noqa: BLE001 - any failure of an optional runtime falls back to torch

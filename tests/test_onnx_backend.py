@@ -4,6 +4,7 @@ falls back to torch; ``export --onnx`` writes a graph that runs on its own."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -138,3 +139,17 @@ def test_export_onnx_writes_an_avatars_generator_that_runs_alone(tmp_path: Path,
     assert np.abs(painted - expected[0].numpy()).max() <= TOLERANCE
     assert np.abs(mask - expected[1].numpy()).max() <= TOLERANCE
 
+
+
+def test_the_cache_keeps_the_most_recently_used_graphs(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache.mkdir(parents=True)
+    for age in range(4):  # stale graphs of other weights, the oldest last
+        stale = cache / f"stale{age}.onnx"
+        stale.write_bytes(b"old")
+        os.utime(stale, (1e9 - age, 1e9 - age))
+    monkeypatch.setattr(onnx_backend, "MAX_CACHED_GRAPHS", 3)
+    personal = tiny_generator(0)
+    assert painter_for(personal) is not None
+    # The new graph and the two most recently used stale ones stay; the two oldest are gone.
+    assert sorted(p.name for p in cache.glob("*.onnx")) == sorted([f"{weights_key(personal)}.onnx", "stale0.onnx",
+                                                                    "stale1.onnx"])
