@@ -16,16 +16,17 @@ def stage_threads(name: str) -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == name]
 
 
+def counted(n: int, log: list[int]) -> Iterator[int]:
+    """0 .. n-1, each appended to ``log`` as it is produced (how far ahead the stage's thread has read)."""
+    for i in range(n):
+        log.append(i)
+        yield i
+
+
 def test_items_arrive_in_order_and_the_thread_runs_at_most_depth_ahead() -> None:
     produced: list[int] = []
-
-    def source() -> Iterator[int]:
-        for i in range(50):
-            produced.append(i)
-            yield i
-
     taken, ahead = [], []
-    with Ahead(source(), depth=3, name="ordered") as stream:
+    with Ahead(counted(50, produced), depth=3, name="ordered") as stream:
         for item in stream:
             time.sleep(0.002)  # a slower consumer: the producer fills the queue and waits
             ahead.append(len(produced) - len(taken))
@@ -88,13 +89,7 @@ def test_chained_stages_all_stop_when_the_last_consumer_fails() -> None:
 def test_depth_zero_takes_the_next_item_only_when_the_consumer_takes_this_one() -> None:
     """A camera's frame is fetched while the consumer works on the last one, never two frames early."""
     fetched: list[int] = []
-
-    def camera() -> Iterator[int]:
-        for i in range(6):
-            fetched.append(i)
-            yield i
-
-    with Ahead(camera(), depth=0, name="handover") as stream:
+    with Ahead(counted(6, fetched), depth=0, name="handover") as stream:
         for item in stream:
             time.sleep(0.02)  # the consumer's work: the thread fetched item + 1 meanwhile, and no more
             assert len(fetched) <= item + 2
