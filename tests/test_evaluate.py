@@ -77,8 +77,10 @@ def test_the_protocol_writes_the_papers_table_reproducibly_with_plots(tiny_weigh
     samples = np.asarray(Image.open(first / "samples.png"))
     assert samples.shape == ((1 + 2 * 3) * 32, 2 * 32, 3)
     size = slice(32, 64)  # the second column: no caption drawn on it
-    real, feed_forward, fine_tuned = (samples[row * 32:(row + 1) * 32, size] for row in (0, 2, 3))
-    assert not np.array_equal(feed_forward, fine_tuned) and not np.array_equal(real, feed_forward)
+    real, baseline, feed_forward = (samples[row * 32:(row + 1) * 32, size] for row in (0, 1, 2))
+    # (Two fine-tuning steps of an untrained model move its mouth's paint by a grey level at most: that
+    # the fine-tuned row is its own model shows in its PSNR above, not reliably in 32 px of uint8.)
+    assert not np.array_equal(baseline, feed_forward) and not np.array_equal(real, feed_forward)
 
     # Again with only the feed-forward model: the same baseline and feed-forward numbers, no steps plot.
     evaluate(EvaluateOptions(out=str(second), weights=str(tiny_weights), identities=2, ks=(1,), steps=(0,),

@@ -118,3 +118,48 @@ def test_the_teeth_move_with_the_lips_instead_of_stretching_as_the_mouth_opens(c
     # In the opened mouth the same edge sits as far under the (moved) upper lip as on the photo.
     where = opened[62] + (tooth - upper)
     assert torch.allclose(pixel_map[int(where[1].round()), int(where[0].round())], tooth, atol=0.6)
+
+
+def test_the_chunked_spline_evaluation_equals_the_textbook_sum_of_kernels():
+    from talking_head.warp import SPLINE_CHUNK, evaluate_thin_plate_spline, fit_thin_plate_spline
+
+    generator = torch.Generator().manual_seed(0)
+    control = torch.rand(3, 40, 2, generator=generator, dtype=torch.float64)
+    values = control + 0.05 * torch.randn(3, 40, 2, generator=generator, dtype=torch.float64)
+    coefficients = fit_thin_plate_spline(control, values)
+    # Queries on the control points themselves (r = 0) and a count that leaves a partial last chunk.
+    query = torch.cat([control, torch.rand(3, 2 * SPLINE_CHUNK + 17, 2, generator=generator, dtype=torch.float64)], 1)
+
+    def textbook(dtype: torch.dtype) -> torch.Tensor:
+        q, c, w = query.to(dtype), control.to(dtype), coefficients.to(dtype)
+        squared = torch.cdist(q, c).square()
+        basis = torch.where(squared > 0, squared * torch.log(squared), torch.zeros_like(squared))
+        return (basis @ w[:, :40] + w[:, 40:41] + q @ w[:, 41:]).double()
+
+    exact = textbook(torch.float64)
+    evaluated = evaluate_thin_plate_spline(control, coefficients, query)
+    assert evaluated.shape == query.shape
+    # As close as float32 allows (these random splines have coefficients in the hundreds).
+    assert (evaluated.double() - exact).abs().max() <= 2 * (textbook(torch.float32) - exact).abs().max() + 1e-6
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic", "nearest"])
+def test_opencv_sampling_equals_grid_sample(clip, mode):
+    from talking_head import warp
+
+    images, landmarks = clip
+    nod = landmarks[1:4] + torch.tensor([3.0, 5.0])
+    pixel_map = sampling_map(landmarks[:1].expand(3, -1, -1), nod, images.shape[-1], 48)
+    pixel_map[0, :4] = -7.0  # outside the image: the border repeats in both
+    one_image = images[:1].float()
+    fast = warp.sample(one_image, pixel_map, mode)
+    assert warp._remap_applies(one_image, mode)
+    wanting_a_gradient = one_image.expand(3, -1, -1, -1).clone().requires_grad_()  # so grid_sample samples
+    reference = warp.sample(wanting_a_gradient, pixel_map, mode).detach()
+    assert fast.shape == reference.shape == (3, 3, 48, 48)
+    if mode == "nearest":  # a sample a hair from a pixel's edge may round either way
+        assert (fast != reference).any(dim=1).float().mean() < 0.01
+    else:  # OpenCV places samples to 1/32 of a pixel
+        assert (fast - reference).abs().max() < 0.05 and (fast - reference).abs().mean() < 2e-3
+    many = warp.sample(images[1:4].float(), pixel_map, mode)  # one image per map
+    assert torch.equal(many[1], warp.sample(images[2:3].float(), pixel_map[1:2], mode)[0])
