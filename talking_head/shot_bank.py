@@ -116,10 +116,11 @@ def _lip_ellipse(target_points: torch.Tensor, size: int, points: tuple[int, ...]
     offsets = lips - centre
     half_height = (offsets @ normal[:, :, None]).abs().amax(dim=(1, 2)).clamp_min(half_width * 0.25)
     axis = torch.arange(size, dtype=torch.float32, device=lips.device)
-    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-    d = torch.stack([xs, ys], dim=-1)[None] - centre[:, None]  # (T, size, size, 2)
-    u = (d @ direction[:, None, :, None]).squeeze(-1).squeeze(-1) / (scale[0] * half_width)[:, None, None]
-    v = (d @ normal[:, None, :, None]).squeeze(-1).squeeze(-1) / (scale[1] * half_height)[:, None, None]
+    dx = axis[None, None, :] - centre[:, :, 0:1]  # (T, 1, size): the offset from the centre, by column
+    dy = axis[None, :, None] - centre[:, :, 1:2]  # (T, size, 1): by row
+    (ax, ay), (nx, ny) = (t.T[:, :, None, None] for t in (direction, normal))  # each (T, 1, 1)
+    u = (dx * ax + dy * ay) / (scale[0] * half_width)[:, None, None]
+    v = (dx * nx + dy * ny) / (scale[1] * half_height)[:, None, None]
     radius = torch.sqrt(u.square() + v.square())
     return torch.sigmoid((1.0 - radius) * 12.0)[:, None]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.hub import TalkingHeadModel
@@ -105,6 +106,35 @@ def test_outside_the_paint_region_the_frame_is_the_warp_whatever_the_mask(tiny_m
             tiny_model.generator.mask_conv.bias.copy_(bias)
     assert torch.equal(out[..., :32], warped[..., :32])
     assert (out[..., 32:] - warped[..., 32:]).abs().mean() > 0.1
+
+
+@pytest.mark.parametrize("size", [64, 77, 32])  # upsampled 2x, by an odd factor, and not resized
+def test_the_composite_blends_only_the_paint_regions_window_and_equals_the_whole_frame_blend(size: int) -> None:
+    from talking_head.models.generator import PAINT_FLOOR, Generator, paint_window
+    from talking_head.shot_bank import paint_region
+
+    generator = torch.Generator().manual_seed(0)
+    painted, mask = torch.rand(2, 3, 32, 32, generator=generator) * 2 - 1, torch.rand(2, 1, 32, 32, generator=generator)
+    warped = torch.rand(2, 3, size, size, generator=generator) * 2 - 1
+    lips = torch.zeros(2, 68, 2)
+    lips[:, 60:68] = torch.tensor([[0.3, 0.5], [0.4, 0.45], [0.5, 0.45], [0.6, 0.45], [0.7, 0.5], [0.6, 0.55],
+                                   [0.5, 0.55], [0.4, 0.55]]) * size
+    lips[1, 60:68] += 0.1 * size  # the second frame's mouth elsewhere: the window covers both
+    region = paint_region(lips, size)
+    rows, cols = paint_window(region)
+    assert 0 < rows.start and rows.stop < size and 0 < cols.start and cols.stop < size  # a window, not the frame
+    assert region[..., rows, cols].max() > 0.99 and region[..., :rows.start, :].max() <= PAINT_FLOOR
+    whole = lambda p, m: F.interpolate(p, size=size, mode="bilinear", align_corners=False) if size != 32 else p  # noqa: E731
+    blend = 1 - region * (1 - whole(mask, mask))
+    expected = blend * warped + (1 - blend) * whole(painted, mask)
+    out = Generator.composite(painted, mask, warped, region)  # no gradient wanted: OpenCV samples
+    assert (out - expected).abs().max() < 2 * PAINT_FLOOR + 0.02 and (out - expected).abs().mean() < 1e-3
+    painted.requires_grad_()  # training: grid_sample, and the gradient reaches the painting
+    trained = Generator.composite(painted, mask, warped, region)
+    assert (trained - expected).abs().max() < 2 * PAINT_FLOOR + 1e-5
+    trained.sum().backward()
+    assert painted.grad.abs().sum() > 0
+    assert torch.equal(Generator.composite(painted, mask, warped, torch.zeros_like(region)), warped)
 
 
 def test_discriminator_score_depends_on_video_through_W(tiny_model: TalkingHeadModel) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 
 from talking_head.config import ModelConfig
 from talking_head.models.blocks import AdaIN, AdaptiveResBlock, SelfAttention, encoder_blocks, sn_conv
+from talking_head.warp import sample
 
 #: The mask's starting logit: sigmoid(7) = 0.9991, so an untrained composite is the warp to within
 #: 0.002 (half an 8-bit level). Its weights start at zero; Adam's steps do not shrink with the
@@ -138,12 +139,53 @@ class Generator(nn.Module):
     @staticmethod
     def composite(painted: torch.Tensor, mask: torch.Tensor, warped: torch.Tensor,
                   paint_region: torch.Tensor | None = None) -> torch.Tensor:
-        """``paint``'s painting and mask blended into ``warped`` at its resolution (``forward``)."""
+        """``paint``'s painting and mask blended into ``warped`` at its resolution (``forward``).
+
+        With a ``paint_region`` only the window where it exceeds ``PAINT_FLOOR`` (in any frame) is blended;
+        the rest of the frame is the warp. Painting, mask and blend over the whole of 256 px frames cost
+        3.4 ms a frame, most of it on pixels the region leaves to the warp.
+        """
         warped = warped.float()
-        if warped.shape[-1] != painted.shape[-1]:
-            size = warped.shape[-2:]
-            painted = F.interpolate(painted, size=size, mode="bilinear", align_corners=False)
-            mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
-        if paint_region is not None:
-            mask = 1 - paint_region.float() * (1 - mask)
-        return mask * warped + (1 - mask) * painted
+        if paint_region is None:
+            painted, mask = _resized_window(painted, mask, warped.shape[-2:], None)
+            return mask * warped + (1 - mask) * painted
+        window = paint_window(paint_region)
+        out = warped.clone()
+        if window is not None:
+            painted, mask = _resized_window(painted, mask, warped.shape[-2:], window)
+            mask = 1 - paint_region[..., window[0], window[1]].float() * (1 - mask)
+            out[..., window[0], window[1]] = mask * warped[..., window[0], window[1]] + (1 - mask) * painted
+        return out
+
+
+#: Where a paint region is under this, the frame is the warp: painting there would move it by less than a
+#: quarter of an 8-bit level.
+PAINT_FLOOR = 1 / 1024
+Window = tuple[slice, slice]
+
+
+def paint_window(paint_region: torch.Tensor) -> Window | None:
+    """The rows and columns of (B, 1, H, W) ``paint_region`` where any frame's region exceeds ``PAINT_FLOOR``
+    (None: nowhere)."""
+    peak = paint_region.detach().flatten(0, 1).amax(dim=0)  # (H, W); a max, as torch's any() is slow here
+    rows, cols = (peak.amax(dim=1) > PAINT_FLOOR).nonzero()[:, 0], (peak.amax(dim=0) > PAINT_FLOOR).nonzero()[:, 0]
+    if len(rows) == 0:
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _resized_window(painted: torch.Tensor, mask: torch.Tensor, size: torch.Size, window: Window | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``painted`` and ``mask`` bilinearly resized to ``size`` (as ``F.interpolate`` with
+    ``align_corners=False``), only inside ``window`` (None: all of it)."""
+    height, width = size
+    if window is None:
+        window = slice(0, height), slice(0, width)
+    if painted.shape[-2:] == size:
+        return painted[..., window[0], window[1]], mask[..., window[0], window[1]]
+    rows, cols = (torch.arange(w.start, w.stop, dtype=torch.float32, device=painted.device) for w in window)
+    ys = (rows + 0.5) * (painted.shape[-2] / height) - 0.5  # the source pixel each output pixel's centre falls on
+    xs = (cols + 0.5) * (painted.shape[-1] / width) - 0.5
+    pixel_map = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), dim=-1)
+    both = sample(torch.cat([painted, mask.to(painted.dtype)], dim=1), pixel_map.expand(len(painted), -1, -1, -1))
+    return both[:, :-1], both[:, -1:]
