@@ -153,3 +153,20 @@ def test_the_cache_keeps_the_most_recently_used_graphs(cache: Path, monkeypatch:
     # The new graph and the two most recently used stale ones stay; the two oldest are gone.
     assert sorted(p.name for p in cache.glob("*.onnx")) == sorted([f"{weights_key(personal)}.onnx", "stale0.onnx",
                                                                     "stale1.onnx"])
+
+
+def test_the_weights_key_is_remembered_until_a_weight_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    personal = tiny_generator(0)
+    hashed = []
+    real_hash = onnx_backend._hash_weights
+    monkeypatch.setattr(onnx_backend, "_hash_weights", lambda p: hashed.append(p) or real_hash(p))
+    first = weights_key(personal)
+    assert weights_key(personal) == first and len(hashed) == 1  # not hashed again
+    with torch.no_grad():
+        personal.generator.mask_conv.bias.add_(0.5)  # fine-tuned in place: another graph
+    changed = weights_key(personal)
+    assert changed != first and len(hashed) == 2
+    with torch.no_grad():
+        personal.generator.mask_conv.bias.sub_(0.5)
+    assert weights_key(personal) == first  # the same weights again, the same graph
+    assert weights_key(tiny_generator(0)) == first  # another generator with these weights shares it
