@@ -141,6 +141,25 @@ def paint_region(target_points: torch.Tensor, size: int) -> torch.Tensor:
     return _lip_ellipse(target_points, size, INNER_LIP_POINTS, PAINT_REGION_SCALE)
 
 
+#: Where a paint region is under this, the frame is the warp: painting (or shading) there would move it by less
+#: than a quarter of an 8-bit level.
+PAINT_FLOOR = 1 / 1024
+#: Rows and columns of a frame.
+Window = tuple[slice, slice]
+
+
+def paint_window(region: torch.Tensor, margin: int = 0) -> Window | None:
+    """The rows and columns of (B, 1, H, W) ``region`` where any frame's region exceeds ``PAINT_FLOOR``, grown by
+    ``margin`` pixels within the frame (None: nowhere). Work confined to the paint region needs only these."""
+    peak = region.detach().flatten(0, 1).amax(dim=0)  # (H, W); a max, as torch's any() is slow here
+    rows, cols = (peak.amax(dim=1) > PAINT_FLOOR).nonzero()[:, 0], (peak.amax(dim=0) > PAINT_FLOOR).nonzero()[:, 0]
+    if len(rows) == 0:
+        return None
+    height, width = peak.shape
+    return (slice(max(int(rows[0]) - margin, 0), min(int(rows[-1]) + 1 + margin, height)),
+            slice(max(int(cols[0]) - margin, 0), min(int(cols[-1]) + 1 + margin, width)))
+
+
 def _smoothstep(x: torch.Tensor, edges: tuple[float, float]) -> torch.Tensor:
     t = ((x - edges[0]) / (edges[1] - edges[0])).clamp(0, 1)
     return t * t * (3 - 2 * t)
@@ -162,28 +181,38 @@ def between_the_lips(points: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_points: torch.Tensor,
-                   between_lips: torch.Tensor, scale: float) -> torch.Tensor:
-    """How much of each output pixel is the mouth's dark inside, (B, 1, H, W) in [0, 1].
+                   between_lips: torch.Tensor, scale: float, region: torch.Tensor, out_size: int) -> torch.Tensor:
+    """How much of each output pixel is the mouth's dark inside, (B, 1, h, w) in [0, 1].
 
     A warp moves the photo's pixels; it cannot open a mouth wider than the photo's, only stretch what
     lies between the lips (teeth, for a smiling photo), nor close it, only squeeze those teeth into a
-    thin white line (dlib read that line as an open mouth). So inside the inner lips
-    (``paint_region``) the rows the warp pulls apart are shaded dark (``CAVITY_STRETCH``) and, as the
-    lips close, so is what lay between the photo's lips (``SEAM_CLOSING``). ``pixel_map`` (B, H, W, 2)
-    is the warp's sampling map, ``between_lips`` (B, 1, H, W) the photo's inner-lip polygon sampled by
-    it, ``scale`` the source pixels per output pixel of an unmoved face; ``source_points`` and
-    ``target_points`` (B, 68, 2) in their own pixels.
+    thin white line (dlib read that line as an open mouth). So inside the inner lips (``region``, the
+    ``paint_region``) the rows the warp pulls apart are shaded dark (``CAVITY_STRETCH``) and, as the
+    lips close, so is what lay between the photo's lips (``SEAM_CLOSING``). ``pixel_map`` (B, h, w, 2)
+    is the warp's sampling map, ``between_lips`` (B, 1, h, w) the photo's inner-lip polygon sampled by
+    it and ``region`` (B, 1, h, w): the whole ``out_size`` frame, or a window of it with a margin of
+    ``interior_margin(out_size)`` pixels. ``scale`` is the source pixels per output pixel of an unmoved
+    face; ``source_points`` and ``target_points`` (B, 68, 2) in their own pixels.
     """
     rows = pixel_map[..., 1]  # source row sampled by each output pixel
     step = torch.cat([rows[:, 1:2] - rows[:, :1], (rows[:, 2:] - rows[:, :-2]) / 2, rows[:, -1:] - rows[:, -2:-1]],
                      dim=1) / scale  # photo rows per output row: 1 unmoved, < 1 pulled apart
     stretched = _smoothstep(1 / step.clamp_min(1e-3)[:, None], CAVITY_STRETCH)
-    size = pixel_map.shape[1]
-    width = max(3, (size // 64) | 1)  # soften the grid's steps: a few output pixels at any size
+    width = _softening(out_size)
     stretched = F.avg_pool2d(stretched, width, stride=1, padding=width // 2, count_include_pad=False)
     closing = _inner_lip_gap(target_points) / _inner_lip_gap(source_points).clamp_min(1e-3)
     shut = between_lips * _smoothstep(closing, SEAM_CLOSING).view(-1, 1, 1, 1)
-    return torch.maximum(stretched, shut) * paint_region(target_points, size).to(stretched.dtype)
+    return torch.maximum(stretched, shut) * region.to(stretched.dtype)
+
+
+def _softening(out_size: int) -> int:
+    """The box that softens the shading's steps between grid rows: a few output pixels at any size."""
+    return max(3, (out_size // 64) | 1)
+
+
+def interior_margin(out_size: int) -> int:
+    """Pixels around the paint region's window that ``mouth_interior`` reads (its box and its row differences)."""
+    return _softening(out_size) // 2 + 1
 
 
 def sample_shots(images: torch.Tensor, shots: np.ndarray, pixel_map: torch.Tensor, mode: str = "bilinear"
@@ -219,13 +248,21 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
     source_points = landmarks[torch.as_tensor(shots, device=landmarks.device)]
     pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size, frame, grid_size)
     warped = sample_shots(images, shots, pixel_map, mode)
+    region = paint_region(target_points, out_size)
+    window = paint_window(region, interior_margin(out_size))  # the shading is 0 outside: work only there
+    if window is None:
+        return warped
+    rows, cols = window
+    pixel_map, region = pixel_map[:, rows, cols], region[..., rows, cols]
     used, position = np.unique(shots, return_inverse=True)  # one polygon drawn per shot used
     lips = between_the_lips(landmarks[torch.as_tensor(used, device=landmarks.device)], images.shape[-1])
     between_lips = sample_shots(lips, position.reshape(-1), pixel_map)
     scale = (frame[1] if frame else images.shape[-1]) / out_size
-    cavity = mouth_interior(pixel_map, source_points, target_points, between_lips, scale).to(warped.dtype)
+    cavity = mouth_interior(pixel_map, source_points, target_points, between_lips, scale, region, out_size)
     colour = torch.tensor(CAVITY_COLOUR, dtype=warped.dtype, device=warped.device).view(1, 3, 1, 1) / 127.5 - 1
-    return warped + cavity * (colour - warped)
+    inside = warped[..., rows, cols]
+    warped[..., rows, cols] = inside + cavity.to(warped.dtype) * (colour - inside)
+    return warped
 
 
 def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points: torch.Tensor, out_size: int,

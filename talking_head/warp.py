@@ -164,7 +164,7 @@ def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, sour
     query = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2).expand(src.shape[0], -1, -1)
     mapped = evaluate_thin_plate_spline(dst, coefficients, query).reshape(-1, grid, grid, 2) * source_size
     if grid != out_size:
-        mapped = F.interpolate(mapped.permute(0, 3, 1, 2), size=(out_size, out_size), mode="bilinear",
+        mapped = F.interpolate(mapped.permute(0, 3, 1, 2).contiguous(), size=(out_size, out_size), mode="bilinear",
                                align_corners=True).permute(0, 2, 3, 1)
     return mapped.float()
 

@@ -110,8 +110,8 @@ def test_outside_the_paint_region_the_frame_is_the_warp_whatever_the_mask(tiny_m
 
 @pytest.mark.parametrize("size", [64, 77, 32])  # upsampled 2x, by an odd factor, and not resized
 def test_the_composite_blends_only_the_paint_regions_window_and_equals_the_whole_frame_blend(size: int) -> None:
-    from talking_head.models.generator import PAINT_FLOOR, Generator, paint_window
-    from talking_head.shot_bank import paint_region
+    from talking_head.models.generator import Generator
+    from talking_head.shot_bank import PAINT_FLOOR, paint_region, paint_window
 
     generator = torch.Generator().manual_seed(0)
     painted, mask = torch.rand(2, 3, 32, 32, generator=generator) * 2 - 1, torch.rand(2, 1, 32, 32, generator=generator)
@@ -124,9 +124,12 @@ def test_the_composite_blends_only_the_paint_regions_window_and_equals_the_whole
     rows, cols = paint_window(region)
     assert 0 < rows.start and rows.stop < size and 0 < cols.start and cols.stop < size  # a window, not the frame
     assert region[..., rows, cols].max() > 0.99 and region[..., :rows.start, :].max() <= PAINT_FLOOR
-    whole = lambda p, m: F.interpolate(p, size=size, mode="bilinear", align_corners=False) if size != 32 else p  # noqa: E731
-    blend = 1 - region * (1 - whole(mask, mask))
-    expected = blend * warped + (1 - blend) * whole(painted, mask)
+
+    def whole(image: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(image, size=size, mode="bilinear", align_corners=False) if size != 32 else image
+
+    blend = 1 - region * (1 - whole(mask))
+    expected = blend * warped + (1 - blend) * whole(painted)
     out = Generator.composite(painted, mask, warped, region)  # no gradient wanted: OpenCV samples
     assert (out - expected).abs().max() < 2 * PAINT_FLOOR + 0.02 and (out - expected).abs().mean() < 1e-3
     painted.requires_grad_()  # training: grid_sample, and the gradient reaches the painting

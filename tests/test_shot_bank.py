@@ -4,13 +4,14 @@ covers the mouth only."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from talking_head.data.synthetic import render_video
 from talking_head.landmarks.align import _open_mouth
-from talking_head.shot_bank import (CAVITY_COLOUR, MOUTH_POINTS, ShotChoice, between_the_lips, choose_shots,
-                                    mouth_interior, mouth_mask, paint_region, procrustes_distances, sample_shots,
-                                    warp_from_bank, warp_shots)
+from talking_head.shot_bank import (CAVITY_COLOUR, MOUTH_POINTS, PAINT_FLOOR, ShotChoice, between_the_lips,
+                                    choose_shots, mouth_interior, mouth_mask, paint_region, procrustes_distances,
+                                    sample_shots, warp_from_bank, warp_shots)
 from talking_head.warp import sample, sampling_map, warp_to_landmarks
 
 
@@ -116,7 +117,7 @@ def test_the_mouths_inside_is_shaded_only_where_the_warp_cannot_show_it():
     source = photo_points.expand(3, -1, -1)
     pixel_map = sampling_map(source, targets, size, size)
     between_lips = sample(between_the_lips(source, size), pixel_map)
-    shade = mouth_interior(pixel_map, source, targets, between_lips, 1.0)[:, 0]
+    shade = mouth_interior(pixel_map, source, targets, between_lips, 1.0, paint_region(targets, size), size)[:, 0]
     assert shade[0].max() < 0.05  # the photo's own mouth: its teeth stay
     # Shut: what lay between its lips is shaded, a dark seam, not a white line.
     assert shade[1].max() > 0.9
@@ -140,6 +141,21 @@ def test_the_warped_shots_show_the_dark_of_an_opened_mouth_and_keep_a_still_one(
     colour = torch.tensor(CAVITY_COLOUR).float() / 127.5 - 1
     assert torch.allclose(warped[2, :, middle[1], middle[0]], colour, atol=0.1)
     assert (warp_to_landmarks(photo, photo_points, targets[2:], size)[0, :, middle[1], middle[0]] > 0.9).all()
+
+
+@pytest.mark.parametrize("size", [128, 512])
+def test_the_mouth_is_shaded_in_the_paint_regions_window_as_over_the_whole_frame(size):
+    photo, photo_points, targets = smiling_photo_and_mouths(size)
+    source = photo_points.expand(3, -1, -1)
+    warped = warp_shots(photo, photo_points, np.zeros(3, int), targets, size)
+    pixel_map = sampling_map(source, targets, size, size)
+    region = paint_region(targets, size)
+    whole = mouth_interior(pixel_map, source, targets, sample(between_the_lips(source, size), pixel_map), 1.0, region,
+                           size)
+    colour = torch.tensor(CAVITY_COLOUR).float().view(1, 3, 1, 1) / 127.5 - 1
+    plain = sample(photo.expand(3, -1, -1, -1), pixel_map)
+    assert whole.amax() > 0.9 and (warped - plain).abs().amax() > 0.5  # there is shading, and it is applied
+    assert (warped - (plain + whole * (colour - plain))).abs().max() < 4 * PAINT_FLOOR
 
 
 def test_shots_are_sampled_for_their_targets_as_if_each_had_its_own_copy():

@@ -26,6 +26,7 @@ from torch import nn
 
 from talking_head.config import ModelConfig
 from talking_head.models.blocks import AdaIN, AdaptiveResBlock, SelfAttention, encoder_blocks, sn_conv
+from talking_head.shot_bank import Window, paint_window
 from talking_head.warp import sample
 
 #: The mask's starting logit: sigmoid(7) = 0.9991, so an untrained composite is the warp to within
@@ -141,7 +142,7 @@ class Generator(nn.Module):
                   paint_region: torch.Tensor | None = None) -> torch.Tensor:
         """``paint``'s painting and mask blended into ``warped`` at its resolution (``forward``).
 
-        With a ``paint_region`` only the window where it exceeds ``PAINT_FLOOR`` (in any frame) is blended;
+        With a ``paint_region`` only the window where it exceeds ``shot_bank.PAINT_FLOOR`` (in any frame) is blended;
         the rest of the frame is the warp. Painting, mask and blend over the whole of 256 px frames cost
         3.4 ms a frame, most of it on pixels the region leaves to the warp.
         """
@@ -156,22 +157,6 @@ class Generator(nn.Module):
             mask = 1 - paint_region[..., window[0], window[1]].float() * (1 - mask)
             out[..., window[0], window[1]] = mask * warped[..., window[0], window[1]] + (1 - mask) * painted
         return out
-
-
-#: Where a paint region is under this, the frame is the warp: painting there would move it by less than a
-#: quarter of an 8-bit level.
-PAINT_FLOOR = 1 / 1024
-Window = tuple[slice, slice]
-
-
-def paint_window(paint_region: torch.Tensor) -> Window | None:
-    """The rows and columns of (B, 1, H, W) ``paint_region`` where any frame's region exceeds ``PAINT_FLOOR``
-    (None: nowhere)."""
-    peak = paint_region.detach().flatten(0, 1).amax(dim=0)  # (H, W); a max, as torch's any() is slow here
-    rows, cols = (peak.amax(dim=1) > PAINT_FLOOR).nonzero()[:, 0], (peak.amax(dim=0) > PAINT_FLOOR).nonzero()[:, 0]
-    if len(rows) == 0:
-        return None
-    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
 
 
 def _resized_window(painted: torch.Tensor, mask: torch.Tensor, size: torch.Size, window: Window | None
