@@ -14,7 +14,7 @@ A second row per precision runs every frame back to back (no camera clock): the 
 Stages are medians per frame: landmarks (``FaceTracker``), retarget (smoothing + relative
 retargeting), warp (``render.texture_for``), generate (G, its paint region, the conversion to pixels)
 and the mark. The last lines time the warp alone with the spline evaluated on a coarser grid
-(``warp.GRID_SIZE``, patched here only, to size a possible change there) and say how far its pixels move.
+(``texture_for``'s ``grid_size``; live mode uses ``LiveConfig.spline_grid``) and say how far its pixels move.
 
 ``--before REV`` also runs REV's own copy of this script (REV checked out in a temporary worktree and
 imported from there: the live loop as it was), alternated with this tree's ``--repeats`` times, fp32:
@@ -56,31 +56,27 @@ def run(session: LiveSession, frames: list[np.ndarray], fps: float | None) -> tu
     return shown, time.monotonic() - began, feed.dropped
 
 
-def warp_ms(avatar, targets: np.ndarray, size: int, repeats: int = 10) -> tuple[float, torch.Tensor]:
-    """Median ms of ``texture_for`` on ``targets``, and its output."""
+def warp_ms(avatar, targets: np.ndarray, size: int, grid: int, repeats: int = 10) -> tuple[float, torch.Tensor]:
+    """Median ms of ``texture_for`` on ``targets`` with the spline on a ``grid``-point grid, and its output."""
     times = []
     with torch.inference_mode():
         for _ in range(repeats):
             start = time.perf_counter()
-            out = texture_for(avatar, targets, size)
+            out = texture_for(avatar, targets, size, grid)
             times.append((time.perf_counter() - start) * 1000)
     return float(np.median(times)), out
 
 
 def grid_rows(avatar, targets: np.ndarray, size: int) -> None:
-    """The warp alone at warp.GRID_SIZE and at coarser grids (patched here only), and how far pixels move."""
+    """The warp alone at warp.GRID_SIZE and at coarser grids, and how far pixels move."""
     shipped = warp.GRID_SIZE
-    base_ms, base = warp_ms(avatar, targets, size)
+    base_ms, base = warp_ms(avatar, targets, size, shipped)
     print(f"\nwarp alone at {size} px, spline evaluated on a {shipped}-point grid: {base_ms:.1f} ms")
-    try:
-        for grid in (64, 32):
-            warp.GRID_SIZE = grid
-            ms, out = warp_ms(avatar, targets, size)
-            diff = (out - base).abs() * 127.5  # [-1, 1] -> 0-255 pixel values
-            print(f"- {grid}-point grid: {ms:.1f} ms ({ms / base_ms:.2f}x); pixels move by {diff.mean():.2f} on "
-                  f"average, {diff.max():.0f} at most (0-255)")
-    finally:
-        warp.GRID_SIZE = shipped
+    for grid in (64, 32):
+        ms, out = warp_ms(avatar, targets, size, grid)
+        diff = (out - base).abs() * 127.5  # [-1, 1] -> 0-255 pixel values
+        print(f"- {grid}-point grid: {ms:.1f} ms ({ms / base_ms:.2f}x); pixels move by {diff.mean():.2f} on "
+              f"average, {diff.max():.0f} at most (0-255)")
 
 
 def before_after(args: argparse.Namespace) -> None:
