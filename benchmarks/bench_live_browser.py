@@ -2,6 +2,10 @@
 
     pip install --no-deps fastrtc && pip install aiortc   # fastrtc pins gradio<6: never let it resolve gradio
     python benchmarks/bench_live_browser.py [--weights checkpoints] [--seconds 10] [--threads 2] [--repeats 1]
+                                            [--paths gradio fastrtc]
+
+``--paths gradio`` measures the Live tab alone (FastRTC need not be installed); with
+``TALKING_HEAD_LIVE_STREAM_EVERY=0.05`` in the environment it asks the webcam for a frame every 0.05 s.
 
 Both in headless Debian Chromium (/usr/bin/chromium, driven by Playwright) with a fake camera playing
 examples/driver.mp4 (256x256, 25 fps, as Y4M), the example avatar (the astronaut, personalised feed-forward
@@ -204,6 +208,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="runs of each path, alternated")
+    parser.add_argument("--paths", nargs="+", choices=["gradio", "fastrtc"], default=["gradio", "fastrtc"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from importlib.metadata import version
@@ -228,26 +233,29 @@ def main() -> None:
         demo = load_app_module().build_demo(app)
         gradio_port, rtc_port = free_port(), free_port()
         demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=gradio_port, quiet=True)
-        rtc_server = serve(fastrtc_app(pipe, avatar, LiveConfig(bf16=True)), rtc_port)  # before Playwright
+        rtc_server = (serve(fastrtc_app(pipe, avatar, LiveConfig(bf16=True)), rtc_port)  # before Playwright
+                      if "fastrtc" in args.paths else None)
+        paths = {"gradio": ("gradio stream", measure_gradio, f"http://127.0.0.1:{gradio_port}/"),
+                 "fastrtc": ("fastrtc webrtc", measure_fastrtc, f"http://127.0.0.1:{rtc_port}/")}
         rows = []
         try:
             with headless_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                                    "--allow-loopback-in-peer-connection",
                                    f"--use-file-for-fake-video-capture={y4m}") as browser:
                 for run in range(args.repeats):
-                    for name, measure, url in (
-                            ("gradio stream", measure_gradio, f"http://127.0.0.1:{gradio_port}/"),
-                            ("fastrtc webrtc", measure_fastrtc, f"http://127.0.0.1:{rtc_port}/")):
+                    for name, measure, url in (paths[path] for path in args.paths):
                         load_before = os.getloadavg()[0]
                         result = measure(browser, url, log, args.seconds)
                         rows.append((run + 1, name, load_before, result))
                         print(f"# {name} run {run + 1} done", file=sys.stderr, flush=True)
         finally:
-            rtc_server.should_exit = True
+            if rtc_server is not None:
+                rtc_server.should_exit = True
             demo.close()
     end = os.getloadavg()
     print(f"{os.cpu_count()} cores, torch {torch.__version__} with {args.threads} threads, gradio {gr.__version__}, "
-          f"fastrtc {version('fastrtc')}; load average at start "
+          f"fastrtc {version('fastrtc') if rtc_server else '(not run)'}, stream_every "
+          f"{os.environ.get('TALKING_HEAD_LIVE_STREAM_EVERY', '0.1')} s; load average at start "
           f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}, at the end {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f} "
           f"(1 / 5 / 15 min); fake camera examples/driver.mp4 256x256 25 fps; output 256 px; {args.seconds:g} s "
           f"a path\n")

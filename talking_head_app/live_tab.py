@@ -25,10 +25,12 @@ from talking_head_app.handlers import TalkingHeadApp, visitor_errors
 EXAMPLE_PHOTO = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 #: How long one stream may run before it ends by itself (seconds); start again to go on.
 LIVE_SECONDS = int(os.environ.get("TALKING_HEAD_LIVE_SECONDS", "120"))
-#: How often the browser sends a webcam frame (seconds): about 10 frames/s, what this CPU renders. Asking
-#: for frames every 0.05 s showed 7.7 frames/s at 245 ms a frame on the server, against 9.7 at 133 ms
-#: (the browser test with the shipped checkpoint, idle 2-core CPU): frames queue behind the serial step.
-STREAM_EVERY = float(os.environ.get("TALKING_HEAD_LIVE_STREAM_EVERY", "0.1"))
+#: How often the browser sends a webcam frame (seconds). Measured with the shipped checkpoint in headless
+#: Chromium on the idle 2-core CPU (``benchmarks/bench_live_browser.py --paths gradio``, two runs each):
+#: every 0.1 s gave its ceiling of 10 frames/s at 52 ms a frame on the server, 0.05 s 15.0-15.3 frames/s at
+#: 56-57 ms, 0.04 s 11.8-13.0 at 66-77 ms (frames queue behind the serial step). With the slower warp of
+#: before (133 ms a frame), 0.05 s had been worse than 0.1 s.
+STREAM_EVERY = float(os.environ.get("TALKING_HEAD_LIVE_STREAM_EVERY", "0.05"))
 WAITING = "Choose an avatar and press **Start**."
 #: After *Start*: the webcam's own buttons, pressed for the visitor (grant access, then record = stream).
 START_CAMERA_JS = """() => {
