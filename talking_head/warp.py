@@ -37,6 +37,12 @@ BORDER_ANCHORS_PER_SIDE = 5
 #: gathers between the teeth, where ``shot_bank.mouth_interior`` shades it as the dark of the mouth.
 #: As a mouth closes they close in proportion, as the rest of the mouth does.
 TEETH_HANG = (0.55, 0.2)
+#: The warp never closes a pair of inner-lip points (61/67, 62/66, 63/65) to less than this share of the
+#: photo's gap between them, measured across the target's mouth. A smile's lower inner lip curves more than
+#: its upper one: closed by moving the lower lip up, its ends cross the upper lip's, and a spline through
+#: points that coincide or cross folds the photo's teeth into a zigzag with dark blots where it stretches.
+#: The thin band left is shaded as the seam of closed lips (``shot_bank.mouth_interior``).
+LIPS_APART = 0.25
 #: Regularisation of the spline (in units of the source size): tiny, so the map stays exact at the
 #: control points, yet enough to solve when two target points coincide (a closed mouth's inner lips).
 REGULARIZATION = 1e-5
@@ -48,12 +54,15 @@ GRID_SIZE = 128
 SPLINE_CHUNK = 256
 
 
+_UPPER_INNER, _LOWER_INNER = [61, 62, 63], [67, 66, 65]
+
+
 def teeth_points(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Control points that keep the photo's teeth the size they are (``TEETH_HANG``): (B, 6, 2) each.
 
     ``source`` and ``target`` (B, 68, 2) landmarks in the same pixels.
     """
-    upper, lower = [61, 62, 63], [67, 66, 65]
+    upper, lower = _UPPER_INNER, _LOWER_INNER
     source_gap, target_gap = source[:, lower] - source[:, upper], target[:, lower] - target[:, upper]
     source_length = source_gap.norm(dim=-1, keepdim=True)
     target_length = target_gap.norm(dim=-1, keepdim=True)
@@ -63,6 +72,29 @@ def teeth_points(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tens
     hung_source = torch.cat([source[:, upper] + down * source_gap, source[:, lower] - up * source_gap], dim=1)
     hung_target = torch.cat([target[:, upper] + down * reach, target[:, lower] - up * reach], dim=1)
     return hung_source, hung_target
+
+
+def _across_the_mouth(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 68, 2) -> how far each inner-lip pair's lower point lies below its upper one across the mouth (B, 3),
+    and the unit vector across the mouth, downwards (B, 2)."""
+    corners = points[:, 64] - points[:, 60]
+    normal = torch.stack([-corners[:, 1], corners[:, 0]], dim=-1)
+    normal = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    normal = normal * torch.where(((points[:, 57] - points[:, 51]) * normal).sum(-1, keepdim=True) < 0, -1.0, 1.0)
+    return ((points[:, _LOWER_INNER] - points[:, _UPPER_INNER]) * normal[:, None]).sum(-1), normal
+
+
+def lips_apart(source: torch.Tensor, target: torch.Tensor, share: float = LIPS_APART) -> torch.Tensor:
+    """``target`` (B, 68, 2) with each inner-lip pair at least ``share`` of ``source``'s gap apart across the mouth
+    (``LIPS_APART``; never more apart than the photo's own pair), both points moved by half the shortfall."""
+    photo, _ = _across_the_mouth(source)
+    across, normal = _across_the_mouth(target)
+    least = torch.minimum(share * photo, photo)
+    push = (least - across).clamp_min(0)[..., None] / 2 * normal[:, None]
+    out = target.clone()
+    out[:, _UPPER_INNER] -= push
+    out[:, _LOWER_INNER] += push
+    return out
 
 
 def border_anchors(size: float, per_side: int = BORDER_ANCHORS_PER_SIDE) -> torch.Tensor:
@@ -151,7 +183,7 @@ def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, sour
     margin, side = frame
     scale = side / out_size
     src = source_points.double()
-    dst = target_points.double() * scale + margin  # the output frame in source pixels
+    dst = lips_apart(src, target_points.double() * scale + margin)  # the output frame in source pixels
     teeth_src, teeth_dst = teeth_points(src, dst)
     src, dst = torch.cat([src, teeth_src], 1), torch.cat([dst, teeth_dst], 1)
     anchors = (border_anchors(side) + margin).to(src.device)[None].expand(src.shape[0], -1, -1)

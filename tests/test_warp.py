@@ -163,3 +163,33 @@ def test_opencv_sampling_equals_grid_sample(clip, mode):
         assert (fast - reference).abs().max() < 0.05 and (fast - reference).abs().mean() < 2e-3
     many = warp.sample(images[1:4].float(), pixel_map, mode)  # one image per map
     assert torch.equal(many[1], warp.sample(images[2:3].float(), pixel_map[1:2], mode)[0])
+
+
+def _folds(pixel_map: torch.Tensor) -> torch.Tensor:
+    """Where a (B, H, W, 2) map turns the image over (its Jacobian's determinant is negative): (B, H-1, W-1)."""
+    along_x = pixel_map[:, :-1, 1:] - pixel_map[:, :-1, :-1]
+    along_y = pixel_map[:, 1:, :-1] - pixel_map[:, :-1, :-1]
+    return along_x[..., 0] * along_y[..., 1] - along_x[..., 1] * along_y[..., 0] < 0
+
+
+def test_a_smile_closed_by_the_driver_is_squeezed_without_folding_its_teeth(clip, monkeypatch):
+    from talking_head import warp
+    from talking_head.landmarks.align import _open_mouth
+
+    _, landmarks = clip
+    photo = landmarks[0].double().numpy() * 4  # a 256 px face
+    eyes = np.linalg.norm(photo[36:42].mean(0) - photo[42:48].mean(0))
+    photo = _open_mouth(photo, 0.2 * eyes)
+    photo[[65, 67], 1] -= 0.4 * 0.2 * eyes  # a smile: the lower inner lip's ends curve up more than its middle
+    shut = _open_mouth(photo, 0.0)  # as the retargeter closes it: the lower lip up by the middle's gap
+    source, target = (torch.from_numpy(p).float()[None] for p in (photo, shut))
+    mouth = slice(int(photo[48:68, 1].min()) - 8, int(photo[48:68, 1].max()) + 8)
+    # Across the mouth the pairs stay a quarter of the photo's gap apart, and an unmoved mouth is left alone.
+    across, _ = warp._across_the_mouth(warp.lips_apart(source.double(), target.double()))
+    photo_gap, _ = warp._across_the_mouth(source.double())
+    assert (across >= warp.LIPS_APART * photo_gap - 1e-6).all()
+    assert torch.allclose(across[:, [0, 2]], warp.LIPS_APART * photo_gap[:, [0, 2]])  # the crossed ends: just apart
+    assert torch.equal(warp.lips_apart(source, source), source)
+    assert not _folds(sampling_map(source, target, 256, 256))[:, mouth].any()
+    monkeypatch.setattr(warp, "lips_apart", lambda source, target: target)  # the lips' ends cross: the map folds
+    assert _folds(sampling_map(source, target, 256, 256))[:, mouth].any()
