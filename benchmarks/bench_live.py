@@ -141,7 +141,7 @@ def main() -> None:
             print(f"| {precision} | {camera} | {len(shown)} / {len(shown) + dropped} | "
                   f"{len(shown) / seconds:.1f} | "
                   f"{np.median(latency):.0f} | {np.percentile(latency, 95):.0f} | {stages} | "
-                  f"{warp_ms(avatar, targets, args.size)[0]:.1f} |")
+                  f"{warp_ms(avatar, targets, args.size, config.spline_grid)[0]:.1f} |")
     grid_rows(avatar, targets, args.size)
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
