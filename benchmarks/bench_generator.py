@@ -1,11 +1,14 @@
 """Rendering speed of the generator G, printed as markdown tables.
 
-    python benchmarks/bench_generator.py [--tables paths sizes] [--weights checkpoints] [--output-size 256]
+    python benchmarks/bench_generator.py [--tables paths onnx-ops sizes] [--weights checkpoints] [--output-size 256]
         [--rounds 3] [--sizes small paper] [--batch 1 8] [--seconds 2] [--threads 1 2]
 
 ``paths`` (first): the shipped checkpoint's personalised generator through every rendering path (torch
 float32, bf16 autocast, channels_last, ONNX Runtime), each forced, with its ratio to float32, on the CPU
 with the first ``--threads`` count and the last ``--batch`` (``generator_paths.py``).
+
+``onnx-ops``: ONNX Runtime's own profile of the shipped generator's graph (the network at the model's
+resolution, the astronaut's inputs): the share of its kernel time and the ms a frame of each operator type.
 
 ``sizes``: random weights of each model size, as below.
 
@@ -39,7 +42,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from generator_paths import time_paths
+from generator_paths import onnx_op_profile, time_paths
 from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.device import BF16_CPU_FLAGS, cpu_flags, onnxruntime_installed
 from talking_head.models import Discriminator, Embedder, Generator
@@ -172,7 +175,7 @@ def machine_line(threads: list[int]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", nargs="+", choices=["paths", "sizes"], default=["paths", "sizes"])
+    parser.add_argument("--tables", nargs="+", choices=["paths", "onnx-ops", "sizes"], default=["paths", "sizes"])
     parser.add_argument("--weights", default="checkpoints", help="the checkpoint the paths table renders")
     parser.add_argument("--output-size", type=int, default=256, help="output size of the paths table, px")
     parser.add_argument("--rounds", type=int, default=3, help="turns of every path in the paths table")
@@ -192,6 +195,8 @@ def main() -> None:
     if "paths" in args.tables:
         print("\n".join(time_paths(args.weights, args.batch[-1], args.output_size, args.seconds, args.rounds)))
         print(f"\nload average at the end: {load_average()}\n")
+    if "onnx-ops" in args.tables:
+        print("\n".join(onnx_op_profile(args.weights, args.batch[-1])) + "\n")
     if "sizes" in args.tables:
         sizes_tables(args)
 

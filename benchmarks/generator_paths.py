@@ -101,3 +101,41 @@ def time_paths(weights: str, batch: int, size: int, seconds: float, rounds: int)
                      f"{diff.max():.1e} |")
     lines += ["", f"Chosen automatically on this machine: {describe_rendering(torch.device('cpu'))}"]
     return lines
+
+
+def onnx_op_profile(weights: str, batch: int, runs: int = 6) -> list[str]:
+    """Markdown lines: where ONNX Runtime's time goes in the shipped generator's graph, by operator type (its own
+    profiler, ``runs`` runs of a batch of the astronaut's inputs at the model's resolution, after one warm-up)."""
+    import collections
+    import json
+
+    import onnxruntime
+
+    from talking_head.onnx_backend import export_onnx
+
+    avatar, (drawings, warped, _) = astronaut_batch(weights, batch, 128)
+    generator = avatar.generator
+    small = generator.generator.at_model_resolution(warped)
+    with tempfile.TemporaryDirectory() as folder:
+        graph = export_onnx(generator, os.path.join(folder, "paint.onnx"))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+        options.enable_profiling, options.profile_file_prefix = True, os.path.join(folder, "profile")
+        session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        feeds = {"landmark_images": drawings.numpy(), "warped": small.numpy(), "psi": generator.psi.detach().numpy()}
+        feeds = {i.name: feeds[i.name] for i in session.get_inputs()}
+        session.run(None, feeds)
+        for _ in range(runs):
+            session.run(None, feeds)
+        with open(session.end_profiling()) as file:
+            events = json.load(file)
+    per_op: collections.Counter[str] = collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] += event["dur"]  # microseconds, the warm-up run included
+    total = sum(per_op.values())
+    lines = [f"| operator (ONNX Runtime, batch {batch}, {torch.get_num_threads()} threads) | share of kernel time | "
+             "ms a frame |", "|---|---|---|"]
+    for op, spent in per_op.most_common(10):
+        lines.append(f"| {op} | {spent / total:.1%} | {spent / 1000 / (runs + 1) / batch:.2f} |")
+    return lines
