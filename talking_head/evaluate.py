@@ -223,7 +223,11 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
         for n in steps:
             avatar = personalize(model, net_frames[shot_indices], net_drawings[shot_indices], points[shot_indices],
                                  replace(finetune, steps=n))
-            score(Method.model(n), k, tensor_to_images(avatar.generate(net_drawings[targets], warped, region)))
+            # A fine-tuned avatar has weights of its own: exporting them for ONNX Runtime (1-10 s) to render a
+            # few targets would cost more than torch rendering them, and fill the graph cache.
+            backend = "torch" if n > 0 else None
+            score(Method.model(n), k, tensor_to_images(avatar.generate(net_drawings[targets], warped, region,
+                                                                       backend=backend)))
     return scores
 
 

@@ -141,3 +141,14 @@ def test_the_model_is_compared_with_the_baseline_target_by_target():
     assert "ssim_vs_baseline" not in rows[BASELINE]
     table = comparison_table(list(rows.values()))
     assert "| Feed-forward (1) | +0.014 ± 0.001 ✓ | +0.000 ± 0.000 ✗ | +0.005 ± 0.002 ✗ | n/a |" in table
+
+
+def test_fine_tuned_avatars_are_evaluated_without_an_onnx_export_each(tiny_weights, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("TALKING_HEAD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TALKING_HEAD_BACKEND", "onnx")
+    main(["evaluate", "--weights", str(tiny_weights), "--out", str(tmp_path / "out"), "--identities", "1", "--ks",
+          "1", "--steps", "0", "2", "--targets", "2", "--device", "cpu", "--threads", "1"])
+    assert {("feed-forward", 1, 0), ("fine-tuned", 1, 2)} <= set(rows_by_key(tmp_path / "out"))
+    # One graph: the checkpoint's, which every feed-forward avatar shares; the fine-tuned one rendered in torch.
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
