@@ -145,6 +145,11 @@ def test_the_model_is_compared_with_the_baseline_target_by_target():
 
 def test_fine_tuned_avatars_are_evaluated_without_an_onnx_export_each(tiny_weights, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
+    from collections import OrderedDict
+
+    from talking_head import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "_SESSIONS", OrderedDict())  # no session kept from another test's export
     monkeypatch.setenv("TALKING_HEAD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TALKING_HEAD_BACKEND", "onnx")
     main(["evaluate", "--weights", str(tiny_weights), "--out", str(tmp_path / "out"), "--identities", "1", "--ks",
