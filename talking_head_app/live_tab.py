@@ -29,7 +29,7 @@ LIVE_SECONDS = int(os.environ.get("TALKING_HEAD_LIVE_SECONDS", "120"))
 #: Chromium on the idle 2-core CPU (``benchmarks/bench_live_browser.py --paths gradio``, two runs each):
 #: every 0.1 s gave its ceiling of 10 frames/s at 52 ms a frame on the server, 0.05 s 15.0-15.3 frames/s at
 #: 56-57 ms, 0.04 s 11.8-13.0 at 66-77 ms (frames queue behind the serial step). With the slower warp of
-#: before (133 ms a frame), 0.05 s had been worse than 0.1 s.
+#: before (133 ms a frame), 0.05 s had been worse than 0.1 s: a slower server wants 0.1 (the environment variable).
 STREAM_EVERY = float(os.environ.get("TALKING_HEAD_LIVE_STREAM_EVERY", "0.05"))
 WAITING = "Choose an avatar and press **Start**."
 #: After *Start*: the webcam's own buttons, pressed for the visitor (grant access, then record = stream).
