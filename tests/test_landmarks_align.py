@@ -213,6 +213,10 @@ def test_a_driver_closing_from_an_open_reference_returns_to_the_sources_mouth_wi
     assert align_module.mouth_gap(result) == pytest.approx(align_module.mouth_gap(face_landmarks), abs=0.1)
     still = [*range(5), *range(12, 48)]  # all but the mouth and the chin, which closes it
     np.testing.assert_allclose(result[still], retarget(face_landmarks, reference, reference)[still], atol=0.5)
+    # The chin is where her own opening puts it, not pushed down by the lips the driver closed (it was 0.3 eye
+    # distances low, the face that much longer).
+    jaw = list(align_module.JAW_SHARE)
+    np.testing.assert_allclose(result[jaw], face_landmarks[jaw], atol=0.5)
 
 
 def squeeze_sideways(points: np.ndarray, factor: float) -> np.ndarray:

@@ -288,8 +288,13 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
     head, shift = _affine(reference[rigid], current[rigid])  # the driver's head motion
     unposed = (current - shift) @ np.linalg.inv(head).T  # the driver's current face in its reference pose
     posed = source + _expression(unposed - reference, reference) @ align.T
-    opening = max(0.0, mouth_gap(unposed)) / max(inter_ocular_distance(reference), 1e-6)
-    posed = _open_mouth(posed, opening * inter_ocular_distance(source))
+    gap = max(0.0, mouth_gap(unposed)) / max(inter_ocular_distance(reference), 1e-6) * inter_ocular_distance(source)
+    posed = _open_mouth(posed, gap)
+    # The chin follows the mouth's opening against the photo's own, not against the lips the expression left:
+    # a driver closing from an open first frame moves its lower lip up (the jaw gets no expression), and
+    # reopening those crossed lips to the gap had pushed the chin down by as much (the face 13 % longer).
+    jaw = list(JAW_SHARE)
+    posed[jaw] = _open_mouth(source, gap)[jaw]
     # The head motion in the source's frame (conjugated by the reference alignment), damped about the
     # rigid points' centre.
     centre = reference[rigid].mean(axis=0)
