@@ -190,12 +190,21 @@ def _even(n: float) -> int:
     return max(2, int(round(n / 2)) * 2)
 
 
+#: The paste-back mask's feather, as a share of the crop's side. On the texture path the crop's border is the
+#: photo's own pixels (the warp pins it), so a thin feather there suffices; the former 6 % blended a head that
+#: had moved down with the photo's unmoved neck, a grey band under the chin at 512 px. A pure-synthesis crop
+#: is feathered widely around the face, whose painted surroundings are not the photo's.
+TEXTURE_PASTE_FEATHER = 0.015
+SYNTHESIS_PASTE_FEATHER = 0.06
+
+
 def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, height: int) -> np.ndarray:
     """Blend a generated crop back into the first photo, through a soft mask; then fit to ``height``.
 
     ``landmarks`` are the generated face's (crop pixels of ``face``). On the texture path the crop's
     border is the photo's own background (the warp pins it), so the whole crop goes back in under a
-    mask feathered towards its border: hair and outline move with the head and no seam shows. A
+    mask feathered thinly at its border (``TEXTURE_PASTE_FEATHER``): hair and outline move with the head and
+    no seam shows. A
     pure-synthesis crop is pasted only inside the face (its hull raised to the forehead), a mask that
     follows the face as it moves, so the photo's own background stays outside it.
     """
@@ -205,7 +214,7 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
     matrix = np.array([[scale, 0, x0], [0, scale, y0]], dtype=np.float64)
     warped = cv2.warpAffine(face, matrix, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_CUBIC)
     mask = np.zeros(photo.shape[:2], dtype=np.float32)
-    feather = max(3, int(side * 0.06)) | 1
+    feather = max(3, int(side * (TEXTURE_PASTE_FEATHER if avatar.texture_path else SYNTHESIS_PASTE_FEATHER))) | 1
     if avatar.texture_path:
         inset = feather + 1
         corners = np.array([[inset, inset], [size - 1 - inset, size - 1 - inset]], np.float64)

@@ -73,6 +73,33 @@ def test_side_by_side_and_paste_back_layouts(pipe: TalkingHeadPipeline, avatar: 
     assert np.abs(frame[corner].astype(float) - photo_small[corner]).mean() < 12
 
 
+def test_paste_back_takes_the_moved_crop_whole_but_for_a_thin_border(avatar: Avatar) -> None:
+    """On the texture path the crop's border is the photo's own (the warp pins it), so the blend needs only a
+    thin feather there: a wide one mixed a head that had moved with the photo's unmoved neck (a grey band
+    under the chin, seen at 512 px)."""
+    from talking_head.landmarks.align import from_crop_coords
+    from talking_head.render import paste_into_photo
+
+    assert avatar.texture_path
+    photo = avatar.photo
+    face = np.full((128, 128, 3), 255, np.uint8)  # a crop unlike the photo everywhere
+    pasted = paste_into_photo(avatar, face, avatar.source_landmarks, photo.shape[0]).astype(float)
+    assert pasted.shape == photo.shape  # an even height: no resizing in the way
+    height, width = photo.shape[:2]
+    checked = 0
+    for fraction in (0.05, 0.95):  # 5 % of the crop in from its left / right and top / bottom edges
+        for point in ((fraction, 0.5), (0.5, fraction)):
+            x, y = np.round(from_crop_coords(np.array([point]) * 127, avatar.photo_box, 128)[0]).astype(int)
+            if 0 <= x < width and 0 <= y < height:
+                assert pasted[y, x].min() > 250, (point, pasted[y, x])
+                checked += 1
+    assert checked >= 2
+    x0, y0, side = avatar.photo_box
+    outside = (int(y0 + side / 2), int(x0 + side + 2))  # just beyond the crop's right edge
+    if outside[1] < width:
+        assert np.abs(pasted[outside] - photo[outside]).max() < 1
+
+
 def test_rendering_streams_frames_instead_of_holding_the_video(pipe: TalkingHeadPipeline, avatar: Avatar,
                                                                driver_video: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
