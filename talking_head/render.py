@@ -203,10 +203,9 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
 
     ``landmarks`` are the generated face's (crop pixels of ``face``). On the texture path the crop's
     border is the photo's own background (the warp pins it), so the whole crop goes back in under a
-    mask feathered thinly at its border (``TEXTURE_PASTE_FEATHER``): hair and outline move with the head and
-    no seam shows. A
-    pure-synthesis crop is pasted only inside the face (its hull raised to the forehead), a mask that
-    follows the face as it moves, so the photo's own background stays outside it.
+    mask feathered thinly at its border (``TEXTURE_PASTE_FEATHER``): hair and outline move with the head
+    and no seam shows. A pure-synthesis crop is pasted only inside the face (its hull raised to the
+    forehead), a mask that follows the face as it moves, so the photo's own background stays outside it.
     """
     photo, size = avatar.photo, face.shape[0]
     x0, y0, side = avatar.photo_box

@@ -292,7 +292,7 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
     posed = _open_mouth(posed, gap)
     # The chin follows the mouth's opening against the photo's own, not against the lips the expression left:
     # a driver closing from an open first frame moves its lower lip up (the jaw gets no expression), and
-    # reopening those crossed lips to the gap had pushed the chin down by as much (the face 13 % longer).
+    # reopening those crossed lips to the gap had pushed the chin down by as much (the face 12 % longer).
     jaw = list(JAW_SHARE)
     posed[jaw] = _open_mouth(source, gap)[jaw]
     # The head motion in the source's frame (conjugated by the reference alignment), damped about the
