@@ -39,6 +39,15 @@ def test_import_talking_head_loads_no_torch_until_a_name_is_used() -> None:
     assert loaded.split() == ["False", "False", "False"]  # ModelConfig is a plain dataclass
 
 
+def test_a_command_imports_its_own_module_not_every_other_commands() -> None:
+    loaded = run_python(
+        "import sys\nfrom talking_head.cli import main\n"
+        "try:\n    main(['animate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(*(name in sys.modules for name in ('talking_head.commands.animate', 'talking_head.evaluate',"
+        " 'talking_head.train', 'talking_head.commands.live')))")
+    assert loaded.split()[-4:] == ["True", "False", "False", "False"]
+
+
 def test_no_module_of_the_library_imports_gradio_or_spaces() -> None:
     """Every module of ``talking_head`` (the pipeline, the CLI and each command with them) imports without
     the app's dependencies: the UI lives in talking_head_app/, beside app.py."""
