@@ -50,7 +50,7 @@ import torch
 from talking_head.avatar import Avatar
 from talking_head.baseline import warp_to_landmarks
 from talking_head.data.demo import write_driver_video
-from talking_head.evaluate import mouth_opening
+from talking_head.landmarks.mouth import mouth_opening
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.align import crop_face, inter_ocular_distance
 from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, get_detector

@@ -172,16 +172,20 @@ def _inner_lip_gap(points: torch.Tensor) -> torch.Tensor:
     return gap / eyes.clamp_min(1e-6)
 
 
-def between_the_lips(points: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 68, 2) landmarks -> (B, 1, size, size): 1 inside the inner lips' polygon, 0 outside."""
-    masks = np.zeros((len(points), size, size), np.uint8)
+def between_the_lips(points: torch.Tensor, size: int, window: Window | None = None) -> torch.Tensor:
+    """(B, 68, 2) landmarks -> (B, 1, size, size): 1 inside the inner lips' polygon, 0 outside, its edge
+    anti-aliased; only the rows and columns of ``window`` when one is given."""
+    rows, cols = window or (slice(0, size), slice(0, size))
+    origin = np.array([cols.start, rows.start], np.float64)
+    masks = np.zeros((len(points), rows.stop - rows.start, cols.stop - cols.start), np.uint8)
     for mask, lips in zip(masks, points[:, list(INNER_LIP_POINTS)].detach().cpu().double().numpy()):
-        cv2.fillPoly(mask, [np.round(lips * 16).astype(np.int32)], 1, lineType=cv2.LINE_AA, shift=4)
-    return torch.from_numpy(masks).float()[:, None].to(points.device)
+        cv2.fillPoly(mask, [np.round((lips - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    return torch.from_numpy(masks).float().div_(255)[:, None].to(points.device)
 
 
 def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_points: torch.Tensor,
-                   between_lips: torch.Tensor, scale: float, region: torch.Tensor, out_size: int) -> torch.Tensor:
+                   between_lips: torch.Tensor, target_lips: torch.Tensor, scale: float, region: torch.Tensor,
+                   out_size: int) -> torch.Tensor:
     """How much of each output pixel is the mouth's dark inside, (B, 1, h, w) in [0, 1].
 
     A warp moves the photo's pixels; it cannot open a mouth wider than the photo's, only stretch what
@@ -190,7 +194,10 @@ def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_
     ``paint_region``) the rows the warp pulls apart are shaded dark (``CAVITY_STRETCH``) and, as the
     lips close, so is what lay between the photo's lips (``SEAM_CLOSING``). ``pixel_map`` (B, h, w, 2)
     is the warp's sampling map, ``between_lips`` (B, 1, h, w) the photo's inner-lip polygon sampled by
-    it and ``region`` (B, 1, h, w): the whole ``out_size`` frame, or a window of it with a margin of
+    it, ``target_lips`` (B, 1, h, w) the target's own inner-lip polygon (``between_the_lips``): the stretch is dark
+    only between the target's lips, as a mouth is (shaded over the whole paint region, the dark reached past the
+    corners of a mouth narrowing into an "O" and dlib read a wide grin: width r 0.35 against the driver's), and
+    ``region`` (B, 1, h, w): the whole ``out_size`` frame, or a window of it with a margin of
     ``interior_margin(out_size)`` pixels. ``scale`` is the source pixels per output pixel of an unmoved
     face; ``source_points`` and ``target_points`` (B, 68, 2) in their own pixels.
     """
@@ -202,7 +209,7 @@ def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_
     stretched = F.avg_pool2d(stretched, width, stride=1, padding=width // 2, count_include_pad=False)
     closing = _inner_lip_gap(target_points) / _inner_lip_gap(source_points).clamp_min(1e-3)
     shut = between_lips * _smoothstep(closing, SEAM_CLOSING).view(-1, 1, 1, 1)
-    return torch.maximum(stretched, shut) * region.to(stretched.dtype)
+    return torch.maximum(stretched * target_lips, shut) * region.to(stretched.dtype)
 
 
 def _softening(out_size: int) -> int:
@@ -258,7 +265,9 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
     lips = between_the_lips(landmarks[torch.as_tensor(used, device=landmarks.device)], images.shape[-1])
     between_lips = sample_shots(lips, position.reshape(-1), pixel_map)
     scale = (frame[1] if frame else images.shape[-1]) / out_size
-    cavity = mouth_interior(pixel_map, source_points, target_points, between_lips, scale, region, out_size)
+    target_lips = between_the_lips(target_points, out_size, window)
+    cavity = mouth_interior(pixel_map, source_points, target_points, between_lips, target_lips, scale, region,
+                            out_size)
     colour = torch.tensor(CAVITY_COLOUR, dtype=warped.dtype, device=warped.device).view(1, 3, 1, 1) / 127.5 - 1
     inside = warped[..., rows, cols]
     warped[..., rows, cols] = inside + cavity.to(warped.dtype) * (colour - inside)

@@ -117,7 +117,8 @@ def test_the_mouths_inside_is_shaded_only_where_the_warp_cannot_show_it():
     source = photo_points.expand(3, -1, -1)
     pixel_map = sampling_map(source, targets, size, size)
     between_lips = sample(between_the_lips(source, size), pixel_map)
-    shade = mouth_interior(pixel_map, source, targets, between_lips, 1.0, paint_region(targets, size), size)[:, 0]
+    shade = mouth_interior(pixel_map, source, targets, between_lips, between_the_lips(targets, size), 1.0,
+                           paint_region(targets, size), size)[:, 0]
     assert shade[0].max() < 0.05  # the photo's own mouth: its teeth stay
     # Shut: what lay between its lips is shaded, a dark seam, not a white line.
     assert shade[1].max() > 0.9
@@ -150,8 +151,8 @@ def test_the_mouth_is_shaded_in_the_paint_regions_window_as_over_the_whole_frame
     warped = warp_shots(photo, photo_points, np.zeros(3, int), targets, size)
     pixel_map = sampling_map(source, targets, size, size)
     region = paint_region(targets, size)
-    whole = mouth_interior(pixel_map, source, targets, sample(between_the_lips(source, size), pixel_map), 1.0, region,
-                           size)
+    whole = mouth_interior(pixel_map, source, targets, sample(between_the_lips(source, size), pixel_map),
+                           between_the_lips(targets, size), 1.0, region, size)
     colour = torch.tensor(CAVITY_COLOUR).float().view(1, 3, 1, 1) / 127.5 - 1
     plain = sample(photo.expand(3, -1, -1, -1), pixel_map)
     assert whole.amax() > 0.9 and (warped - plain).abs().amax() > 0.5  # there is shading, and it is applied
@@ -166,3 +167,20 @@ def test_shots_are_sampled_for_their_targets_as_if_each_had_its_own_copy():
     pixel_map = sampling_map(points[torch.from_numpy(shots)], points[:5], 32, 32)
     expected = sample(images[torch.from_numpy(shots)], pixel_map)
     assert torch.allclose(sample_shots(images, shots, pixel_map), expected, atol=1e-6)
+
+
+def test_the_dark_of_an_opened_mouth_stays_between_the_targets_lips():
+    """Shaded over the whole paint region, the dark reached past the corners of a mouth narrowing into an "O",
+    and dlib read a wide grin; it belongs between the target's inner lips only."""
+    photo, photo_points, targets = smiling_photo_and_mouths(256)
+    size = photo.shape[-1]
+    rounded = targets[2:].clone()
+    centre = rounded[0, 48:68].mean(0)
+    rounded[0, 48:68, 0] = centre[0] + 0.7 * (rounded[0, 48:68, 0] - centre[0])  # corners in: an "O"
+    source = photo_points
+    pixel_map = sampling_map(source, rounded, size, size)
+    between_lips = sample(between_the_lips(source, size), pixel_map)
+    inside = between_the_lips(rounded, size)
+    shade = mouth_interior(pixel_map, source, rounded, between_lips, inside, 1.0, paint_region(rounded, size), size)
+    assert shade.max() > 0.9
+    assert shade[inside < 0.01].max() < 0.01
