@@ -77,7 +77,7 @@ def main() -> None:
     pipe = TalkingHeadPipeline.from_pretrained(args.weights, device="cpu", landmark_backend="dlib")
     avatar = pipe.personalize([PHOTO], steps=0)
     detector = get_detector("dlib")
-    methods = {"warp": True} | ({"warp + G": False} if args.generator else {})
+    methods = {"warp (default)": False} | ({"warp + G": True} if args.generator else {})
     lines = [f"Machine: {platform.processor() or platform.machine()}; {args.frames} frames a driver, {args.size} px; "
              f"photo {PHOTO.name}; weights {args.weights}", "",
              "| driver | method | faces found | opening r | width r |", "|---|---|---|---|---|"]
@@ -86,9 +86,9 @@ def main() -> None:
         frames, exact = render_video(identity, 0, args.frames, args.size)
         driver_opening, driver_width = mouth_opening(exact), mouth_width(exact)
         targets = retarget_batch(Retargeter(avatar.source_landmarks), list(exact), avatar.source_landmarks)
-        for name, warp_only in methods.items():
+        for name, generator in methods.items():
             with torch.inference_mode():
-                faces = np.concatenate([render_faces(avatar, targets[i:i + 16], args.size, warp_only=warp_only)
+                faces = np.concatenate([render_faces(avatar, targets[i:i + 16], args.size, generator=generator)
                                         for i in range(0, len(targets), 16)])
             opening, width = judge(detector, faces)
             r_open, r_width = pearson(opening, driver_opening), pearson(width, driver_width)
@@ -96,7 +96,7 @@ def main() -> None:
             lines.append(f"| held-out id {identity} | {name} | {np.isfinite(opening).mean():.0%} | {r_open:.2f} | "
                          f"{r_width:.2f} |")
             print(lines[-1], flush=True)
-            if args.sheet and name == "warp":
+            if args.sheet and not generator:
                 picks = [int(np.argmax(driver_width)), int(np.argmin(driver_width)), int(np.argmax(driver_opening))]
                 sheet_rows += [np.concatenate([frames[p], faces[p]], axis=1) for p in picks]
     lines.append("")

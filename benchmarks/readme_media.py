@@ -57,9 +57,9 @@ def astronaut_gif(pipe: TalkingHeadPipeline, photo: Path, steps: int, out: Path,
 
 
 def rendered_frames(pipe: TalkingHeadPipeline, photo: Path, steps: int, size: int, path: Path, indices: list[int],
-                    warp_only: bool = False) -> list[np.ndarray]:
+                    generator: bool = False) -> list[np.ndarray]:
     avatar = pipe.personalize([photo], steps=steps)
-    pipe.animate(avatar, DRIVER, path, RenderConfig(output_size=size, warp_only=warp_only))
+    pipe.animate(avatar, DRIVER, path, RenderConfig(output_size=size, generator=generator))
     return [f for i, f in enumerate(iter_video_frames(path)) if i in indices]
 
 
@@ -75,8 +75,9 @@ def old_vs_new(weights: str, old_weights: str | None, photo: Path, steps: int, s
     if old_weights:
         columns["old: pure synthesis"] = rendered_frames(pipeline(old_weights), photo, steps, size,
                                                          scratch / "old.mp4", indices)
-    columns["warp alone"] = rendered_frames(new, photo, steps, size, scratch / "warp.mp4", indices, warp_only=True)
-    columns["new: warp + G"] = rendered_frames(new, photo, steps, size, scratch / "new.mp4", indices)
+    columns["new: the warp (default)"] = rendered_frames(new, photo, steps, size, scratch / "warp.mp4", indices)
+    columns["warp + G (--generator)"] = rendered_frames(new, photo, steps, size, scratch / "new.mp4", indices,
+                                                        generator=True)
     grid = np.concatenate([np.concatenate([label(f, name) if r == 0 else f for r, f in enumerate(frames)], axis=0)
                            for name, frames in columns.items()], axis=1)
     Image.fromarray(grid).save(out)

@@ -9,8 +9,8 @@ same person, moves its mouth with the driver and keeps the photo's detail.
 scikit-image's astronaut (``examples/astronaut.jpg``) is personalised once per weights folder and
 driven by: ``examples/driver.mp4``; two synthetic drivers of other identities; and the astronaut
 herself, her own landmarks warped (mouth opening and closing, head rolling a few degrees). Methods,
-side by side: "shipped" (``--weights``, rendered as the app does), "plain warp" (the same avatar,
-the texture path's warp alone, no generator) and "pure synthesis (old)" (``--old-weights``).
+side by side: "shipped" (``--weights``, rendered as the app does: the warp, no generator), "warp + G
+(--generator)" (the same avatar with the learned generator painting inside the mouth) and "pure synthesis (old)" (``--old-weights``).
 
 Per output video (default RenderConfig: each frame is the face alone), over its frames:
 
@@ -87,7 +87,7 @@ class Method:
     name: str
     avatar: Avatar
     pipe: TalkingHeadPipeline
-    warp_only: bool = False
+    generator: bool = False
 
 
 # ------------------------------------------------------------------------------------------ the judge
@@ -182,15 +182,15 @@ def build_methods(args: argparse.Namespace, notes: list[str]) -> list[Method]:
         methods.append(Method(name, avatar, pipe))
         if name == "shipped":
             if avatar.texture_path:
-                methods.append(Method("plain warp", avatar, pipe, warp_only=True))
+                methods.append(Method("warp + G (--generator)", avatar, pipe, generator=True))
             else:
-                notes.append(f"plain warp: skipped ({weights} is not a texture-path checkpoint)")
+                notes.append(f"warp + G: skipped ({weights} is not a texture-path checkpoint)")
     return methods
 
 
 def render(method: Method, driver: Path, out: Path, args: argparse.Namespace) -> Path:
     # Half a frame more than --frames: the renderer truncates seconds x fps to whole frames.
-    config = RenderConfig(output_size=args.output_size, warp_only=method.warp_only,
+    config = RenderConfig(output_size=args.output_size, generator=method.generator,
                           max_seconds=(args.frames + 0.5) / probe_video(driver).fps, trim=True)
     return method.pipe.animate(method.avatar, driver, out, config).path
 

@@ -11,9 +11,9 @@ or as a generator, ``for shown in run_live(frames, avatar): ...``. Each step is 
 single frame, in two halves: :meth:`LiveSession.prepare` (landmarks, followed between detections by
 ``FaceTracker`` -> One-Euro smoothing (``LandmarkSmoother``) -> relative retargeting (``Retargeter``, its
 reference the mean of the first frames with a face) -> the warp, ``texture_for``) and
-:meth:`LiveSession.finish` (``generate_faces`` -> ``stamp_synthetic``). ``run_live`` runs the two halves
-on two threads, the next frame prepared while this one is generated; ``step`` runs them one after the
-other (the app's tab, which gets one frame per call). A frame without a face shows the last good
+:meth:`LiveSession.finish` (``finish_faces``: the warp, or the generator over it -> ``stamp_synthetic``).
+``run_live`` runs the two halves on two threads, the next frame prepared while this one is generated; ``step``
+runs them one after the other (the app's tab, which gets one frame per call). A frame without a face shows the last good
 frame with a hint; a step never raises for what a camera sends.
 
 ``CameraFeed`` turns any frame source into what a camera is: frames arrive on their own clock and the
@@ -41,7 +41,7 @@ from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.options import option
-from talking_head.render import BatchGenerator, fit_height, generate_faces, texture_for
+from talking_head.render import GENERATOR_BY_DEFAULT, BatchGenerator, finish_faces, fit_height, texture_for
 from talking_head.stages import Ahead
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
@@ -80,6 +80,8 @@ class LiveConfig:
     rate_window: int = option(25, "frames/s is measured over this many frames")
     spline_grid: int = option(LIVE_SPLINE_GRID, "side of the grid the warp's spline is evaluated on (animate uses "
                               "warp.GRID_SIZE, 128): coarser is faster")
+    generator: bool = option(GENERATOR_BY_DEFAULT, "also run the learned generator over the warp, inside the mouth "
+                             "(as animate's --generator)")
     bf16: bool = option(False, "run the generator under bfloat16 autocast where the hardware multiplies bfloat16 (CUDA, "
                         "CPUs with AMX; elsewhere it would be emulated, so float32 runs); pixel values within 1 of "
                         "float32's")
@@ -204,8 +206,8 @@ class LiveSession:
             if posed.target is not None:
                 mark = self.clock()
                 with autocast(self.avatar.generator.psi.device, self.config.bf16):
-                    face_image = generate_faces(self.avatar, posed.target, self.config.output_size, posed.warped,
-                                                self.generate)[0]
+                    face_image = finish_faces(self.avatar, posed.target, self.config.output_size, posed.warped,
+                                              self.generate, self.config.generator)[0]
                 timings["generate"] = (self.clock() - mark) * 1000
                 mark = self.clock()
                 self.last_image = stamp_synthetic(face_image, self.config.mark_position)

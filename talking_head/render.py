@@ -45,6 +45,13 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 
 
+#: Whether the learned generator paints over the warp (inside the mouth) unless asked otherwise. Off: on real
+#: talking video the warp alone scored at least as well at K = 1 and 8, feed-forward and fine-tuned (mouth SSIM
+#: 0.770 vs 0.750 at K = 1, 0.801 vs 0.773 feed-forward and 0.798 fine-tuned at K = 8, self-reenactment of a real
+#: clip), and dlib's real-photo judge saw no gain, while G took half of the rendering time (docs/generator.md).
+GENERATOR_BY_DEFAULT = False
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     retarget: str = option("relative", "relative: the driver's motion on the photo's face shape; absolute: the "
@@ -54,7 +61,9 @@ class RenderConfig:
     output_size: int = option(256, "height of each generated panel in pixels (at most the limit, env "
                               "TALKING_HEAD_MAX_OUTPUT_SIZE); on the texture path the face is warped from the photo "
                               "at this size")
-    warp_only: bool = option(False, "show the texture path's warp alone, without the generator (a baseline)")
+    generator: bool = option(GENERATOR_BY_DEFAULT, "also run the learned generator over the warp, inside the mouth "
+                             "(off by default: on real faces the warp alone scored as well, in half the time; "
+                             "pure-synthesis avatars always use it)")
     batch_size: int = option(8, "frames generated at once (halved automatically on GPU out-of-memory)")
     max_seconds: float | None = option(None, "longest driving video accepted, in seconds (None: the limit, env "
                                        "TALKING_HEAD_MAX_VIDEO_SECONDS)")
@@ -153,13 +162,18 @@ class BatchGenerator:
 
 
 def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: BatchGenerator | None = None,
-                 warp_only: bool = False) -> np.ndarray:
+                 generator: bool = GENERATOR_BY_DEFAULT) -> np.ndarray:
     """The avatar's face on (T, 68, 2) targets (crop pixels): (T, size, size, 3) uint8; the warp
-    (:func:`texture_for`, on the texture path) then :func:`generate_faces`."""
+    (:func:`texture_for`, on the texture path), then :func:`finish_faces`."""
     warped = texture_for(avatar, targets, size) if avatar.texture_path else None
-    if warp_only:
-        if warped is None:
-            raise ValueError("warp_only needs a texture-path avatar")
+    return finish_faces(avatar, targets, size, warped, generate, generator)
+
+
+def finish_faces(avatar: Avatar, targets: np.ndarray, size: int, warped: torch.Tensor | None,
+                 generate: BatchGenerator | None = None, generator: bool = GENERATOR_BY_DEFAULT) -> np.ndarray:
+    """The faces shown for (T, 68, 2) targets given their warp: the warp itself, or with ``generator`` (and always
+    without a warp: a pure-synthesis avatar) :func:`generate_faces`. (T, size, size, 3) uint8."""
+    if warped is not None and not generator:
         return tensor_to_images(warped)
     return generate_faces(avatar, targets, size, warped, generate)
 
@@ -338,18 +352,18 @@ class AvatarColumn:
     face_size: int  # the side the face is rendered at
     height: int  # of a panel
     paste_back: bool
-    warp_only: bool
+    generator: bool
 
     @classmethod
     def plan(cls, avatar: Avatar, layout: FrameLayout, config: RenderConfig, limits: Limits) -> AvatarColumn:
         size = face_size(avatar, layout.height, limits.max_output_size) if config.paste_back else layout.height
         return cls(avatar, Retargeter(avatar.source_landmarks, config.retarget),
-                   BatchGenerator(avatar, config.batch_size), size, layout.height, config.paste_back, config.warp_only)
+                   BatchGenerator(avatar, config.batch_size), size, layout.height, config.paste_back, config.generator)
 
     def __call__(self, driver: list[np.ndarray | None]) -> list[np.ndarray]:
         """A panel ``height`` tall per frame of the driver's (smoothed) landmarks."""
         targets = retarget_batch(self.retargeter, driver, self.avatar.source_landmarks)
-        faces = render_faces(self.avatar, targets, self.face_size, self.generate, self.warp_only)
+        faces = render_faces(self.avatar, targets, self.face_size, self.generate, self.generator)
         if not self.paste_back:
             return [fit_height(face, self.height) for face in faces]
         scale = np.float32(self.face_size / self.avatar.image_size)

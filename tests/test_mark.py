@@ -31,7 +31,7 @@ HANDLER_INPUTS = {
                        "mark_position", "progress"],
     "compare": ["photos", "driver", "ks", "steps", "progress"],
 }
-RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "warp_only", "batch_size", "max_seconds",
+RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "generator", "batch_size", "max_seconds",
                  "trim", "mark_position", "smooth", "track"]
 #: The corner whose mark never overlaps ``position``'s (the box is most of a 256-px frame wide).
 ACROSS = {"bottom-right": "top-right", "top-right": "bottom-right", "bottom-left": "top-left",

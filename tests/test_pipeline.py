@@ -346,3 +346,23 @@ def test_weights_are_shown_by_origin_and_name_never_by_a_server_path(synthetic_p
         assert pipe.weights == avatar.info["weights"] == label
         assert str(tmp_path) not in shown and str(repo) not in shown
         assert not re.search(r"""(^|[\s"'`:=])/""", shown), shown  # nothing that starts like an absolute path
+
+
+class _RefusingGenerator(render.BatchGenerator):
+    """A batch generator that fails the test if it is ever called."""
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the generator ran although it was not asked for")
+
+
+def test_the_default_shows_the_warp_and_runs_the_generator_only_when_asked(avatar: Avatar) -> None:
+    """The generator is off by default (it lost to the warp on real faces): the frame is the warp itself, and
+    ``generator=True`` runs it over the warp."""
+    targets = np.repeat(avatar.source_landmarks[None], 2, axis=0)
+    targets[1, 55:60, 1] += 3.0  # the lower lip drops
+    warp = render.tensor_to_images(render.texture_for(avatar, targets, 64))
+    shown = render_faces(avatar, targets, 64, _RefusingGenerator(avatar, 2))
+    assert np.array_equal(shown, warp)
+    with pytest.raises(AssertionError, match="not asked for"):
+        render_faces(avatar, targets, 64, _RefusingGenerator(avatar, 2), generator=True)
+    assert RenderConfig().generator is False and render_faces(avatar, targets, 64, generator=True).shape == warp.shape
