@@ -147,7 +147,8 @@ def before_after(args: argparse.Namespace, folder: Path, driver: Path) -> None:
 
 def budget(args: argparse.Namespace, driver: Path) -> None:
     """Each stage alone over the driver, one after another, in this process (see the module's docstring)."""
-    from talking_head.landmarks.align import LandmarkSmoother, Retargeter
+    from talking_head.landmarks.align import Retargeter
+from talking_head.landmarks.smooth import LandmarkSmoother
     from talking_head.landmarks.track import FaceTracker
     from talking_head.limits import Limits
     from talking_head.media import VideoSink, iter_video_frames, probe_driver

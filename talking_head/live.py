@@ -36,7 +36,8 @@ import torch
 
 from talking_head.avatar import Avatar
 from talking_head.device import autocast
-from talking_head.landmarks.align import LandmarkSmoother, Retargeter
+from talking_head.landmarks.align import Retargeter
+from talking_head.landmarks.smooth import LandmarkSmoother
 from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb_uint8
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits

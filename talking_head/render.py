@@ -26,9 +26,10 @@ import torch
 
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
-from talking_head.landmarks.align import LandmarkSmoother, Retargeter, from_crop_coords
+from talking_head.landmarks.align import Retargeter, from_crop_coords
 from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
+from talking_head.landmarks.smooth import CentredSmoother, smooth_stream
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_driver
@@ -69,7 +70,8 @@ class RenderConfig:
                                        "TALKING_HEAD_MAX_VIDEO_SECONDS)")
     trim: bool = option(False, "trim a longer driving video to max_seconds instead of rejecting it")
     mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
-    smooth: bool = option(True, "smooth the driver's landmarks over time (One-Euro filter)")
+    smooth: bool = option(True, "smooth the driver's landmarks over time, each frame with as many after it as before "
+                          "(no delay)")
     track: TrackConfig = option(TrackConfig(), "following the driver's face between detections")
 
     def __post_init__(self) -> None:
@@ -103,15 +105,21 @@ class RenderResult:
 DriverFrame = tuple[np.ndarray, np.ndarray | None, bool]
 
 
-def driver_landmarks(frames: Iterable[np.ndarray], tracker: FaceTracker, smoother: LandmarkSmoother | None
+def driver_landmarks(frames: Iterable[np.ndarray], tracker: FaceTracker, smoother: CentredSmoother | None
                      ) -> Iterator[DriverFrame]:
-    """The driver's face in each frame, followed by ``tracker`` and smoothed over time by ``smoother``."""
+    """The driver's face in each frame, followed by ``tracker`` and smoothed over time by ``smoother``, with as
+    many frames after each as before it (no delay: ``landmarks.smooth``)."""
+
+    def tracked() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        for frame in frames:
+            face = tracker(frame)
+            yield frame, None if face is None else face.landmarks
+
     last: np.ndarray | None = None
-    for frame in frames:
-        face = tracker(frame)
-        if face is not None:
-            last = smoother(face.landmarks) if smoother else face.landmarks
-        yield frame, last, face is not None
+    for frame, landmarks in smooth_stream(tracked(), smoother) if smoother else tracked():
+        if landmarks is not None:
+            last = landmarks
+        yield frame, last, landmarks is not None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -376,11 +384,11 @@ class AvatarColumn:
 QUEUE_BATCHES = 1
 
 
-def max_frames_in_flight(batch_size: int) -> int:
+def max_frames_in_flight(batch_size: int, look_ahead: int = 0) -> int:
     """The most driver frames decoded but not yet encoded: the landmark queue, the batch being gathered,
-    the one being rendered, the rendered queue and the one being encoded, each at most a batch, and
-    the frame the decoding thread holds."""
-    return (2 * QUEUE_BATCHES + 3) * batch_size + 1
+    the one being rendered, the rendered queue and the one being encoded, each at most a batch, the frame
+    the decoding thread holds and the smoother's ``look_ahead``."""
+    return (2 * QUEUE_BATCHES + 3) * batch_size + 1 + look_ahead
 
 
 def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str | Path, detector: LandmarkDetector,
@@ -405,7 +413,7 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     layout = FrameLayout.plan(avatars, (info.width, info.height), config, labels)
     columns = [AvatarColumn.plan(avatar, layout, config, limits) for avatar in avatars]
     tracker = FaceTracker(detector, config.track)
-    smoother = LandmarkSmoother(fps=info.fps) if config.smooth else None
+    smoother = CentredSmoother() if config.smooth else None
     faceless_limit = limits.face_within_seconds * info.fps
 
     def render(batches: Iterable[list[DriverFrame]]) -> Iterator[tuple[list[DriverFrame], list[list[np.ndarray]]]]:

@@ -25,6 +25,7 @@ from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import TalkingHeadModel
 from talking_head.landmarks.detect import NoFaceError, get_detector
 from talking_head.landmarks.rasterize import draw_landmarks
+from talking_head.landmarks.smooth import CentredSmoother
 from talking_head.landmarks.track import TrackConfig
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
@@ -123,7 +124,7 @@ def test_rendering_streams_frames_instead_of_holding_the_video(pipe: TalkingHead
     monkeypatch.setattr(VideoSink, "write", counted_write)
     result = pipe.animate(avatar, driver_video, tmp_path / "out.mp4", RenderConfig(output_size=64, batch_size=2))
     assert decoded[0] == written[0] == result.num_frames == 30
-    assert max(ahead) <= render.max_frames_in_flight(2) == 11
+    assert max(ahead) <= render.max_frames_in_flight(2, CentredSmoother().radius) == 14
 
 
 class BrokenDetector:

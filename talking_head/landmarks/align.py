@@ -3,8 +3,6 @@
 - The crop convention shared by the whole system (datasets, synthetic renderer, fine-tuning, paste
   back): a square around the 68 landmarks, the landmarks' box filling ``FACE_FRACTION`` of its side,
   shifted up by ``VERTICAL_OFFSET`` of its side so the forehead and some hair are in view.
-- ``LandmarkSmoother``: a One-Euro filter that removes a detector's frame-to-frame jitter on a still
-  head without lagging behind fast motion (speech).
 - ``retarget``: the driver's motion on the source's face. The paper feeds the driver's own landmarks,
   which carry the driver's face shape into the result (its "identity gap"); the ``"relative"`` mode
   applies only the driver's *motion* (head pose and expression) to the source's landmarks.
@@ -32,7 +30,7 @@ RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
 CropBox = tuple[float, float, float]  # (x0, y0, side) in image pixels
 
 
-def _as_landmarks(landmarks: np.ndarray, name: str = "landmarks") -> np.ndarray:
+def as_landmarks(landmarks: np.ndarray, name: str = "landmarks") -> np.ndarray:
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (68, 2):
         raise ValueError(f"{name} must be a (68, 2) array of (x, y), got shape {points.shape}")
@@ -42,7 +40,7 @@ def _as_landmarks(landmarks: np.ndarray, name: str = "landmarks") -> np.ndarray:
 # ------------------------------------------------------------------------------------------ crop
 def crop_box(landmarks: np.ndarray) -> CropBox:
     """The square crop ``(x0, y0, side)`` of a face, in the pixels of the image the landmarks are in."""
-    points = _as_landmarks(landmarks)
+    points = as_landmarks(landmarks)
     low, high = points.min(axis=0), points.max(axis=0)
     side = float(max(high - low)) / FACE_FRACTION
     if side <= 0:
@@ -88,49 +86,6 @@ def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, box: CropBox 
                        [0.0, k * scale, (offset - y0) * scale]])
     crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return crop, to_crop_coords(landmarks, (x0, y0, side), size)
-
-
-# ------------------------------------------------------------------------------------- smoothing
-class LandmarkSmoother:
-    """One-Euro filter (Casiez et al., CHI 2012) on every coordinate of a landmark stream.
-
-    A low-pass filter whose cut-off rises with the speed of the motion: a still head is smoothed
-    hard (jitter gone), a fast mouth barely (no lag). Speed is measured in face sizes (inter-ocular
-    distances) per second, so the same settings work at any resolution.
-
-    ``min_cutoff`` (Hz) sets the smoothing at rest, ``beta`` how fast the cut-off rises with speed.
-    The defaults were tuned on dlib's landmarks at 25 fps: a still head's jitter drops about 4x
-    (0.43 -> 0.12 px a frame on a noisy 512-pixel photo), while a 2 Hz mouth motion keeps 96 % of its
-    amplitude and a 4 Hz one 87 % (tests/test_landmarks_align.py checks both).
-    """
-
-    def __init__(self, fps: float = 25.0, min_cutoff: float = 0.5, beta: float = 10.0, d_cutoff: float = 2.0
-                 ) -> None:
-        if fps <= 0 or min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError("fps, min_cutoff and d_cutoff must be positive and beta non-negative")
-        self.fps, self.min_cutoff, self.beta, self.d_cutoff = fps, min_cutoff, beta, d_cutoff
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the past (call between unrelated clips)."""
-        self._value: np.ndarray | None = None
-        self._speed: np.ndarray | None = None
-
-    def _alpha(self, cutoff: float | np.ndarray) -> float | np.ndarray:
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau * self.fps)
-
-    def __call__(self, landmarks: np.ndarray) -> np.ndarray:
-        points = _as_landmarks(landmarks)
-        if self._value is None:
-            self._value, self._speed = points, np.zeros_like(points)
-            return points.astype(np.float32)
-        face_size = max(inter_ocular_distance(points), 1e-6)
-        speed = (points - self._value) * self.fps / face_size
-        self._speed = self._speed + self._alpha(self.d_cutoff) * (speed - self._speed)
-        alpha = self._alpha(self.min_cutoff + self.beta * np.abs(self._speed))
-        self._value = self._value + alpha * (points - self._value)
-        return self._value.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------- retargeting
@@ -270,9 +225,9 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
     - ``"absolute"`` (the paper): the driver's current landmarks, aligned onto the source by the
       reference alignment; they carry the driver's face shape.
     """
-    source = _as_landmarks(source, "source")
-    reference = _as_landmarks(driver_reference, "driver_reference")
-    current = _as_landmarks(driver_current, "driver_current")
+    source = as_landmarks(source, "source")
+    reference = as_landmarks(driver_reference, "driver_reference")
+    current = as_landmarks(driver_current, "driver_current")
     rigid = list(RIGID_POINTS)
     src, ref = _complex(source), _complex(reference)
     scale = inter_ocular_distance(source) / max(inter_ocular_distance(reference), 1e-6)
@@ -310,11 +265,11 @@ class Retargeter:
     def __init__(self, source: np.ndarray, mode: str = "relative", reference: np.ndarray | None = None) -> None:
         if mode not in ("relative", "absolute"):
             raise ValueError(f"unknown retargeting mode {mode!r}: choose 'relative' or 'absolute'")
-        self.source = _as_landmarks(source, "source")
+        self.source = as_landmarks(source, "source")
         self.mode = mode
-        self.reference = None if reference is None else _as_landmarks(reference, "reference")
+        self.reference = None if reference is None else as_landmarks(reference, "reference")
 
     def __call__(self, driver_current: np.ndarray) -> np.ndarray:
         if self.reference is None:
-            self.reference = _as_landmarks(driver_current, "driver_current")
+            self.reference = as_landmarks(driver_current, "driver_current")
         return retarget(self.source, self.reference, driver_current, self.mode)
