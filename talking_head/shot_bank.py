@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talking_head.mouth_inside import paint_batch, shot_palette
 from talking_head.warp import GRID_SIZE, CropFrame, sample, sampling_map
 
 #: The face without the mouth: jaw, brows, nose, eyes (what head pose shows in).
@@ -48,15 +49,18 @@ MOUTH_MASK_SCALE = (1.35, 1.9)
 INNER_LIP_POINTS = tuple(range(60, 68))
 PAINT_REGION_SCALE = (1.1, 1.4)
 #: Inside the mouth, where the warp pulls the photo's rows apart by this factor (output rows per photo
-#: row, relative to the crop's scale), shading towards ``CAVITY_COLOUR`` starts and is complete: a
-#: mouth opened wider than the photo's shows the dark of the mouth, not its teeth stretched tall.
+#: row, relative to the crop's scale), the inside of a mouth (``mouth_inside.paint``) starts and is complete: a
+#: mouth opened wider than the photo's shows a throat, a tongue and teeth, not its teeth stretched tall.
 CAVITY_STRETCH = (1.4, 2.8)
 #: As the target's inner lips close to this share of the photo's gap, what the photo shows between its
 #: lips (its teeth, if it smiles) is shaded from none to all: the lips close over it and the few
 #: rows left between them become the dark seam of closed lips, not a white wavy line (measured: dlib
 #: read that line as a mouth 0.15-0.25 eye distances open while the driver's was shut, 0.01-0.08).
 SEAM_CLOSING = (0.7, 0.25)
-#: The mouth's dark inside, RGB.
+#: A photo whose inner lips are this far apart (eye distances) shows none, then all, of the inside of its mouth:
+#: below, an opened mouth is painted whole (``mouth_interior``).
+PHOTO_SHOWS_INSIDE = (0.03, 0.08)
+#: The seam of shut lips, RGB.
 CAVITY_COLOUR = (38, 16, 18)
 
 
@@ -185,8 +189,9 @@ def between_the_lips(points: torch.Tensor, size: int, window: Window | None = No
 
 def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_points: torch.Tensor,
                    between_lips: torch.Tensor, target_lips: torch.Tensor, scale: float, region: torch.Tensor,
-                   out_size: int) -> torch.Tensor:
-    """How much of each output pixel is the mouth's dark inside, (B, 1, h, w) in [0, 1].
+                   out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """How much of each output pixel is the inside of an opened mouth, and how much the seam of shut lips: two
+    (B, 1, h, w) in [0, 1] (``mouth_inside.paint`` paints the first, ``CAVITY_COLOUR`` the second).
 
     A warp moves the photo's pixels; it cannot open a mouth wider than the photo's, only stretch what
     lies between the lips (teeth, for a smiling photo), nor close it, only squeeze those teeth into a
@@ -209,7 +214,12 @@ def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_
     stretched = F.avg_pool2d(stretched, width, stride=1, padding=width // 2, count_include_pad=False)
     closing = _inner_lip_gap(target_points) / _inner_lip_gap(source_points).clamp_min(1e-3)
     shut = between_lips * _smoothstep(closing, SEAM_CLOSING).view(-1, 1, 1, 1)
-    return torch.maximum(stretched * target_lips, shut) * region.to(stretched.dtype)
+    # A photo that shows no inside of its own (lips shut) has nothing between its lips worth keeping: all of the
+    # target's opening is painted, not only the rows the warp pulls apart (their edges showed its lips' pixels
+    # stretched into stripes).
+    shows_inside = _smoothstep(_inner_lip_gap(source_points), PHOTO_SHOWS_INSIDE).view(-1, 1, 1, 1)
+    region = region.to(stretched.dtype)
+    return (stretched * shows_inside + (1 - shows_inside)) * target_lips * region, shut * region
 
 
 def _softening(out_size: int) -> int:
@@ -266,11 +276,15 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
     between_lips = sample_shots(lips, position.reshape(-1), pixel_map)
     scale = (frame[1] if frame else images.shape[-1]) / out_size
     target_lips = between_the_lips(target_points, out_size, window)
-    cavity = mouth_interior(pixel_map, source_points, target_points, between_lips, target_lips, scale, region,
-                            out_size)
-    colour = torch.tensor(CAVITY_COLOUR, dtype=warped.dtype, device=warped.device).view(1, 3, 1, 1) / 127.5 - 1
+    opened, shut = mouth_interior(pixel_map, source_points, target_points, between_lips, target_lips, scale, region,
+                                  out_size)
+    palettes = [shot_palette(images[int(shot)], landmarks[int(shot)]) for shot in used]
+    painted = paint_batch(target_points, [palettes[p] for p in position.reshape(-1)], window, out_size)
+    seam = torch.tensor(CAVITY_COLOUR, dtype=warped.dtype, device=warped.device).view(1, 3, 1, 1) / 127.5 - 1
+    cavity = torch.maximum(opened, shut)
+    colour = (opened * painted + shut * seam) / (opened + shut).clamp_min(1e-6)
     inside = warped[..., rows, cols]
-    warped[..., rows, cols] = inside + cavity.to(warped.dtype) * (colour - inside)
+    warped[..., rows, cols] = inside + cavity.to(warped.dtype) * (colour.to(warped.dtype) - inside)
     return warped
 
 
