@@ -326,6 +326,8 @@ class DlibBackend:
         copy = image if scale == 1.0 else cv2.resize(
             image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
             interpolation=cv2.INTER_AREA)
+        if min(copy.shape[:2]) < HOG_WINDOW:  # no face it can find fits (and dlib's network fails on a few pixels)
+            return []
         with _CNN_LOCK:  # one network per process; dlib's networks are not safe for concurrent calls
             hits = _dlib_cnn()(copy, 0)
         dx, dy, grow = CNN_TO_HOG
