@@ -30,7 +30,7 @@ from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
-from talking_head.landmarks.detect import LandmarkDetector, NoFaceError, detect_face, get_detector
+from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, NoFaceError, detect_face, get_detector
 from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
 from talking_head.media import load_photo
@@ -104,28 +104,33 @@ class TalkingHeadPipeline:
         return check_driver(driver, config, self.limits)
 
     # -- 1. photos -> landmarks -> crops -------------------------------------------------------------
-    def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None) -> Shots:
+    def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None, face: int = 1) -> Shots:
+        """Find the face in each photo (``face``: which one where a photo holds several, by size, 1 = the
+        largest) and crop it; ``notes`` say how many faces a photo held and when a face was small."""
         self.check_photos(photos)
+        if face < 1:
+            raise InputError(f"face must be 1 or more (faces are numbered by size, 1 = the largest), got {face}")
         crops, landmarks, bank_crops, bank_landmarks, notes = [], [], [], [], []
         first: tuple[np.ndarray, CropBox] | None = None
         for index, source in enumerate(photos):
             name = Path(source).name if isinstance(source, (str, Path)) else f"photo {index + 1}"
             image = load_photo(source)
             try:
-                face = detect_face(image, self.detector)
+                found = detect_face(image, self.detector, face)
             except NoFaceError as error:
                 raise NoFaceError.in_photo(name) from error
-            if face.num_faces > 1:
-                notes.append(f"{name}: {face.num_faces} faces found, the largest is used")
-            crop, crop_landmarks = crop_face(image, face.landmarks, self.image_size)
-            bank_crop, bank_points = crop_face(image, face.landmarks, BANK_IMAGE_SIZE,
-                                               bank_box(crop_box(face.landmarks)))
+            except InputError as error:
+                raise InputError(f"{name}: {error}") from None
+            notes.extend(face_notes(name, found, face, self.image_size))
+            crop, crop_landmarks = crop_face(image, found.landmarks, self.image_size)
+            bank_crop, bank_points = crop_face(image, found.landmarks, BANK_IMAGE_SIZE,
+                                               bank_box(crop_box(found.landmarks)))
             bank_crops.append(bank_crop)
             bank_landmarks.append(bank_points)
             crops.append(crop)
             landmarks.append(crop_landmarks)
             if first is None:
-                first = _paste_photo(image, face.landmarks)
+                first = _paste_photo(image, found.landmarks)
             if progress:
                 progress((index + 1) / len(photos), "finding faces")
         assert first is not None
@@ -146,15 +151,17 @@ class TalkingHeadPipeline:
 
     # -- 2. embedding + fine-tuning -----------------------------------------------------------------
     def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int | None = None,
-                    progress: Progress | None = None, finetune: FinetuneConfig | None = None) -> Avatar:
-        """Embed the K photos (the mean of E) and fine-tune them in (0 steps: feed-forward).
+                    progress: Progress | None = None, finetune: FinetuneConfig | None = None,
+                    face: int = 1) -> Avatar:
+        """Embed the K photos (the mean of E) and fine-tune them in (0 steps: feed-forward); ``face`` picks the
+        face where a photo holds several (:meth:`prepare_shots`).
 
         ``finetune`` (default ``FinetuneConfig()``) is followed as given, with two shorthands: ``steps``, when
         not None, replaces its ``steps``; its ``device`` ``auto`` means the pipeline's device. The options
         used are stored in the avatar's ``info["finetune"]``, so an avatar can be reproduced from its file.
         """
         began = time.monotonic()
-        shots = photos if isinstance(photos, Shots) else self.prepare_shots(photos)
+        shots = photos if isinstance(photos, Shots) else self.prepare_shots(photos, face=face)
         config = self._finetune_config(finetune or FinetuneConfig(), steps)
         frames, drawings = to_network(shots.crops, shots.landmarks, self.image_size)
         step_progress = (lambda step, total, _: progress(step / total, f"fine-tuning step {step}/{total}")
@@ -189,11 +196,11 @@ class TalkingHeadPipeline:
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
                 ks: Sequence[int] = (1, 8, 32), steps: int | None = None, config: RenderConfig = RenderConfig(),
-                progress: Progress | None = None, finetune: FinetuneConfig | None = None) -> Comparison:
+                progress: Progress | None = None, finetune: FinetuneConfig | None = None, face: int = 1) -> Comparison:
         """Personalise once per K on the first K photos (``steps`` and ``finetune`` as in :meth:`personalize`),
         drive them all with one video (a labelled column each), and measure each K on the photos it did not
-        see (or on its shots when all were used)."""
-        shots = self.prepare_shots(photos)
+        see (or on its shots when all were used); ``face`` as in :meth:`prepare_shots`."""
+        shots = self.prepare_shots(photos, face=face)
         available = len(shots.crops)
         chosen = sorted({min(k, available) for k in ks if k >= 1})
         if not chosen:
@@ -276,6 +283,21 @@ def bank_box(box: CropBox) -> CropBox:
     grown = side * BANK_IMAGE_SIZE / BANK_SIZE
     pad = side * BANK_MARGIN / BANK_SIZE
     return x0 - pad, y0 - pad, grown
+
+
+def face_notes(name: str, face: FaceDetection, number: int, image_size: int) -> list[str]:
+    """What a person should know about the face used in photo ``name``: which of several it was, and whether
+    it was smaller than the model's crop (enlarged, so the result is soft for that reason, not the model's)."""
+    notes = []
+    if face.num_faces > 1:
+        which = "the largest" if number == 1 else f"number {number} by size"
+        notes.append(f"{name}: {face.num_faces} faces found; face {number} ({which}, {face.width:.0f} px across) is "
+                     f"used (choose another with --face N, by size)")
+    side = crop_box(face.landmarks)[2]
+    if side < image_size:
+        notes.append(f"{name}: small face ({face.width:.0f} px across), enlarged {image_size / side:.1f}x to the "
+                     f"model's {image_size} px: the result will look soft (a larger face gives a sharper one)")
+    return notes
 
 
 def _paste_photo(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, CropBox]:

@@ -57,7 +57,8 @@ from talking_head.media import (
     probe_driver,
     probe_video,
 )
-from talking_head.pipeline import TalkingHeadPipeline
+from talking_head.landmarks.detect import detect_face
+from talking_head.pipeline import TalkingHeadPipeline, face_notes
 from talking_head.render import BatchGenerator, RenderConfig, RenderResult, render_driven_video
 from talking_head_app.handlers import MAX_SHOWN_CHARS, MAX_SHOWN_NOTES, AppSettings, RequestFolders, TalkingHeadApp
 
@@ -168,6 +169,27 @@ def exif_rotated(path: Path, s: Sources) -> Path:
 
 def astronaut(s: Sources) -> Image.Image:
     return Image.fromarray(s.astronaut)
+
+
+def small_astronaut(size: tuple[int, int], canvas: tuple[int, int] | None = None) -> Callable[[Sources], Image.Image]:
+    """The astronaut resized to ``size`` (her proportions kept by cropping to its aspect first), alone or at a
+    third of a grey canvas: the small faces of phone photos, half-body shots and old video frames."""
+    def picture(s: Sources) -> Image.Image:
+        width, height = size
+        portrait = cv2.resize(s.astronaut[:round(512 * height / width)], size, interpolation=cv2.INTER_AREA)
+        if canvas is None:
+            return Image.fromarray(portrait)
+        photo = np.full((canvas[1], canvas[0], 3), 128, np.uint8)
+        x, y = (canvas[0] - width) // 2, (canvas[1] - height) // 3
+        photo[y:y + height, x:x + width] = portrait
+        return Image.fromarray(photo)
+    return picture
+
+
+def two_faces(s: Sources) -> Image.Image:
+    """The astronaut beside herself at 3/4 size."""
+    smaller = cv2.resize(s.astronaut, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+    return Image.fromarray(np.concatenate([s.astronaut[:320, 40:360], smaller[:320, :320]], axis=1))
 
 
 def saved(picture: Callable[[Sources], Image.Image], format: str | None = None) -> Callable[[Path, Sources], Path]:
@@ -288,6 +310,12 @@ PHOTOS = [
          "'vector.png' could not be read as an image: it is not an image file, or its format is not supported"),
     Case("animated GIF", "animated.gif", animated_gif),
     Case("WebP", "photo.webp", saved(astronaut, "WEBP")),
+    Case("the astronaut at 160x160 (face 29 px across)", "small.png", saved(small_astronaut((160, 160)))),
+    Case("the astronaut at 300x300 in a grey 3000x2000 half-body photo", "half_body.jpg",
+         saved(small_astronaut((300, 300), (3000, 2000)))),
+    Case("a 176x144 video frame (face 32 px across)", "qcif.png", saved(small_astronaut((176, 144)))),
+    Case("two faces side by side", "two.png", saved(two_faces),
+         note="two.png: 2 faces found; face 1 (the largest"),
 ]
 
 VIDEOS = [
@@ -358,9 +386,20 @@ def test_photo_ends_in_a_result_or_a_clear_refusal(case: Case, pipe: TalkingHead
     assert max(shots.photo.shape[:2]) <= MAX_PHOTO_SIDE
     # The face is found upright and where it is in the plain RGB astronaut (crop pixels, 32-px crop).
     assert np.abs(shots.landmarks[0] - astronaut_landmarks).mean() < 0.5
+    assert not case.note or any(note.startswith(case.note) for note in shots.notes), shots.notes
     overlays, video, _, _ = generate()
     assert [name for _, name in overlays] == [case.file]
     assert probe_video(video).num_frames == 8
+
+
+def test_a_face_smaller_than_the_models_crop_is_said_to_give_a_soft_result(pipe: TalkingHeadPipeline,
+                                                                          sources: Sources) -> None:
+    # The tiny test model's crop is 32 px, so the face is small for the bundled model's 128 px crop.
+    small = np.asarray(small_astronaut((160, 160))(sources))
+    notes = face_notes("small.png", detect_face(small, pipe.detector), 1, image_size=128)
+    assert notes == ["small.png: small face (29 px across), enlarged 2.5x to the model's 128 px: the result will "
+                     "look soft (a larger face gives a sharper one)"]
+    assert face_notes("big.png", detect_face(sources.astronaut, pipe.detector), 1, image_size=128) == []
 
 
 @pytest.mark.parametrize("case", VIDEOS, ids=[c.file for c in VIDEOS])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from talking_head.commands.common import (add_finetune_arguments, add_model_and_render_arguments, build_pipeline,
-                                          console_progress, exit_on_input_error, finetune_config, render_config)
+from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
+                                          build_pipeline, console_progress, exit_on_input_error, finetune_config,
+                                          render_config)
 from talking_head.errors import InputError
 
 
@@ -17,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--driver", type=Path, required=True, help="driving video (its motion and audio are used)")
     parser.add_argument("--out", type=Path, default=Path("out.mp4"), help="mp4 to write")
     parser.add_argument("--save", type=Path, help="also save the personalised avatar to this .safetensors file")
+    add_face_argument(parser)
     add_model_and_render_arguments(parser)
     add_finetune_arguments(parser)
 
@@ -29,7 +31,8 @@ def main(args: argparse.Namespace) -> None:
         if args.avatar:
             avatar = Avatar.load(args.avatar, pipe.device)
         else:
-            avatar = pipe.personalize(args.photos, progress=console_progress, finetune=finetune_config(args))
+            avatar = pipe.personalize(args.photos, progress=console_progress, finetune=finetune_config(args),
+                                      face=args.face)
             if args.save:
                 avatar.save(args.save)
         result = pipe.animate(avatar, args.driver, args.out, render_config(args), console_progress)

@@ -53,6 +53,12 @@ def build_pipeline(args: argparse.Namespace):
     return pipe
 
 
+def add_face_argument(parser: argparse.ArgumentParser) -> None:
+    """``--face N``: which face of a photo with several (``TalkingHeadPipeline.prepare_shots``)."""
+    parser.add_argument("--face", type=int, default=1, metavar="N",
+                        help="where a photo holds several faces, use face N by size (1 = the largest)")
+
+
 def render_config(args: argparse.Namespace) -> RenderConfig:
     return dataclass_from_args(RenderConfig, args)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from talking_head.commands.common import (add_finetune_arguments, add_model_and_render_arguments, build_pipeline,
-                                          console_progress, exit_on_input_error, finetune_config, render_config)
+from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
+                                          build_pipeline, console_progress, exit_on_input_error, finetune_config,
+                                          render_config)
 from talking_head.errors import InputError
 
 
@@ -16,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[1, 8, 32], help="shot counts to compare")
     parser.add_argument("--out", type=Path, default=Path("compare.mp4"), help="side-by-side mp4 to write; the "
                         "metrics table goes next to it as .md")
+    add_face_argument(parser)
     add_model_and_render_arguments(parser)
     add_finetune_arguments(parser)  # the same for every K
 
@@ -24,7 +26,7 @@ def main(args: argparse.Namespace) -> None:
     pipe = build_pipeline(args)
     try:
         comparison = pipe.compare(args.photos, args.driver, args.out, tuple(args.ks), config=render_config(args),
-                                  progress=console_progress, finetune=finetune_config(args))
+                                  progress=console_progress, finetune=finetune_config(args), face=args.face)
     except InputError as error:
         exit_on_input_error(error)
     table = args.out.with_suffix(".md")

@@ -9,7 +9,8 @@ output set it compounds its bias towards the box (measured on ``examples/driver.
 1-2 % a frame and lost the face within 40 frames), while a size refreshed by each detection does not
 drift.
 
-It detects again (the whole frame, downscaled as the backend does: ``MAX_DETECT_SIDE``):
+It detects again (the whole frame, searched as the backend searches video frames: ``detect_frame`` where it has
+one, coarse to fine, so a small face in a low-resolution frame is found again too; see ``detect.FaceSearch``):
 
 - every ``redetect_every`` frames, whatever the fit: a new or larger face, slow drift;
 - when the fit looks wrong: the landmarks jump (their centre moves by more than ``max_shift`` of
@@ -106,6 +107,8 @@ class FaceTracker:
     def __init__(self, detector: LandmarkDetector, config: TrackConfig = TrackConfig()) -> None:
         self.detector, self.config = detector, config
         self._predictor = detector if config.enabled and isinstance(detector, BoxLandmarker) else None
+        # A backend's search for video frames (cheaper than for a photo) where it has one.
+        self._search = getattr(detector, "detect_frame", detector.detect)
         self.detections = self.tracked = 0
         self.reset()
 
@@ -128,7 +131,7 @@ class FaceTracker:
 
     def _detect(self, frame: np.ndarray) -> FaceDetection | None:
         self.detections += 1
-        faces = self.detector.detect(frame)
+        faces = self._search(frame)
         if not faces:
             return None
         face = faces[0]
