@@ -84,10 +84,34 @@ def procrustes_distances(shot_landmarks: np.ndarray, target_landmarks: np.ndarra
 
 @dataclass(frozen=True)
 class ShotChoice:
-    """Per target: the shot its face is warped from and the shot its mouth is warped from."""
+    """Per target: the shot its face is warped from and the shot its mouth is warped from, blended with the
+    next-nearest mouth (``mouth_second``) by ``second_weight`` so that a change of nearest shot is a cross-fade,
+    not a jump (``blend_weights``)."""
 
     face: np.ndarray  # (T,) int
     mouth: np.ndarray  # (T,) int
+    mouth_second: np.ndarray | None = None  # (T,) int
+    second_weight: np.ndarray | None = None  # (T,) float in [0, 0.5]
+
+
+#: A second mouth weighing less than this is not warped (its share would move a pixel by less than a level).
+MIN_SECOND_WEIGHT = 0.01
+
+
+def blend_weights(distances: np.ndarray) -> np.ndarray:
+    """(T, K) shot distances sorted per row -> (T,) the weight of the second-nearest, continuous in the distances.
+
+    Each of the nearest two weighs ``(d3 - d) / d``: a shot's own mouth (d = 0) takes it all, the nearest two
+    tie at half each, and a shot entering the nearest two (d = d3) starts from nothing. Without a third shot
+    (K = 2, or one excluded) it is inverse-distance weighting.
+    """
+    d1, d2 = np.maximum(distances[:, 0], 1e-9), np.maximum(distances[:, 1], 1e-9)
+    d3 = distances[:, 2] if distances.shape[1] > 2 else np.full_like(d1, np.inf)
+    with np.errstate(invalid="ignore"):
+        w1 = np.where(np.isfinite(d3), (d3 - d1) / d1, 1 / d1)
+        w2 = np.where(np.isfinite(d3), (d3 - d2) / d2, 1 / d2)
+    total = w1 + w2
+    return np.where(total > 0, w2 / np.where(total > 0, total, 1), 0.5)
 
 
 def choose_shots(shot_landmarks: np.ndarray, target_landmarks: np.ndarray, exclude: np.ndarray | None = None
@@ -98,13 +122,16 @@ def choose_shots(shot_landmarks: np.ndarray, target_landmarks: np.ndarray, exclu
     shot must not be its own texture); it is ignored when K = 1.
     """
     shot_landmarks, target_landmarks = np.asarray(shot_landmarks), np.asarray(target_landmarks)
-    choices = []
+    nearest = []
     for region in (FACE_POINTS, MOUTH_POINTS):
         distances = procrustes_distances(shot_landmarks[:, region], target_landmarks[:, region])  # (T, K)
         if exclude is not None and shot_landmarks.shape[0] > 1:
             distances[np.arange(len(distances)), exclude] = np.inf
-        choices.append(distances.argmin(axis=1))
-    return ShotChoice(*choices)
+        nearest.append((np.argsort(distances, axis=1, kind="stable"), np.sort(distances, axis=1)))
+    (face_order, _), (mouth_order, mouth_distances) = nearest
+    if mouth_distances.shape[1] < 2 or not np.isfinite(mouth_distances[:, 1]).all():
+        return ShotChoice(face_order[:, 0], mouth_order[:, 0])
+    return ShotChoice(face_order[:, 0], mouth_order[:, 0], mouth_order[:, 1], blend_weights(mouth_distances))
 
 
 def _lip_ellipse(target_points: torch.Tensor, size: int, points: tuple[int, ...], scale: tuple[float, float]
@@ -291,7 +318,8 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
 def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points: torch.Tensor, out_size: int,
                    choice: ShotChoice | None = None, mode: str = "bilinear", frame: CropFrame | None = None,
                    grid_size: int = GRID_SIZE) -> torch.Tensor:
-    """The texture for each target: its face shot warped onto it, with its mouth shot's mouth blended in.
+    """The texture for each target: its face shot warped onto it, with its mouth shots' mouths blended in (the
+    nearest, cross-faded with the next-nearest: ``ShotChoice``).
 
     ``images`` (K, 3, S, S) in [-1, 1] with ``landmarks`` (K, 68, 2) in their pixels; ``target_points``
     (T, 68, 2) in output pixels; returns (T, 3, out_size, out_size). ``choice`` defaults to the
@@ -300,15 +328,30 @@ def warp_from_bank(images: torch.Tensor, landmarks: torch.Tensor, target_points:
     """
     if choice is None:
         choice = choose_shots(landmarks.cpu().numpy(), target_points.cpu().numpy())
-    warped = warp_shots(images, landmarks, choice.face, target_points, out_size, mode, frame, grid_size)
-    differs = np.flatnonzero(choice.mouth != choice.face)
-    if len(differs):
-        rows = torch.as_tensor(differs, device=images.device)
-        mouths = warp_shots(images, landmarks, choice.mouth[differs], target_points[rows], out_size, mode, frame,
-                            grid_size)
-        mask = mouth_mask(target_points[rows], out_size).to(warped.dtype)
-        warped = warped.index_copy(0, rows, mask * mouths + (1 - mask) * warped[rows])
-    return warped
+
+    def warped_from(shots: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        return warp_shots(images, landmarks, shots[rows], target_points[torch.as_tensor(rows, device=images.device)],
+                          out_size, mode, frame, grid_size)
+
+    every = np.arange(len(choice.face))
+    warped = warped_from(choice.face, every)
+    second = choice.second_weight if choice.second_weight is not None else np.zeros(len(every))
+    blended = second >= MIN_SECOND_WEIGHT
+    rows = np.flatnonzero((choice.mouth != choice.face) | blended)
+    if not len(rows):
+        return warped
+    mouths = warped[torch.as_tensor(rows)].clone()
+    own = np.flatnonzero(choice.mouth[rows] != choice.face[rows])
+    if len(own):
+        mouths[torch.as_tensor(own)] = warped_from(choice.mouth, rows[own])
+    mixed = np.flatnonzero(blended[rows])
+    if len(mixed):
+        weight = torch.as_tensor(second[rows[mixed]], dtype=warped.dtype).view(-1, 1, 1, 1)
+        index = torch.as_tensor(mixed)
+        mouths[index] = mouths[index] + weight * (warped_from(choice.mouth_second, rows[mixed]) - mouths[index])
+    index = torch.as_tensor(rows, device=images.device)
+    mask = mouth_mask(target_points[index], out_size).to(warped.dtype)
+    return warped.index_copy(0, index, mask * mouths + (1 - mask) * warped[index])
 
 
 def episode_textures(shot_frames: torch.Tensor, shot_points: torch.Tensor, target_points: torch.Tensor
