@@ -3,8 +3,10 @@
 - ``docs/astronaut_driven.gif``: scikit-image's astronaut photo, fine-tuned for ``--steps`` steps (default: the app's) and
   driven by ``examples/driver.mp4`` (driver | photo | result).
 - ``docs/astronaut_old_vs_new.png``: rows of driver frames; columns driver | photo | the old
-  pure-synthesis checkpoint (``--old-weights``, optional) | the texture path's warp alone | the
-  checkpoint (warp + G's painting), all at ``--size`` pixels.
+  pure-synthesis checkpoint (``--old-weights``, optional) | the shipped default (the warp) | warp + G's
+  painting (``--generator``), all at ``--size`` pixels.
+- ``docs/open_mouth.png``: the driver's three most open frames, driver | photo | result at the defaults, at
+  512 px: what a visitor's mouth looks like when it opens.
 
 (The held-out synthetic grid, K = 1 / 8 / 32, baseline vs feed-forward vs fine-tuned, is ``samples.png``
 from ``python -m talking_head evaluate``: the same renderings its numbers come from.)
@@ -84,6 +86,24 @@ def old_vs_new(weights: str, old_weights: str | None, photo: Path, steps: int, s
     print(f"{out}: {rows} driver frames x {list(columns)}")
 
 
+def open_mouths(pipe: TalkingHeadPipeline, photo: Path, out: Path, scratch: Path, size: int = 512, rows: int = 3
+                ) -> None:
+    """driver | photo | result at the defaults, at ``size`` px, on the driver's ``rows`` most open frames (dlib)."""
+    from talking_head.landmarks.mouth import mouth_opening
+
+    driver = list(iter_video_frames(DRIVER))
+    openings = [mouth_opening(f[0].landmarks) if (f := pipe.detector.detect(frame)) else -1.0 for frame in driver]
+    picks = sorted(np.argsort(openings)[::-1][:rows].tolist())
+    avatar = pipe.personalize([photo], steps=0)
+    result = pipe.animate(avatar, DRIVER, scratch / "open.mp4", RenderConfig(output_size=size))
+    faces = [f for i, f in enumerate(iter_video_frames(result.path)) if i in picks]
+    still = fit_height(np.asarray(Image.open(photo).convert("RGB")), size)
+    grid = [np.concatenate([label(fit_height(driver[i], size), f"driver #{i}"), label(still, "photo"),
+                            label(face, "result (defaults)")], axis=1) for i, face in zip(picks, faces)]
+    Image.fromarray(np.concatenate(grid, axis=0)).save(out)
+    print(f"{out}: driver frames {picks}, openings {[round(float(openings[i]), 2) for i in picks]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default=str(ROOT / "checkpoints"))
@@ -101,6 +121,7 @@ def main() -> None:
         astronaut_gif(pipeline(args.weights), photo, args.steps, args.docs / "astronaut_driven.gif", scratch)
         old_vs_new(args.weights, args.old_weights, photo, args.steps, args.size,
                    args.docs / "astronaut_old_vs_new.png", scratch)
+        open_mouths(pipeline(args.weights), photo, args.docs / "open_mouth.png", scratch)
 
 
 if __name__ == "__main__":
