@@ -126,3 +126,16 @@ def test_landmarks_of_a_faceless_photo_end_with_the_message_and_status_2(
         main(["landmarks", str(photo), "--out", str(out), "--landmarks", "dlib"])
     assert exit_info.value.code == 2 and not out.exists()
     assert "error: coffee.png: no face found. Use a photo where one face is clearly visible" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fine_tuning_without_the_generator_says_it_changes_nothing(trained_tiny: Path, synthetic_photos: list[Path],
+                                                                    driver_video: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    weights = ["--weights", str(trained_tiny), "--landmarks", "dlib", "--device", "cpu", "--output-size", "64"]
+    common = ["animate", "--photos", str(synthetic_photos[0]), "--driver", str(driver_video), "--steps", "1",
+              "--max-seconds", "0.2", "--trim", *weights]
+    main([*common, "--out", str(tmp_path / "warp.mp4")])
+    assert "note: 1 fine-tuning steps train the generator, which is off: add --generator" in capsys.readouterr().err
+    main([*common, "--out", str(tmp_path / "g.mp4"), "--generator"])
+    assert "fine-tuning steps train the generator" not in capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
                                           build_pipeline, console_progress, exit_on_input_error, finetune_config,
-                                          render_config)
+                                          note_unused_finetuning, render_config)
 from talking_head.errors import InputError
 
 
@@ -31,6 +31,7 @@ def main(args: argparse.Namespace) -> None:
         if args.avatar:
             avatar = Avatar.load(args.avatar, pipe.device)
         else:
+            note_unused_finetuning(finetune_config(args), render_config(args))
             avatar = pipe.personalize(args.photos, progress=console_progress, finetune=finetune_config(args),
                                       face=args.face)
             if args.save:

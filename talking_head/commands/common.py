@@ -63,6 +63,13 @@ def render_config(args: argparse.Namespace) -> RenderConfig:
     return dataclass_from_args(RenderConfig, args)
 
 
+def note_unused_finetuning(finetune: FinetuneConfig, render: RenderConfig) -> None:
+    """Fine-tuning trains the generator; without ``--generator`` the frames are the warp, which it never changes."""
+    if finetune.steps > 0 and not render.generator:
+        print(f"note: {finetune.steps} fine-tuning steps train the generator, which is off: add --generator to render "
+              f"with it (the warp alone is the default)", file=sys.stderr)
+
+
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     """Every fine-tuning option; its device is the pipeline's ``--device`` (``ModelOptions``)."""
     add_dataclass_arguments(parser, FinetuneConfig, renamed=FINETUNE_RENAMED, shared={"device"})

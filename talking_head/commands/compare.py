@@ -7,7 +7,7 @@ from pathlib import Path
 
 from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
                                           build_pipeline, console_progress, exit_on_input_error, finetune_config,
-                                          render_config)
+                                          note_unused_finetuning, render_config)
 from talking_head.errors import InputError
 
 
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> None:
     pipe = build_pipeline(args)
+    note_unused_finetuning(finetune_config(args), render_config(args))
     try:
         comparison = pipe.compare(args.photos, args.driver, args.out, tuple(args.ks), config=render_config(args),
                                   progress=console_progress, finetune=finetune_config(args), face=args.face)
