@@ -7,7 +7,8 @@ project's code). Per driver and method, Pearson r of the output's mouth opening 
 its width (outer corner 48 to corner 54), both in eye distances, against the driver's exact ones.
 
 No video is encoded and the driver is not tracked or smoothed: this isolates retargeting, the warp and
-the mouth's inside. ``python -m talking_head animate`` adds tracking and smoothing on top.
+the mouth's inside. Two reference rows per driver: the retargeted landmarks themselves (what the warp is
+asked to show, no judge) and dlib on the driver's own frames (how well the judge reads this driver at all). ``python -m talking_head animate`` adds tracking and smoothing on top.
 
     python benchmarks/mouth_shape.py --weights checkpoints [--frames 100] [--drivers 3] [--size 256]
         [--out benchmarks/results/mouth_shape.md] [--sheet docs/mouth_shape.png]
@@ -34,6 +35,15 @@ from talking_head.landmarks.mouth import mouth_opening, mouth_width
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "astronaut.jpg"
 TARGET_R = 0.9
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``platform.processor()`` is empty on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
 
 
 def heldout_identities(count: int) -> list[int]:
@@ -78,7 +88,7 @@ def main() -> None:
     avatar = pipe.personalize([PHOTO], steps=0)
     detector = get_detector("dlib")
     methods = {"warp (default)": False} | ({"warp + G": True} if args.generator else {})
-    lines = [f"Machine: {platform.processor() or platform.machine()}; {args.frames} frames a driver, {args.size} px; "
+    lines = [f"Machine: {cpu_name()}; {args.frames} frames a driver, {args.size} px; "
              f"photo {PHOTO.name}; weights {args.weights}", "",
              "| driver | method | faces found | opening r | width r |", "|---|---|---|---|---|"]
     sheet_rows, scores = [], {m: [] for m in methods}
@@ -86,6 +96,12 @@ def main() -> None:
         frames, exact = render_video(identity, 0, args.frames, args.size)
         driver_opening, driver_width = mouth_opening(exact), mouth_width(exact)
         targets = retarget_batch(Retargeter(avatar.source_landmarks), list(exact), avatar.source_landmarks)
+        # Two references: what retargeting asks of the warp (exact landmarks, no judge), and how well dlib reads
+        # the driver's own frames (the judge's ceiling on this driver).
+        for name, opening, width in (("retargeted landmarks (no render)", mouth_opening(targets), mouth_width(targets)),
+                                     ("the driver's own frames", *judge(detector, frames))):
+            lines.append(f"| held-out id {identity} | {name} | {np.isfinite(opening).mean():.0%} | "
+                         f"{pearson(opening, driver_opening):.2f} | {pearson(width, driver_width):.2f} |")
         for name, generator in methods.items():
             with torch.inference_mode():
                 faces = np.concatenate([render_faces(avatar, targets[i:i + 16], args.size, generator=generator)
