@@ -104,14 +104,16 @@ def git_worktree(revision: str, folder: Path) -> Path:
     return folder
 
 
-def timed_animate(code_root: Path, weights: str, driver: Path, size: int, threads: int, out: Path) -> float:
-    """Wall seconds of the whole ``animate --steps 0`` command, run with the package imported from ``code_root``."""
+def timed_animate(code_root: Path, weights: str, driver: Path, size: int, threads: int, out: Path,
+                  flags: tuple[str, ...] = ()) -> float:
+    """Wall seconds of the whole ``animate --steps 0`` command (plus ``flags``), run with the package imported from
+    ``code_root``."""
     env = {**os.environ, "PYTHONPATH": str(code_root), "OMP_NUM_THREADS": str(threads)}
     weights = str(Path(weights).resolve()) if Path(weights).exists() else weights  # the same for both trees
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "talking_head", "animate", "--photos", str(PHOTO), "--driver", str(driver),
                     "--out", str(out), "--steps", "0", "--output-size", str(size), "--weights", weights,
-                    "--landmarks", "dlib", "--device", "cpu"], cwd=code_root, env=env, check=True,
+                    "--landmarks", "dlib", "--device", "cpu", *flags], cwd=code_root, env=env, check=True,
                    capture_output=True)
     return time.perf_counter() - began
 
@@ -126,15 +128,18 @@ def before_after(args: argparse.Namespace, folder: Path, driver: Path) -> None:
         dirty = subprocess.run(["git", "-C", str(after), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True).stdout.strip()
         print(f"## animate --steps 0, {DRIVER_SECONDS} s driver at 25 fps: before {args.before} ({revisions['before']}) "
-              f"vs after {args.after or 'this tree'} ({revisions['after']}{', with uncommitted changes' if dirty else ''})"
-              f", {args.threads} threads\n\n{machine()} at start\n")
+              f"{args.before_flags} vs after {args.after or 'this tree'} ({revisions['after']}"
+              f"{', with uncommitted changes' if dirty else ''}) {args.after_flags}, {args.threads} threads\n\n"
+              f"{machine()} at start\n")
         print("| output px | run | before s | after s | after / before | after vs real time |")
         print("|---|---|---|---|---|---|")
         for size in args.sizes:
             ratios = []
             for run in range(args.repeats):
-                old = timed_animate(before, args.weights, driver, size, args.threads, folder / "before.mp4")
-                new = timed_animate(after, args.weights, driver, size, args.threads, folder / "after.mp4")
+                old = timed_animate(before, args.weights, driver, size, args.threads, folder / "before.mp4",
+                                    tuple(args.before_flags.split()))
+                new = timed_animate(after, args.weights, driver, size, args.threads, folder / "after.mp4",
+                                    tuple(args.after_flags.split()))
                 ratios.append(new / old)
                 print(f"| {size} | {run + 1} | {old:.1f} | {new:.1f} | {new / old:.2f} | "
                       f"{DRIVER_SECONDS / new:.2f}x |", flush=True)
@@ -148,7 +153,7 @@ def before_after(args: argparse.Namespace, folder: Path, driver: Path) -> None:
 def budget(args: argparse.Namespace, driver: Path) -> None:
     """Each stage alone over the driver, one after another, in this process (see the module's docstring)."""
     from talking_head.landmarks.align import Retargeter
-from talking_head.landmarks.smooth import LandmarkSmoother
+    from talking_head.landmarks.smooth import CentredSmoother
     from talking_head.landmarks.track import FaceTracker
     from talking_head.limits import Limits
     from talking_head.media import VideoSink, iter_video_frames, probe_driver
@@ -172,9 +177,9 @@ from talking_head.landmarks.smooth import LandmarkSmoother
     for frame in frames:
         pipe.detector.detect(frame)
     detect = time.perf_counter() - began
-    tracker, smoother = FaceTracker(pipe.detector), LandmarkSmoother(fps=info.fps)
+    tracker = FaceTracker(pipe.detector)
     began = time.perf_counter()
-    driver_landmarks = [smoother(tracker(frame).landmarks) for frame in frames]
+    driver_landmarks = list(CentredSmoother().sequence(np.stack([tracker(frame).landmarks for frame in frames])))
     track = time.perf_counter() - began
     rows = []
     for size in args.sizes:
@@ -227,6 +232,9 @@ def main() -> None:
     parser.add_argument("--jobs", nargs="+", choices=JOBS, default=list(JOBS), help="which measurements to run")
     parser.add_argument("--before", default="HEAD", help="before-after: the revision to compare with")
     parser.add_argument("--after", help="before-after: a revision to compare (default: this tree as it is)")
+    parser.add_argument("--before-flags", default="", help="before-after: more animate flags for the before run "
+                        "(e.g. --before HEAD --before-flags=--generator: the generator's cost in this tree)")
+    parser.add_argument("--after-flags", default="", help="before-after: more animate flags for the after run")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="before-after and budget: output px")
     parser.add_argument("--repeats", type=int, default=2, help="before-after: runs of each, alternated")
     args = parser.parse_args()
