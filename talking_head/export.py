@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -54,8 +55,21 @@ def training_step(checkpoint: str | Path) -> int | None:
         return int(f.metadata()["step"])
 
 
+def without_paths(value: Any) -> Any:
+    """``value`` (a provenance record) with every absolute path cut to its last part: a shipped or pushed config
+    says which run folder and data set, never where they lay on the machine that trained it."""
+    if isinstance(value, dict):
+        return {key: without_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_paths(item) for item in value]
+    if isinstance(value, str) and (PurePosixPath(value).is_absolute() or PureWindowsPath(value).drive):
+        return PureWindowsPath(value).name if PureWindowsPath(value).drive else PurePosixPath(value).name
+    return value
+
+
 def export(options: ExportOptions) -> tuple[Path, float]:
     model = TalkingHeadModel.from_pretrained(options.checkpoint)
+    model.provenance = without_paths(model.provenance)
     step = training_step(options.checkpoint)
     if step is not None:  # config.json then says which step the shipped weights are
         model.provenance["step"] = step

@@ -27,3 +27,15 @@ def test_export_halves_the_weights_keeps_the_card_and_reports_the_cost(tiny_mode
 def test_export_of_a_training_checkpoint_records_its_step(trained_tiny: Path, tmp_path: Path) -> None:
     out, _ = export(ExportOptions(checkpoint=str(trained_tiny), out=str(tmp_path / "ship")))
     assert TalkingHeadModel.from_pretrained(out).provenance["step"] == 120
+
+
+def test_an_export_records_no_path_of_the_machine_that_trained_it(trained_tiny: Path, tmp_path: Path) -> None:
+    """config.json is shared (shipped, pushed to the Hub): its provenance names the run and data folders, never
+    where they lay."""
+    out, _ = export(ExportOptions(checkpoint=str(trained_tiny), out=str(tmp_path / "ship")))
+    provenance = TalkingHeadModel.from_pretrained(out).provenance
+    assert str(tmp_path) not in (out / "config.json").read_text()
+    assert provenance["options"]["out"] == Path(provenance["options"]["out"]).name  # the run folder's name alone
+    assert not Path(provenance["data"]).is_absolute()
+    shipped = (Path(__file__).resolve().parents[1] / "checkpoints" / "config.json").read_text()
+    assert '"/' not in shipped  # the bundled checkpoint's too
