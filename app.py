@@ -17,6 +17,7 @@ import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CU
 
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app
+from talking_head_app.jobs import one_queue, stoppable
 from talking_head_app.live_tab import build_live_tab
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -105,12 +106,15 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
 
         checked_by_the_app(steps, seed, cmp_steps)
         render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
-        generate.click(app.generate, [photos, driver, steps, *render_options, seed],
-                       [overlays, result, avatar_out, notes], api_name="generate")
-        animate.click(app.animate_avatar, [avatar_in, driver, *render_options], [result, notes],
-                      api_name="animate_avatar")
-        compare.click(app.compare, [cmp_photos, cmp_driver, ks, cmp_steps], [cmp_video, cmp_table],
-                      api_name="compare")
+        # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
+        # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
+        job = one_queue(settings.concurrency)
+        generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed],
+                       [overlays, result, avatar_out, notes], api_name="generate", **job)
+        animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options], [result, notes],
+                      api_name="animate_avatar", **job)
+        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps], [cmp_video, cmp_table],
+                      api_name="compare", **job)
     app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
 

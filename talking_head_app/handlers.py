@@ -24,7 +24,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -40,6 +41,7 @@ from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
 from talking_head.render import Progress, RenderConfig, RenderResult
+from talking_head_app.jobs import JobCancelled, check_stop
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,8 @@ def visitor_errors(handler: Callable[P, R]) -> Callable[P, R]:
             return handler(*args, **kwargs)
         except gr.Error:
             raise
+        except JobCancelled:
+            raise gr.Error("The job was cancelled.", title="Cancelled", print_exception=False) from None
         except InputError as error:
             raise gr.Error(str(error), title="Please check your input", print_exception=False) from None
         except Exception:
@@ -150,6 +154,17 @@ class RequestFolders:
         self.sweep()
         return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=self.root))
 
+    @contextmanager
+    def job(self) -> Iterator[Path]:
+        """A new folder for one job, removed at once when the job fails or is cancelled (what it wrote
+        was half done, and nobody will receive it)."""
+        folder = self.new()
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
     def sweep(self) -> None:
         cutoff = time.time() - self.ttl_seconds
         for folder in self.root.iterdir():
@@ -161,17 +176,23 @@ class RequestFolders:
 
     def sweep_every(self, seconds: float) -> threading.Event:
         """Sweep in a daemon thread every ``seconds`` until the returned event is set."""
-        stop = threading.Event()
+        return every(seconds, self.sweep, "sweep-request-folders")
 
-        def run() -> None:
-            while not stop.wait(seconds):
-                try:
-                    self.sweep()
-                except OSError:  # the root itself gone or unreadable: said in the log, tried again later
-                    logger.exception("sweeping %s failed", self.root)
 
-        threading.Thread(target=run, name="sweep-request-folders", daemon=True).start()
-        return stop
+def every(seconds: float, action: Callable[[], object], name: str) -> threading.Event:
+    """Run ``action`` in a daemon thread every ``seconds`` until the returned event is set; a failure goes
+    to the log and the next round tries again (the root of the folders gone or unreadable, say)."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(seconds):
+            try:
+                action()
+            except Exception:
+                logger.exception("%s failed", name)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return stop
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -201,8 +222,14 @@ def _reserved_seconds(job: Job, *_: Any, **__: Any) -> int:
 
 
 def _reporter(progress: Callable[..., Any]) -> Progress:
-    """The pipeline's ``progress(fraction, text)`` shown on Gradio's progress bar."""
-    return lambda fraction, text: progress(fraction, desc=text)
+    """The pipeline's ``progress(fraction, text)`` shown on Gradio's progress bar. The pipeline reports after
+    every photo, fine-tuning step and rendered batch: there a cancelled job stops (:func:`check_stop`)."""
+
+    def report(fraction: float, text: str) -> None:
+        check_stop()
+        progress(fraction, desc=text)
+
+    return report
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -305,19 +332,20 @@ class TalkingHeadApp:
     # -- GPU work (inside spaces.GPU) -------------------------------------------------------------------
     def _personalize_and_animate(self, job: Job, shots: Shots, progress: Callable[..., Any]
                                  ) -> tuple[Path, RenderResult, dict[str, Any]]:
-        folder = self.folders.new()
-        avatar = self.pipeline.personalize(shots, job.steps, _reporter(progress), FinetuneConfig(seed=job.seed))
-        avatar_path = avatar.save(folder / "avatar.safetensors")
-        result = self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
+        with self.folders.job() as folder:
+            avatar = self.pipeline.personalize(shots, job.steps, _reporter(progress), FinetuneConfig(seed=job.seed))
+            avatar_path = avatar.save(folder / "avatar.safetensors")
+            result = self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
         return avatar_path, result, avatar.info
 
     def _animate(self, job: Job, avatar: Avatar, progress: Callable[..., Any]) -> RenderResult:
-        return self.pipeline.animate(avatar, job.driver, self.folders.new() / "result.mp4", job.render,
-                                     _reporter(progress))
+        with self.folders.job() as folder:
+            return self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
 
     def _compare(self, job: Job, photos: list[str], ks: list[int], progress: Callable[..., Any]) -> Comparison:
-        return self.pipeline.compare(photos, job.driver, self.folders.new() / "comparison.mp4", ks, job.steps,
-                                     job.render, _reporter(progress))
+        with self.folders.job() as folder:
+            return self.pipeline.compare(photos, job.driver, folder / "comparison.mp4", ks, job.steps, job.render,
+                                         _reporter(progress))
 
 
 # ---------------------------------------------------------------------------------------------------
