@@ -16,7 +16,7 @@ import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
 from talking_head.watermark import POSITIONS
-from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app
+from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
 from talking_head_app.jobs import one_queue, stoppable
 from talking_head_app.live_tab import build_live_tab
 
@@ -106,6 +106,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
 
         checked_by_the_app(steps, seed, cmp_steps)
         render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
+        short_refusals(photos, driver, avatar_in, cmp_photos, cmp_driver, retarget, output_size, mark_position)
         # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
         # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
         job = one_queue(settings.concurrency)

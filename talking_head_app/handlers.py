@@ -64,6 +64,10 @@ OVERLAY_SIDE = 256
 MAX_SHOWN_NOTES, MAX_SHOWN_CHARS = 8, 200
 #: The largest seed accepted (numpy's and torch's seeds are unsigned 32-bit).
 MAX_SEED = 2**32 - 1
+#: An error message quotes at most this many characters of what was sent (a 2 MB field is not echoed back).
+MAX_QUOTED_CHARS = 100
+#: Longer K-value texts are refused unread ("1, 8, 32" is 8 characters; four K values fit in far fewer).
+MAX_KS_TEXT = 200
 
 
 def _env_int(name: str, default: int) -> int:
@@ -360,9 +364,14 @@ def whole_number(value: object, what: str, low: int, high: int) -> int:
     except (TypeError, ValueError, OverflowError):
         number = math.nan
     if not (math.isfinite(number) and number == round(number) and low <= number <= high):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
-        raise InputError(f"{what} must be between {low} and {high} (a whole number), got {shown}")
+        raise InputError(f"{what} must be between {low} and {high} (a whole number), got {quoted(value)}")
     return int(number)
+
+
+def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``value`` as an error message quotes it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _seed(seed: object) -> int:
@@ -375,6 +384,45 @@ def checked_by_the_app(*components: gr.components.Component) -> None:
     the handlers check them (:func:`whole_number`) and say what is wrong."""
     for component in components:
         component.preprocess = lambda payload: payload
+
+
+def short_refusals(*components: gr.components.Component) -> None:
+    """Let these inputs refuse an API caller's value of the wrong kind with a short message of the app's:
+    Gradio's own checks answer a file input's wrong value with a generic error and a choice's with the
+    whole value quoted back (megabytes, if that is what was sent). A file input's value is checked by its
+    ``data_model`` before ``preprocess``, so both are wrapped."""
+    for component in components:
+        component.preprocess = _refusing(component, component.preprocess)
+        model = getattr(component, "data_model", None)
+        if model is not None:  # the same model (name and schema: the API page is unchanged), refusing shortly
+            component.data_model = type(model.__name__, (model,), {
+                "model_validate": classmethod(lambda cls, value, *args, _check=_refusing(component, model.model_validate),
+                                              **kwargs: _check(value, *args, **kwargs))})
+
+
+def _refusing(component: gr.components.Component, accept: Callable[..., Any]) -> Callable[..., Any]:
+    """``accept`` (a preprocess or a model's validation) raising a short ``gr.Error`` on what it refuses."""
+    label = component.label or type(component).__name__
+
+    def checked(payload: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return accept(payload, *args, **kwargs)
+        except Exception:  # Gradio's own refusal (a gr.Error, a pydantic error): replaced by a short one
+            raise gr.Error(f"{label}: expected {_expected(component)}, got {quoted(payload)}",
+                           title="Please check your input", print_exception=False) from None
+
+    return checked
+
+
+def _expected(component: gr.components.Component) -> str:
+    """What ``component`` accepts, as an API caller must send it."""
+    if isinstance(component, (gr.Dropdown, gr.Radio)):
+        return "one of " + ", ".join(repr(value) for _, value in component.choices)
+    if isinstance(component, gr.File) and component.file_count == "multiple":
+        return "a list of files (gradio_client.handle_file(path) for each)"
+    if isinstance(component, (gr.File, gr.Video, gr.Image)):
+        return "a file (gradio_client.handle_file(path))"
+    return "a value this input offers"
 
 
 def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float, mark_position: str
@@ -393,15 +441,23 @@ def output_size_choices(max_size: int, sizes: Sequence[int] = (128, 256, 512)) -
     return allowed, min(allowed, key=lambda s: abs(s - 256))
 
 
-def parse_ks(text: str | Sequence[int], max_count: int, max_shots: int) -> list[int]:
-    """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and ``max_shots``, at most ``max_count``."""
-    items = re.split(r"[,\s;]+", text.strip()) if isinstance(text, str) else [str(k) for k in text]
+def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -> list[int]:
+    """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and ``max_shots``, at most ``max_count``.
+    Anything else an API caller sends (None, a number, megabytes of text) is refused with a short message."""
+    if isinstance(text, str) and len(text) <= MAX_KS_TEXT:
+        items = re.split(r"[,\s;]+", text.strip())
+    elif isinstance(text, (list, tuple)) and len(text) <= max_count:
+        items = [str(k) for k in text]
+    else:
+        items = ["not a K value"]
     try:
         ks = sorted({int(item) for item in items if item})
     except ValueError:
-        raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {text!r}") from None
+        raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {quoted(text)}"
+                         ) from None
     if not ks or ks[0] < 1 or ks[-1] > max_shots or len(ks) > max_count:
-        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; got {text!r}")
+        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; "
+                         f"got {quoted(text)}")
     return ks
 
 
