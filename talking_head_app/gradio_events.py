@@ -5,8 +5,9 @@ Gradio has no public hook for three things a public Space needs, so the app reac
 - whether the visitor behind the running event is still there: when the browser tab closes (or an API
   client drops its connection), Gradio marks the event ``alive = False`` but lets a function already
   running go on to the end (``Queue.clean_events``);
-- which event a handler is running for (``LocalContext.event_id``, the context Gradio's own
-  ``gr.Progress`` uses from the worker thread);
+- which event and session a handler is running for (``LocalContext``, the context Gradio's own
+  ``gr.Progress`` uses from the worker thread; a stream's later frames carry no event id, only the
+  session's);
 - ending a stream from the server: what the browser's ``POST /stream/{event_id}/close`` does
   (``event.closed``, then its signal), so that a stream whose visitor sends no frames frees its slot
   before the stream's ``time_limit``.
@@ -40,15 +41,22 @@ def visitor_left() -> bool:
     return event is not None and not getattr(event, "alive", True)
 
 
-def close_stream(queue: Any, event_id: str) -> bool:
-    """End the streaming event ``event_id`` as the browser's close request does; call it on the server's
-    event loop. False when the event is not (or no longer) there."""
-    event = getattr(queue, "event_ids_to_events", {}).get(event_id)
-    if event is None:
-        return False
-    event.run_time, event.closed = math.inf, True
-    event.signal.set()
-    return True
+def current_session() -> str | None:
+    """The session (browser tab, API client) the calling handler runs for (None outside one)."""
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+def close_streams(queue: Any, session_hash: str) -> int:
+    """End the running streams of ``session_hash`` as the browser's close request does; call it on the
+    server's event loop. How many were ended (0: none runs any more)."""
+    running = [event for job in getattr(queue, "active_jobs", []) if job for event in job]
+    ended = 0
+    for event in running:
+        if event.session_hash == session_hash and getattr(event, "streaming", False) and not event.closed:
+            event.run_time, event.closed = math.inf, True
+            event.signal.set()
+            ended += 1
+    return ended
 
 
 def current_queue() -> Any:

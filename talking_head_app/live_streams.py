@@ -3,8 +3,9 @@
 Gradio holds a stream's concurrency slot until the stream's ``time_limit`` (minutes) unless the
 browser closes it: a visitor who sent one frame and then nothing (a tab in the background, a camera
 that stalled, a script) kept the only slot from everyone else. :class:`IdleStreams` notes every
-frame's time per stream and, on the server's event loop, ends each stream that has had none for
-``idle_seconds``, as the browser's own close does (:func:`~talking_head_app.gradio_events.close_stream`).
+frame's time per visitor (a tab streams one webcam) and, on the server's event loop, ends the stream of
+each visitor who has sent none for ``idle_seconds``, as the browser's own close does
+(:func:`~talking_head_app.gradio_events.close_streams`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import anyio.from_thread
 
-from talking_head_app.gradio_events import close_stream, current_event_id, current_queue
+from talking_head_app.gradio_events import close_streams, current_queue, current_session
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +34,11 @@ class IdleStreams:
 
     def saw_frame(self) -> None:
         """Note a frame of the calling stream handler's stream (and start the watcher with the first one)."""
-        event_id = current_event_id()
-        if event_id is None:  # called outside a served app (the tests' direct calls)
+        session = current_session()
+        if session is None:  # called outside a served app (the tests' direct calls)
             return
         with self._lock:
-            self._last_frame[event_id] = time.monotonic()
+            self._last_frame[session] = time.monotonic()
         if self._watcher is None:
             queue = current_queue()
             try:  # the stream handler runs on one of Gradio's worker threads: the loop is one hop away
@@ -54,17 +55,17 @@ class IdleStreams:
             return sum(seen >= cutoff for seen in self._last_frame.values())
 
     def idle(self) -> list[str]:
-        """Forget and return the streams with no frame for ``idle_seconds`` (ended ones among them)."""
+        """Forget and return the visitors who sent no frame for ``idle_seconds`` (those who left among them)."""
         cutoff = time.monotonic() - self.idle_seconds
         with self._lock:
-            gone = [event_id for event_id, seen in self._last_frame.items() if seen < cutoff]
-            for event_id in gone:
-                del self._last_frame[event_id]
+            gone = [session for session, seen in self._last_frame.items() if seen < cutoff]
+            for session in gone:
+                del self._last_frame[session]
         return gone
 
     async def _watch(self, queue: Any) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.idle_seconds / 4))
-            for event_id in self.idle():
-                if close_stream(queue, event_id):
+            for session in self.idle():
+                if close_streams(queue, session):
                     logger.info("ended a live stream idle for %g s", self.idle_seconds)

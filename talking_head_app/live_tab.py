@@ -24,7 +24,7 @@ from talking_head.avatar import Avatar
 from talking_head.errors import InputError
 from talking_head.live import LiveConfig, LiveSession
 from talking_head_app.gradio_events import waiting
-from talking_head_app.handlers import TalkingHeadApp, visitor_errors
+from talking_head_app.handlers import TalkingHeadApp, every, visitor_errors
 from talking_head_app.jobs import one_queue
 from talking_head_app.live_sessions import LiveSessions
 from talking_head_app.live_streams import IdleStreams
@@ -160,6 +160,7 @@ def build_live_tab(app: TalkingHeadApp, made_avatar: gr.File | None = None,
     jobs' queue; *Start* and the streams have the live slots; the rest is instant and waits for nothing."""
     handlers = LiveHandlers(app, settings=settings)
     live = handlers.settings
+    every(max(1.0, live.session_seconds / 4), handlers.sessions.sweep, "sweep-live-sessions")  # with no traffic too
     with gr.Tab("Live", elem_id="live-tab"):
         gr.Markdown("Your webcam drives an avatar in real time. Choose an avatar and press **Start** (the browser "
                     "asks to use the webcam). Hold still, looking ahead, for the first second: that pose is the neutral one "
