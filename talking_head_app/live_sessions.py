@@ -10,12 +10,14 @@ level that long after the visitors leave, and *Start* makes a new one.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 
 from talking_head.live import LiveSession
 
+logger = logging.getLogger(__name__)
 
 class LiveSessions:
     """Live sessions by key, each dropped ``ttl_seconds`` after its last use (:meth:`sweep`)."""
@@ -46,9 +48,13 @@ class LiveSessions:
         """Drop the sessions unused for ``ttl_seconds``; how many are left."""
         cutoff = time.monotonic() - self.ttl_seconds
         with self._lock:
-            for key in [key for key, (_, used) in self._sessions.items() if used < cutoff]:
+            expired = [key for key, (_, used) in self._sessions.items() if used < cutoff]
+            for key in expired:
                 del self._sessions[key]
-            return len(self._sessions)
+            left = len(self._sessions)
+        if expired:
+            logger.info("dropped %d live sessions unused for %g s, %d left", len(expired), self.ttl_seconds, left)
+        return left
 
     def __len__(self) -> int:
         with self._lock:
