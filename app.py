@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CU
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
 from talking_head_app.jobs import one_queue, stoppable
-from talking_head_app.live_tab import build_live_tab
+from talking_head_app.live_tab import LiveHandlers, build_live_tab
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
@@ -40,8 +41,9 @@ setting that removes them. Do not use it to impersonate anyone, to deceive, or t
 person without their consent. Uploads and results are deleted from the server after about an hour."""
 
 
-def build_demo(app: TalkingHeadApp) -> gr.Blocks:
-    """The UI around ``app``'s handlers, with its queue configured (not launched)."""
+def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Blocks:
+    """The UI around ``app``'s handlers (the Live tab's: ``live``, default made here), with its queue
+    configured (not launched)."""
     settings, limits = app.settings, app.pipeline.limits
     output_sizes, default_output_size = app.output_sizes
     ttl = settings.file_ttl_seconds
@@ -101,7 +103,7 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
             cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
             cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
             gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
-        build_live_tab(app, avatar_out)
+        build_live_tab(app, avatar_out, live)
         gr.Markdown(INTENDED_USE)
 
         checked_by_the_app(steps, seed, cmp_steps)
@@ -129,7 +131,11 @@ def launch_options(settings: AppSettings) -> dict[str, Any]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = AppSettings.from_env()
-    demo = build_demo(TalkingHeadApp.from_pretrained(settings))
+    app = TalkingHeadApp.from_pretrained(settings)
+    live = LiveHandlers(app)
+    # the example avatar (a few seconds of CPU, once) before the first visitor asks for it
+    threading.Thread(target=live.example_avatar, name="make-example-avatar", daemon=True).start()
+    demo = build_demo(app, live)
     # port: GRADIO_SERVER_PORT or 7860
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), **launch_options(settings))
 

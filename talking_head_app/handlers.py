@@ -86,7 +86,7 @@ class AppSettings:
     #: at 1080p is about 130 MB, an avatar of the paper's size about 170 MB)
     max_upload_mb: int = 200
     queue_size: int = 16  # env TALKING_HEAD_QUEUE_SIZE: visitors waiting beyond this are turned away
-    concurrency: int = 1  # env TALKING_HEAD_CONCURRENCY: jobs run at once
+    concurrency: int = 1  # env TALKING_HEAD_CONCURRENCY: jobs run at once, whichever their button
     gpu_seconds_cap: float | None = None  # ZeroGPU: ZERO_GPU_MAX_SECONDS; None: no GPU-time limit
 
     @classmethod
@@ -394,10 +394,19 @@ def short_refusals(*components: gr.components.Component) -> None:
     for component in components:
         component.preprocess = _refusing(component, component.preprocess)
         model = getattr(component, "data_model", None)
-        if model is not None:  # the same model (name and schema: the API page is unchanged), refusing shortly
-            component.data_model = type(model.__name__, (model,), {
-                "model_validate": classmethod(lambda cls, value, *args, _check=_refusing(component, model.model_validate),
-                                              **kwargs: _check(value, *args, **kwargs))})
+        if model is not None:
+            component.data_model = _refusing_model(component, model)
+
+
+def _refusing_model(component: gr.components.Component, model: type) -> type:
+    """``model`` (a pydantic model of Gradio's) under its own name and schema, so the API page is unchanged,
+    whose validation refuses as :func:`_refusing` does."""
+    check = _refusing(component, model.model_validate)
+
+    def model_validate(cls: type, value: Any, *args: Any, **kwargs: Any) -> Any:
+        return check(value, *args, **kwargs)
+
+    return type(model.__name__, (model,), {"model_validate": classmethod(model_validate)})
 
 
 def _refusing(component: gr.components.Component, accept: Callable[..., Any]) -> Callable[..., Any]:
@@ -407,7 +416,7 @@ def _refusing(component: gr.components.Component, accept: Callable[..., Any]) ->
     def checked(payload: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return accept(payload, *args, **kwargs)
-        except Exception:  # Gradio's own refusal (a gr.Error, a pydantic error): replaced by a short one
+        except Exception:  # noqa: BLE001  Gradio's own refusal (gr.Error, pydantic's): replaced by a short one
             raise gr.Error(f"{label}: expected {_expected(component)}, got {quoted(payload)}",
                            title="Please check your input", print_exception=False) from None
 

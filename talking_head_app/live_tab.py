@@ -25,7 +25,6 @@ from talking_head.errors import InputError
 from talking_head.live import LiveConfig, LiveSession
 from talking_head_app.gradio_events import waiting
 from talking_head_app.handlers import TalkingHeadApp, every, visitor_errors
-from talking_head_app.jobs import one_queue
 from talking_head_app.live_sessions import LiveSessions
 from talking_head_app.live_streams import IdleStreams
 
@@ -103,8 +102,9 @@ class LiveHandlers:
     @visitor_errors
     def example_avatar(self) -> str:
         """The example avatar's file (what *Start* loads): the astronaut, personalised feed-forward once per
-        server (a few seconds on a CPU) and saved once, read-only, for every visitor (it is the same for all;
-        Gradio's cache, keyed by the file's content, then holds one copy however often it is chosen)."""
+        server (a few seconds on a CPU; ``python app.py`` calls this at start-up, so no visitor waits for it)
+        and saved once, read-only, for every visitor (it is the same for all; Gradio's cache, keyed by the
+        file's content, then holds one copy however often it is chosen)."""
         with self._example_lock:
             if self._example_folder is None:
                 folder = tempfile.TemporaryDirectory(prefix="talking-head-example-")
@@ -154,11 +154,12 @@ class LiveHandlers:
 
 
 def build_live_tab(app: TalkingHeadApp, made_avatar: gr.File | None = None,
-                   settings: LiveSettings | None = None) -> LiveHandlers:
-    """The *Live* tab, laid out inside the caller's ``gr.Blocks``; ``made_avatar`` is the Animate tab's avatar
-    output (offered as a one-click choice). Making the example avatar (the first time) is a job in the render
-    jobs' queue; *Start* and the streams have the live slots; the rest is instant and waits for nothing."""
-    handlers = LiveHandlers(app, settings=settings)
+                   handlers: LiveHandlers | None = None) -> LiveHandlers:
+    """The *Live* tab, laid out inside the caller's ``gr.Blocks``, around ``handlers`` (default: made here);
+    ``made_avatar`` is the Animate tab's avatar output (offered as a one-click choice). *Start* and the
+    streams have the live slots; the rest (the example avatar once made: :meth:`LiveHandlers.example_avatar`)
+    is instant and waits for nothing."""
+    handlers = handlers or LiveHandlers(app)
     live = handlers.settings
     every(max(1.0, live.session_seconds / 4), handlers.sessions.sweep, "sweep-live-sessions")  # with no traffic too
     with gr.Tab("Live", elem_id="live-tab"):
@@ -183,8 +184,8 @@ def build_live_tab(app: TalkingHeadApp, made_avatar: gr.File | None = None,
         session = gr.State(None, time_to_live=live.session_seconds)  # the key of the visitor's LiveSession
     if made_avatar is not None:
         use_made.click(lambda path: path, made_avatar, avatar_file, api_visibility="private", concurrency_limit=None)
-    example.click(handlers.example_avatar, None, avatar_file, api_visibility="private",
-                  **one_queue(app.settings.concurrency))
+    # made once per server (python app.py makes it at start-up): then instant, so it waits behind no render
+    example.click(handlers.example_avatar, None, avatar_file, api_visibility="private", concurrency_limit=None)
     start.click(handlers.start, avatar_file, [session, output, status], api_visibility="private",
                 concurrency_id="live-start", concurrency_limit=live.stream_slots).success(None, js=START_CAMERA_JS)
     recentre.click(handlers.recentre, session, [session, status], api_visibility="private", concurrency_limit=None)

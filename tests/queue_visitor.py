@@ -28,6 +28,7 @@ class Event:
     event_id: str
     outputs: list[tuple[float, list]] = field(default_factory=list)  # (time.monotonic(), output data)
     started: float | None = None  # when the server began processing it (left the queue)
+    progress: list[str] = field(default_factory=list)  # what gr.Progress said, in order
     ended: float | None = None
     error: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -58,6 +59,13 @@ class QueueVisitor:
                 if target in ids and name == event:
                     return dependency.get("id", index), target
         raise LookupError(f"no {event} event on #{elem_id}")
+
+    def upload(self, path: Path) -> dict[str, Any]:
+        """``path`` uploaded as the browser does: the file input's value for it."""
+        with path.open("rb") as file:
+            response = self.http.post(self.url + "gradio_api/upload", files={"files": (path.name, file)})
+        response.raise_for_status()
+        return {"path": response.json()[0], "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
 
     # -- events -----------------------------------------------------------------------------------------
     def submit(self, elem_id: str, event: str, data: list) -> Event:
@@ -109,6 +117,8 @@ class QueueVisitor:
         kind = message.get("msg")
         if kind == "process_starts":
             event.started = now
+        elif kind == "progress":
+            event.progress += [str(unit.get("desc")) for unit in message.get("progress_data") or []]
         elif kind in ("process_generating", "process_streaming") and message.get("success", True):
             event.outputs.append((now, message["output"].get("data", [])))
         elif kind == "process_completed":

@@ -76,6 +76,18 @@ def written(folder: Path, name: str) -> list[Path]:
     return list(folder.rglob(name))
 
 
+def job_thread(pid: int) -> tuple[str, float]:
+    """The busiest thread of ``pid`` over a second (a running job's: torch runs on one thread, see conftest)
+    and the cores it kept busy."""
+    busy = thread_shares(pid, 1.0)
+    worker = max(busy, key=busy.get)
+    return worker, busy[worker]
+
+
+def seconds_until_idle(pid: int, thread: str) -> float:
+    return wait_for(lambda: thread_shares(pid, 0.5)[thread] < 0.04, timeout=5)
+
+
 def test_a_cancelled_job_stops_within_seconds_writes_nothing_and_frees_its_slot_after(
         app_server: tuple[str, int, Path], driver_video: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -84,20 +96,33 @@ def test_a_cancelled_job_stops_within_seconds_writes_nothing_and_frees_its_slot_
     client = visitor(url, tmp_path)
     job = client.submit([handle_file(PERSON[0])], handle_file(driver_video), LONG_STEPS, api_name="/generate")
     wait_for(lambda: "fine-tuning step" in str(job.status().progress_data), timeout=60)  # steps under way
-    busy = thread_shares(pid, 1.0)
-    worker = max(busy, key=busy.get)  # the job's thread (torch on one thread: conftest)
-    assert busy[worker] > 0.2  # fine-tuning, on a machine that may be shared
+    worker, busy = job_thread(pid)
+    assert busy > 0.2  # fine-tuning, on a machine that may be shared
     cancelled = time.monotonic()
     job.cancel()  # returns once the job has stopped (the server answers the cancel then)
     answered = time.monotonic() - cancelled
-    stopped = wait_for(lambda: thread_shares(pid, 0.5)[worker] < 0.04, timeout=5) + answered
+    stopped = seconds_until_idle(pid, worker) + answered
     print(f"cancelled job: cancel answered after {answered:.1f} s, its thread idle {stopped:.1f} s after the cancel "
-          f"(was {busy[worker]:.2f} cores); server: {caplog.text.split('a cancelled generate ')[-1].splitlines()[0]}")
+          f"(was {busy:.2f} cores); server: {caplog.text.split('a cancelled generate ')[-1].splitlines()[0]}")
     assert not written(folder, "result.mp4") and not written(folder, "avatar.safetensors")
     # the slot is free once it stopped: a 0-step job runs at once
     began = time.monotonic()
     client.predict([handle_file(PERSON[0])], handle_file(driver_video), 0, api_name="/generate")
     assert time.monotonic() - began < 30
+
+
+def test_a_job_whose_visitor_leaves_stops_within_seconds(app_server: tuple[str, int, Path],
+                                                         driver_video: Path) -> None:
+    url, pid, _ = app_server
+    tab = QueueVisitor(url)
+    job = tab.submit("gen-btn", "click", [[tab.upload(PERSON[1])], tab.upload(driver_video), LONG_STEPS, "relative",
+                                          False, False, 256, "bottom-right", 0])
+    wait_for(lambda: any("fine-tuning step" in text for text in job.progress), timeout=60)
+    worker, busy = job_thread(pid)
+    assert busy > 0.2
+    tab.close()  # the tab closes: its connection goes
+    stopped = seconds_until_idle(pid, worker)
+    print(f"abandoned job: its thread idle {stopped:.1f} s after the visitor left (was {busy:.2f} cores)")
 
 
 def test_a_compare_submitted_during_a_generate_starts_only_after_it(app_server: tuple[str, int, Path],
