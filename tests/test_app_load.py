@@ -24,6 +24,9 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from queue_visitor import QueueVisitor, image_payload
 
+from talking_head_app.handlers import quoted
+from talking_head_app.live_tab import LiveSettings, default_streams
+
 IDLE_SECONDS, SESSION_SECONDS = 3, 2
 #: A generate this long runs for minutes with the tiny model: long enough to be cancelled midway.
 LONG_STEPS = 5000
@@ -231,3 +234,22 @@ def test_api_inputs_of_the_wrong_kind_get_short_clear_messages(app_server: tuple
         with pytest.raises(AppError, match=message) as refused:
             client.predict(*arguments, api_name=api)
         assert len(str(refused.value)) < 300, str(refused.value)[:400]
+
+
+# -- settings, without a server ------------------------------------------------------------------------
+
+def test_live_slots_are_sized_to_the_cpu_and_every_live_setting_read_from_its_variable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [default_streams(cpus) for cpus in (1, 2, 4, 16)] == [2, 2, 2, 8]
+    for name, value in (("STREAMS", "5"), ("IDLE_SECONDS", "4"), ("SESSION_TTL", "30"), ("SECONDS", "60"),
+                        ("STREAM_EVERY", "0.1")):
+        monkeypatch.setenv(f"TALKING_HEAD_LIVE_{name}", value)
+    assert LiveSettings.from_env() == LiveSettings(seconds=60, stream_every=0.1, streams=5, idle_seconds=4,
+                                                   session_seconds=30)
+    assert LiveSettings.from_env().stream_slots == 5 and LiveSettings().stream_slots == default_streams()
+
+
+def test_messages_quote_at_most_100_characters_of_what_was_sent() -> None:
+    assert quoted("1, 8") == "'1, 8'"
+    long = quoted("x" * 10**6)
+    assert long.startswith("'xxx") and long.endswith("... (1000002 characters)") and len(long) < 130
