@@ -6,7 +6,8 @@
 ``python app.py`` is started in a process of its own on 127.0.0.1 (loopback only; nothing else is
 reached) with ``--weights`` and the app's default settings (one job at a time, live slots sized to the
 CPU). For each row, N visitors (gradio_client, one client each) press *Generate* at once on the
-example (the astronaut and examples/driver.mp4, ``--steps`` fine-tuning steps); with a live stream, one
+example (the astronaut and examples/driver.mp4, ``--steps`` fine-tuning steps; 0 visitors: the stream alone
+for 15 s); with a live stream, one
 more visitor streams examples/driver.mp4's frames into the Live tab (example avatar, *Start*) every
 ``TALKING_HEAD_LIVE_STREAM_EVERY`` seconds meanwhile, as the browser does (tests/queue_visitor.py).
 
@@ -46,6 +47,7 @@ from queue_visitor import QueueVisitor
 DRIVER = EXAMPLES / "driver.mp4"
 MAX_VISITORS = 16
 SESSION_SECONDS = 15  # the benchmark server's live-session expiry
+ALONE_SECONDS = 15  # how long a row of 0 visitors measures the live stream alone
 
 
 def resident_mb(pid: int) -> float:
@@ -118,7 +120,11 @@ class LiveStream:
 
 
 def generate_at_once(clients: list[Client], steps: int, timeout: float) -> list[float]:
-    """Each client presses Generate at the same moment: seconds each waited for its result."""
+    """Each client presses Generate at the same moment: seconds each waited for its result (no clients: none,
+    after ``ALONE_SECONDS``, the live stream's row alone)."""
+    if not clients:
+        time.sleep(ALONE_SECONDS)
+        return []
 
     def visit(client: Client) -> float:
         began = time.monotonic()
@@ -158,14 +164,15 @@ def p95(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=str(ROOT / "checkpoints"))
-    parser.add_argument("--visitors", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--visitors", type=int, nargs="+", default=[1, 2, 4, 8],
+                        help="visitors generating at once, a row each (0: the live stream alone)")
     parser.add_argument("--steps", type=int, default=0, help="fine-tuning steps of each generate")
     parser.add_argument("--live", choices=["both", "with", "without"], default="both")
     parser.add_argument("--timeout", type=float, default=600, help="seconds any one job may take")
     parser.add_argument("--sessions", type=int, default=50, help="abandoned live sessions (0: none)")
     args = parser.parse_args()
-    if not all(1 <= n <= MAX_VISITORS for n in args.visitors) or not 0 <= args.sessions <= 100:
-        parser.error(f"--visitors: 1 to {MAX_VISITORS}; --sessions: 0 to 100")
+    if not all(0 <= n <= MAX_VISITORS for n in args.visitors) or not 0 <= args.sessions <= 100:
+        parser.error(f"--visitors: 0 (the live stream alone) to {MAX_VISITORS}; --sessions: 0 to 100")
     every = float(os.environ.get("TALKING_HEAD_LIVE_STREAM_EVERY", "0.05"))
     lives = {"both": [False, True], "with": [True], "without": [False]}[args.live]
     with tempfile.TemporaryDirectory() as folder:
@@ -187,8 +194,8 @@ def main() -> None:
                         rate = f"{stream.frames_per_second(began, time.monotonic()):.1f}" if stream else "-"
                     for client in clients:
                         client.close()
-                    print(f"| {'yes' if live else 'no'} | {n} | {statistics.median(waits):.1f} | {p95(waits):.1f} "
-                          f"| {rate} | {memory.peak:.0f} |", flush=True)
+                    times = f"{statistics.median(waits):.1f} | {p95(waits):.1f}" if waits else "- | -"
+                    print(f"| {'yes' if live else 'no'} | {n} | {times} | {rate} | {memory.peak:.0f} |", flush=True)
             if args.sessions:
                 print("\n" + abandoned_sessions(url, pid, args.sessions))
             print(f"\nload average at end {os.getloadavg()[0]:.1f}")

@@ -5,11 +5,16 @@ visitor's tracking state. Keeping it in a ``gr.State`` would keep it for as long
 visitor's session: an hour after the tab closes, and for ever for an API caller that never opened the
 page's heartbeat. The app keeps the sessions itself, the visitor's ``gr.State`` holds only a key, and
 a session unused for ``ttl_seconds`` (no frame, no *Re-centre*) is dropped: memory returns to its idle
-level that long after the visitors leave, and *Start* makes a new one.
+level that long after the visitors leave, and *Start* makes a new one. Dropped sessions' memory is handed
+back to the system (:func:`release_memory`): glibc keeps freed blocks in the arena of the worker thread that
+allocated them, and an avatar's tensors are allocated on Gradio's many worker threads.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import threading
 import time
@@ -53,9 +58,20 @@ class LiveSessions:
                 del self._sessions[key]
             left = len(self._sessions)
         if expired:
+            release_memory()
             logger.info("dropped %d live sessions unused for %g s, %d left", len(expired), self.ttl_seconds, left)
         return left
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+
+def release_memory() -> None:
+    """Collect what the dropped sessions held and return glibc's free memory to the system (a no-op where
+    the C library has no ``malloc_trim``)."""
+    gc.collect()
+    library = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(library), "malloc_trim", None) if library else None
+    if trim is not None:
+        trim(0)
