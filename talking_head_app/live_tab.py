@@ -125,9 +125,9 @@ class LiveHandlers:
         status = "Starting the webcam: look into it, face straight ahead for the first second (the neutral pose)."
         slots = self.settings.stream_slots
         if self.streams.active >= slots:
-            status += (f" All {slots} live streams are in use: yours is number {waiting(LIVE_QUEUE) + 1} in line and "
-                       f"starts when one ends (a stream ends after {self.settings.seconds} s, or "
-                       f"{self.settings.idle_seconds:g} s without a frame).")
+            status += (f" Every live slot ({slots}) is in use: yours is number {waiting(LIVE_QUEUE) + 1} in line and "
+                       f"starts when a stream ends (after {self.settings.seconds} s, or {self.settings.idle_seconds:g} s "
+                       f"without a frame).")
         return self.sessions.add(session), session.last_image, status
 
     def stream(self, frame: np.ndarray | None, key: str | None) -> tuple[np.ndarray | None, str, str | None]:
