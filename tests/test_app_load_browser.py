@@ -25,7 +25,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_a_second_visitor_is_told_their_place_and_streams_once_the_first_leaves(
-        server: str, browser: sync_api.Browser) -> None:
+        server: str, browser: sync_api.Browser) -> None:  # noqa: F811  (the fixture imported above)
     first = start_live_example(browser, server)  # streaming: the only slot is taken
     second = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
     second.goto(server)
