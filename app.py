@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
 from talking_head.watermark import POSITIONS
-from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app
-from talking_head_app.live_tab import build_live_tab
+from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
+from talking_head_app.jobs import one_queue, stoppable
+from talking_head_app.live_tab import LiveHandlers, build_live_tab
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
@@ -39,8 +41,9 @@ setting that removes them. Do not use it to impersonate anyone, to deceive, or t
 person without their consent. Uploads and results are deleted from the server after about an hour."""
 
 
-def build_demo(app: TalkingHeadApp) -> gr.Blocks:
-    """The UI around ``app``'s handlers, with its queue configured (not launched)."""
+def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Blocks:
+    """The UI around ``app``'s handlers (the Live tab's: ``live``, default made here), with its queue
+    configured (not launched)."""
     settings, limits = app.settings, app.pipeline.limits
     output_sizes, default_output_size = app.output_sizes
     ttl = settings.file_ttl_seconds
@@ -100,17 +103,21 @@ def build_demo(app: TalkingHeadApp) -> gr.Blocks:
             cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
             cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
             gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
-        build_live_tab(app, avatar_out)
+        build_live_tab(app, avatar_out, live)
         gr.Markdown(INTENDED_USE)
 
         checked_by_the_app(steps, seed, cmp_steps)
         render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
-        generate.click(app.generate, [photos, driver, steps, *render_options, seed],
-                       [overlays, result, avatar_out, notes], api_name="generate")
-        animate.click(app.animate_avatar, [avatar_in, driver, *render_options], [result, notes],
-                      api_name="animate_avatar")
-        compare.click(app.compare, [cmp_photos, cmp_driver, ks, cmp_steps], [cmp_video, cmp_table],
-                      api_name="compare")
+        short_refusals(photos, driver, avatar_in, cmp_photos, cmp_driver, retarget, output_size, mark_position)
+        # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
+        # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
+        job = one_queue(settings.concurrency)
+        generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed],
+                       [overlays, result, avatar_out, notes], api_name="generate", **job)
+        animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options], [result, notes],
+                      api_name="animate_avatar", **job)
+        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps], [cmp_video, cmp_table],
+                      api_name="compare", **job)
     app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
 
@@ -124,7 +131,11 @@ def launch_options(settings: AppSettings) -> dict[str, Any]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = AppSettings.from_env()
-    demo = build_demo(TalkingHeadApp.from_pretrained(settings))
+    app = TalkingHeadApp.from_pretrained(settings)
+    live = LiveHandlers(app)
+    # the example avatar (a few seconds of CPU, once) before the first visitor asks for it
+    threading.Thread(target=live.example_avatar, name="make-example-avatar", daemon=True).start()
+    demo = build_demo(app, live)
     # port: GRADIO_SERVER_PORT or 7860
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), **launch_options(settings))
 

@@ -24,7 +24,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -40,6 +41,7 @@ from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
 from talking_head.render import Progress, RenderConfig, RenderResult
+from talking_head_app.jobs import JobCancelled, check_stop
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,10 @@ OVERLAY_SIDE = 256
 MAX_SHOWN_NOTES, MAX_SHOWN_CHARS = 8, 200
 #: The largest seed accepted (numpy's and torch's seeds are unsigned 32-bit).
 MAX_SEED = 2**32 - 1
+#: An error message quotes at most this many characters of what was sent (a 2 MB field is not echoed back).
+MAX_QUOTED_CHARS = 100
+#: Longer K-value texts are refused unread ("1, 8, 32" is 8 characters; four K values fit in far fewer).
+MAX_KS_TEXT = 200
 
 
 def _env_int(name: str, default: int) -> int:
@@ -80,7 +86,7 @@ class AppSettings:
     #: at 1080p is about 130 MB, an avatar of the paper's size about 170 MB)
     max_upload_mb: int = 200
     queue_size: int = 16  # env TALKING_HEAD_QUEUE_SIZE: visitors waiting beyond this are turned away
-    concurrency: int = 1  # env TALKING_HEAD_CONCURRENCY: jobs run at once
+    concurrency: int = 1  # env TALKING_HEAD_CONCURRENCY: jobs run at once, whichever their button
     gpu_seconds_cap: float | None = None  # ZeroGPU: ZERO_GPU_MAX_SECONDS; None: no GPU-time limit
 
     @classmethod
@@ -117,6 +123,8 @@ def visitor_errors(handler: Callable[P, R]) -> Callable[P, R]:
             return handler(*args, **kwargs)
         except gr.Error:
             raise
+        except JobCancelled:
+            raise gr.Error("The job was cancelled.", title="Cancelled", print_exception=False) from None
         except InputError as error:
             raise gr.Error(str(error), title="Please check your input", print_exception=False) from None
         except Exception:
@@ -150,6 +158,17 @@ class RequestFolders:
         self.sweep()
         return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=self.root))
 
+    @contextmanager
+    def job(self) -> Iterator[Path]:
+        """A new folder for one job, removed at once when the job fails or is cancelled (what it wrote
+        was half done, and nobody will receive it)."""
+        folder = self.new()
+        try:
+            yield folder
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
     def sweep(self) -> None:
         cutoff = time.time() - self.ttl_seconds
         for folder in self.root.iterdir():
@@ -161,17 +180,23 @@ class RequestFolders:
 
     def sweep_every(self, seconds: float) -> threading.Event:
         """Sweep in a daemon thread every ``seconds`` until the returned event is set."""
-        stop = threading.Event()
+        return every(seconds, self.sweep, "sweep-request-folders")
 
-        def run() -> None:
-            while not stop.wait(seconds):
-                try:
-                    self.sweep()
-                except OSError:  # the root itself gone or unreadable: said in the log, tried again later
-                    logger.exception("sweeping %s failed", self.root)
 
-        threading.Thread(target=run, name="sweep-request-folders", daemon=True).start()
-        return stop
+def every(seconds: float, action: Callable[[], object], name: str) -> threading.Event:
+    """Run ``action`` in a daemon thread every ``seconds`` until the returned event is set; a failure goes
+    to the log and the next round tries again (the root of the folders gone or unreadable, say)."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(seconds):
+            try:
+                action()
+            except Exception:
+                logger.exception("%s failed", name)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return stop
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -201,8 +226,14 @@ def _reserved_seconds(job: Job, *_: Any, **__: Any) -> int:
 
 
 def _reporter(progress: Callable[..., Any]) -> Progress:
-    """The pipeline's ``progress(fraction, text)`` shown on Gradio's progress bar."""
-    return lambda fraction, text: progress(fraction, desc=text)
+    """The pipeline's ``progress(fraction, text)`` shown on Gradio's progress bar. The pipeline reports after
+    every photo, fine-tuning step and rendered batch: there a cancelled job stops (:func:`check_stop`)."""
+
+    def report(fraction: float, text: str) -> None:
+        check_stop()
+        progress(fraction, desc=text)
+
+    return report
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -305,19 +336,20 @@ class TalkingHeadApp:
     # -- GPU work (inside spaces.GPU) -------------------------------------------------------------------
     def _personalize_and_animate(self, job: Job, shots: Shots, progress: Callable[..., Any]
                                  ) -> tuple[Path, RenderResult, dict[str, Any]]:
-        folder = self.folders.new()
-        avatar = self.pipeline.personalize(shots, job.steps, _reporter(progress), FinetuneConfig(seed=job.seed))
-        avatar_path = avatar.save(folder / "avatar.safetensors")
-        result = self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
+        with self.folders.job() as folder:
+            avatar = self.pipeline.personalize(shots, job.steps, _reporter(progress), FinetuneConfig(seed=job.seed))
+            avatar_path = avatar.save(folder / "avatar.safetensors")
+            result = self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
         return avatar_path, result, avatar.info
 
     def _animate(self, job: Job, avatar: Avatar, progress: Callable[..., Any]) -> RenderResult:
-        return self.pipeline.animate(avatar, job.driver, self.folders.new() / "result.mp4", job.render,
-                                     _reporter(progress))
+        with self.folders.job() as folder:
+            return self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
 
     def _compare(self, job: Job, photos: list[str], ks: list[int], progress: Callable[..., Any]) -> Comparison:
-        return self.pipeline.compare(photos, job.driver, self.folders.new() / "comparison.mp4", ks, job.steps,
-                                     job.render, _reporter(progress))
+        with self.folders.job() as folder:
+            return self.pipeline.compare(photos, job.driver, folder / "comparison.mp4", ks, job.steps, job.render,
+                                         _reporter(progress))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,9 +364,14 @@ def whole_number(value: object, what: str, low: int, high: int) -> int:
     except (TypeError, ValueError, OverflowError):
         number = math.nan
     if not (math.isfinite(number) and number == round(number) and low <= number <= high):
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
-        raise InputError(f"{what} must be between {low} and {high} (a whole number), got {shown}")
+        raise InputError(f"{what} must be between {low} and {high} (a whole number), got {quoted(value)}")
     return int(number)
+
+
+def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``value`` as an error message quotes it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _seed(seed: object) -> int:
@@ -347,6 +384,54 @@ def checked_by_the_app(*components: gr.components.Component) -> None:
     the handlers check them (:func:`whole_number`) and say what is wrong."""
     for component in components:
         component.preprocess = lambda payload: payload
+
+
+def short_refusals(*components: gr.components.Component) -> None:
+    """Let these inputs refuse an API caller's value of the wrong kind with a short message of the app's:
+    Gradio's own checks answer a file input's wrong value with a generic error and a choice's with the
+    whole value quoted back (megabytes, if that is what was sent). A file input's value is checked by its
+    ``data_model`` before ``preprocess``, so both are wrapped."""
+    for component in components:
+        component.preprocess = _refusing(component, component.preprocess)
+        model = getattr(component, "data_model", None)
+        if model is not None:
+            component.data_model = _refusing_model(component, model)
+
+
+def _refusing_model(component: gr.components.Component, model: type) -> type:
+    """``model`` (a pydantic model of Gradio's) under its own name and schema, so the API page is unchanged,
+    whose validation refuses as :func:`_refusing` does."""
+    check = _refusing(component, model.model_validate)
+
+    def model_validate(cls: type, value: Any, *args: Any, **kwargs: Any) -> Any:
+        return check(value, *args, **kwargs)
+
+    return type(model.__name__, (model,), {"model_validate": classmethod(model_validate)})
+
+
+def _refusing(component: gr.components.Component, accept: Callable[..., Any]) -> Callable[..., Any]:
+    """``accept`` (a preprocess or a model's validation) raising a short ``gr.Error`` on what it refuses."""
+    label = component.label or type(component).__name__
+
+    def checked(payload: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return accept(payload, *args, **kwargs)
+        except Exception:  # noqa: BLE001  Gradio's own refusal (gr.Error, pydantic's): replaced by a short one
+            raise gr.Error(f"{label}: expected {_expected(component)}, got {quoted(payload)}",
+                           title="Please check your input", print_exception=False) from None
+
+    return checked
+
+
+def _expected(component: gr.components.Component) -> str:
+    """What ``component`` accepts, as an API caller must send it."""
+    if isinstance(component, (gr.Dropdown, gr.Radio)):
+        return "one of " + ", ".join(repr(value) for _, value in component.choices)
+    if isinstance(component, gr.File) and component.file_count == "multiple":
+        return "a list of files (gradio_client.handle_file(path) for each)"
+    if isinstance(component, (gr.File, gr.Video, gr.Image)):
+        return "a file (gradio_client.handle_file(path))"
+    return "a value this input offers"
 
 
 def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float, mark_position: str
@@ -365,15 +450,23 @@ def output_size_choices(max_size: int, sizes: Sequence[int] = (128, 256, 512)) -
     return allowed, min(allowed, key=lambda s: abs(s - 256))
 
 
-def parse_ks(text: str | Sequence[int], max_count: int, max_shots: int) -> list[int]:
-    """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and ``max_shots``, at most ``max_count``."""
-    items = re.split(r"[,\s;]+", text.strip()) if isinstance(text, str) else [str(k) for k in text]
+def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -> list[int]:
+    """"1, 8, 32" -> [1, 8, 32]: distinct shot counts between 1 and ``max_shots``, at most ``max_count``.
+    Anything else an API caller sends (None, a number, megabytes of text) is refused with a short message."""
+    if isinstance(text, str) and len(text) <= MAX_KS_TEXT:
+        items = re.split(r"[,\s;]+", text.strip())
+    elif isinstance(text, (list, tuple)) and len(text) <= max_count:
+        items = [str(k) for k in text]
+    else:
+        items = ["not a K value"]
     try:
         ks = sorted({int(item) for item in items if item})
     except ValueError:
-        raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {text!r}") from None
+        raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {quoted(text)}"
+                         ) from None
     if not ks or ks[0] < 1 or ks[-1] > max_shots or len(ks) > max_count:
-        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; got {text!r}")
+        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; "
+                         f"got {quoted(text)}")
     return ks
 
 

@@ -183,13 +183,14 @@ def test_the_live_tab_keeps_one_session_per_visitor(pipe: TalkingHeadPipeline, a
     assert status == WAITING and state == gr.skip()
     first, rest, _ = handlers.start(str(avatar.save(tmp_path / "a.avatar.safetensors")))
     second, _, _ = handlers.start(str(other_avatar.save(tmp_path / "b.avatar.safetensors")))
-    assert first is not second and mark_is_on(rest)
+    assert first != second and mark_is_on(rest)  # each visitor's state holds a key of their own
     for frame in frames[:4]:
         shown_first, status, first = handlers.stream(frame, first)
         shown_second, _, second = handlers.stream(frame, second)
     assert "frames/s" in status and mark_is_on(shown_first) and mark_is_on(shown_second)
     assert np.abs(shown_first.astype(int) - shown_second).mean() > 10  # each visitor's own avatar
-    assert handlers.recentre(first)[0].calibrating and not second.calibrating
+    assert handlers.recentre(first)[0] == first
+    assert handlers.sessions.get(first).calibrating and not handlers.sessions.get(second).calibrating
 
 
 def test_a_session_keeps_to_the_servers_output_size_limit(avatar: Avatar) -> None:
