@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
+from talking_head.render import GENERATOR_BY_DEFAULT
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
 from talking_head_app.jobs import one_queue, stoppable
@@ -29,6 +30,8 @@ VIDEO_HEIGHT = 360
 #: converting helps); without a system ffmpeg that conversion fails for every non-mp4 upload, so then
 #: videos are passed through as they are and read by the bundled ffmpeg (imageio-ffmpeg).
 VIDEO_FORMAT = "mp4" if shutil.which("ffmpeg") else None
+GENERATOR_INFO = ("off: the photo's own pixels warped (scored as well on real faces, in half the time); on: the "
+                  "learned generator repaints the inside of the mouth, and fine-tuning steps train it")
 
 INTRO = """# talking-head
 Few-shot talking heads ([Zakharov et al., 2019](https://arxiv.org/abs/1905.08233)): a few photos of a
@@ -57,8 +60,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                     driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                       elem_id="driver")
                     steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
-                                      label="Fine-tuning steps", info="0 = feed-forward (fastest); more steps keep "
-                                      "more of the person's likeness")
+                                      label="Fine-tuning steps", info="0 = feed-forward (fastest); steps train the "
+                                      "learned generator, used only when it is on (Advanced)")
                     with gr.Accordion("Advanced", open=False):
                         retarget = gr.Radio(["relative", "absolute"], value="relative", label="Motion transfer",
                                             info="relative: the driver's motion on your face's shape; absolute: the "
@@ -70,6 +73,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                         mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
                                                     label="Corner of the 'synthetic' mark (always shown)")
                         seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
+                        generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
+                                                info=GENERATOR_INFO, elem_id="generator")
                     generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
                     overlays = gr.Gallery(label="Landmarks found in your photos", columns=4, height=210,
                                           object_fit="contain", elem_id="overlays", interactive=False)
@@ -99,6 +104,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                                 "photos given")
                 cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
                                       label="Fine-tuning steps per K")
+                cmp_generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
+                                            info=GENERATOR_INFO)
                 compare = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
             cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
             cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
@@ -112,11 +119,12 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
         # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
         # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
         job = one_queue(settings.concurrency)
-        generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed],
+        generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed, generator],
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
-        animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options], [result, notes],
+        animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options, generator], [result, notes],
                       api_name="animate_avatar", **job)
-        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps], [cmp_video, cmp_table],
+        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps, cmp_generator],
+                      [cmp_video, cmp_table],
                       api_name="compare", **job)
     app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)

@@ -53,6 +53,15 @@ Progress = Callable[[float, str], None]
 GENERATOR_BY_DEFAULT = False
 
 
+def unused_finetuning(steps: int, generator: bool) -> str | None:
+    """What to tell a person who asked for fine-tuning steps with the generator off (they train only the generator,
+    so the frames would not change), or None."""
+    if steps > 0 and not generator:
+        return (f"{steps} fine-tuning steps train the learned generator, which is off: turn it on to render with it "
+                f"(the warp alone is the default)")
+    return None
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     retarget: str = option("relative", "relative: the driver's motion on the photo's face shape; absolute: the "

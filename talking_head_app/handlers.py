@@ -40,7 +40,7 @@ from talking_head.device import describe_rendering, pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
-from talking_head.render import Progress, RenderConfig, RenderResult
+from talking_head.render import GENERATOR_BY_DEFAULT, Progress, RenderConfig, RenderResult, unused_finetuning
 from talking_head_app.jobs import JobCancelled, check_stop
 
 logger = logging.getLogger(__name__)
@@ -269,18 +269,21 @@ class TalkingHeadApp:
     @visitor_errors
     def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float, retarget: str = "relative",
                  paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
-                 mark_position: str = "bottom-right", seed: float = 0, progress: gr.Progress = gr.Progress()
-                 ) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
+                 mark_position: str = "bottom-right", seed: float = 0, generator: bool = GENERATOR_BY_DEFAULT,
+                 progress: gr.Progress = gr.Progress()) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
         """Photos + driving video -> (landmark overlays, result mp4, avatar file, notes in markdown)."""
         photos = self._photo_paths(photos)
-        job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position),
-                        steps=self._steps(steps), seed=_seed(seed))
+        job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position,
+                                               generator), steps=self._steps(steps), seed=_seed(seed))
         began = time.monotonic()
         shots = self.pipeline.prepare_shots(photos, _reporter(progress))
         detect_seconds = time.monotonic() - began
         avatar_path, result, info = self._personalize_and_animate_on_gpu(job, shots, progress)
-        notes = _describe(result, info, [("finding faces in the photos", detect_seconds),
-                                         (f"personalising ({job.steps} fine-tuning steps)", info["seconds"])])
+        notes = _describe(result, info, job.render.generator,
+                          [("finding faces in the photos", detect_seconds),
+                           (f"personalising ({job.steps} fine-tuning steps)", info["seconds"])])
+        unused = unused_finetuning(job.steps, job.render.generator)
+        notes = f"**Note:** {unused} (*Advanced*).\n\n{notes}" if unused else notes
         overlays = [(overlay, Path(photo).name)
                     for overlay, photo in zip(self.pipeline.landmark_overlays(shots, OVERLAY_SIDE), photos)]
         return overlays, str(result.path), str(avatar_path), notes
@@ -288,25 +291,27 @@ class TalkingHeadApp:
     @visitor_errors
     def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = "relative",
                        paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
-                       mark_position: str = "bottom-right", progress: gr.Progress = gr.Progress()
-                       ) -> tuple[str, str]:
+                       mark_position: str = "bottom-right", generator: bool = GENERATOR_BY_DEFAULT,
+                       progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """A saved avatar + driving video -> (result mp4, notes): no fine-tuning."""
         if not avatar_file:
             raise InputError("upload an avatar file (.safetensors) saved by this app")
-        job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position))
+        job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position,
+                                               generator))
         avatar = Avatar.load(avatar_file)  # checked here, before a GPU is taken for it
         result = self._animate_on_gpu(job, avatar, progress)
-        return str(result.path), _describe(result, avatar.info)
+        return str(result.path), _describe(result, avatar.info, job.render.generator)
 
     @visitor_errors
     def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32",
-                steps: float = FinetuneConfig().steps, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+                steps: float = FinetuneConfig().steps, generator: bool = GENERATOR_BY_DEFAULT,
+                progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
         photos = self._photo_paths(photos)
         chosen = parse_ks(ks, self.settings.max_compare_ks, self.pipeline.limits.max_shots)
         columns = len({min(k, len(photos)) for k in chosen})  # K is capped at the number of photos
-        job = self._job(driver, RenderConfig(output_size=self.output_sizes[1]), steps=self._steps(steps),
-                        avatars=columns)
+        job = self._job(driver, RenderConfig(output_size=self.output_sizes[1], generator=generator is True),
+                        steps=self._steps(steps), avatars=columns)
         comparison = self._compare_on_gpu(job, photos, chosen, progress)
         return str(comparison.path), comparison.table
 
@@ -434,11 +439,11 @@ def _expected(component: gr.components.Component) -> str:
     return "a value this input offers"
 
 
-def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float, mark_position: str
-                   ) -> RenderConfig:
+def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float, mark_position: str,
+                   generator: bool = GENERATOR_BY_DEFAULT) -> RenderConfig:
     try:
         return RenderConfig(retarget=retarget, paste_back=bool(paste_back), side_by_side=bool(side_by_side),
-                            output_size=int(output_size), mark_position=mark_position)
+                            output_size=int(output_size), mark_position=mark_position, generator=generator is True)
     except (ValueError, TypeError) as error:  # only reachable through the API, the UI offers valid choices
         raise InputError(str(error)) from error
 
@@ -478,7 +483,8 @@ def plain(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
     return html.escape(re.sub(r"([\\`*_{}\[\]()#+\-.!|~:$])", r"\\\1", text), quote=False)
 
 
-def _describe(result: RenderResult, info: dict[str, Any], stages: Sequence[tuple[str, float]] = ()) -> str:
+def _describe(result: RenderResult, info: dict[str, Any], generator: bool,
+              stages: Sequence[tuple[str, float]] = ()) -> str:
     """Timings and notes for the visitor, as markdown: ``stages`` before rendering, then rendering. What
     comes from ``info`` (an uploaded avatar's, the sharer's text) is shown as plain text."""
     stages = [*stages, (f"rendering {result.num_frames} frames at {result.fps:g} fps", result.seconds)]
@@ -490,5 +496,6 @@ def _describe(result: RenderResult, info: dict[str, Any], stages: Sequence[tuple
         notes.append(f"{result.frames_without_face} driver frames had no face: the last face seen was repeated")
     if not result.has_audio:
         notes.append("the driving video has no sound track")
-    notes.append(f"the generator ran in {describe_rendering(pick_device())}")
+    notes.append(f"the generator ran in {describe_rendering(pick_device())}" if generator else
+                 "the frames are the photo warped (the learned generator is off: Advanced)")
     return "\n".join(lines + [""] + [f"- {note}" for note in notes])

@@ -64,13 +64,17 @@ def test_generate_returns_driven_mp4_avatar_and_overlays_and_the_avatar_animates
     assert np.asarray(Image.open(overlays[0]["image"])).shape == (256, 256, 3)
     avatar = Avatar.load(avatar_file)
     assert (avatar.info["k"], avatar.info["steps"]) == (3, 2)
-    assert "rendering 30 frames" in notes and "the generator ran in" in notes
+    assert "rendering 30 frames" in notes and "the learned generator is off" in notes
+    assert "2 fine-tuning steps train the learned generator, which is off" in notes  # so they changed nothing
 
     again, again_notes = client.predict(handle_file(avatar_file), handle_file(driver_video), "relative", False, True,
                                         128, api_name="/animate_avatar")
     info = probe_video(again)
     assert (info.num_frames, info.height, info.width) == (30, 128, 3 * 128)  # driver | photo | result
     assert "personalising" not in again_notes  # no fine-tuning this time
+    _, with_generator = client.predict(handle_file(avatar_file), handle_file(driver_video), "relative", False, False,
+                                       128, "bottom-right", True, api_name="/animate_avatar")
+    assert "the generator ran in" in with_generator
 
 
 def test_unreadable_and_faceless_photos_get_clear_messages(server: str, driver_video: Path, tmp_path: Path) -> None:

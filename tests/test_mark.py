@@ -26,10 +26,10 @@ SIZE = 256
 #: Every input of the app's handlers and every field of RenderConfig, none of which turns the mark off.
 HANDLER_INPUTS = {
     "generate": ["photos", "driver", "steps", "retarget", "paste_back", "side_by_side", "output_size",
-                 "mark_position", "seed", "progress"],
+                 "mark_position", "seed", "generator", "progress"],
     "animate_avatar": ["avatar_file", "driver", "retarget", "paste_back", "side_by_side", "output_size",
-                       "mark_position", "progress"],
-    "compare": ["photos", "driver", "ks", "steps", "progress"],
+                       "mark_position", "generator", "progress"],
+    "compare": ["photos", "driver", "ks", "steps", "generator", "progress"],
 }
 RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "generator", "batch_size", "max_seconds",
                  "trim", "mark_position", "smooth", "track"]

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from talking_head.finetune import FinetuneConfig
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
-from talking_head.render import RenderConfig
+from talking_head.render import RenderConfig, unused_finetuning
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ def render_config(args: argparse.Namespace) -> RenderConfig:
 
 def note_unused_finetuning(finetune: FinetuneConfig, render: RenderConfig) -> None:
     """Fine-tuning trains the generator; without ``--generator`` the frames are the warp, which it never changes."""
-    if finetune.steps > 0 and not render.generator:
-        print(f"note: {finetune.steps} fine-tuning steps train the generator, which is off: add --generator to render "
-              f"with it (the warp alone is the default)", file=sys.stderr)
+    note = unused_finetuning(finetune.steps, render.generator)
+    if note:
+        print(f"note: {note} (--generator)", file=sys.stderr)
 
 
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
