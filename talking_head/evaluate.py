@@ -41,7 +41,7 @@ from talking_head.data.format import VideoRecord, read_frames, read_index, video
 from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
 from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import TalkingHeadModel, load_model
-from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
+from talking_head.metrics import cosine, face_descriptor, landmark_distance, mouth_opening, psnr, ssim
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import label as caption
 from talking_head.shot_bank import paint_region, warp_from_bank
@@ -163,14 +163,6 @@ class Method:
     def label(self, k: int) -> str:
         extra = f", {self.steps} steps" if self.name == FINE_TUNED else ""
         return f"{self.name.capitalize()}{extra} ({k})"
-
-
-def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """(..., 68, 2) -> (...,): the inner lips' gap (mean of three point pairs) over the inter-ocular distance."""
-    landmarks = np.asarray(landmarks, np.float64)
-    gap = np.linalg.norm(landmarks[..., [61, 62, 63], :] - landmarks[..., [67, 66, 65], :], axis=-1).mean(-1)
-    eyes = np.linalg.norm(landmarks[..., 36:42, :].mean(-2) - landmarks[..., 42:48, :].mean(-2), axis=-1)
-    return gap / np.maximum(eyes, 1e-6)
 
 
 def mouth_ssim(generated: np.ndarray, real: np.ndarray, landmarks: np.ndarray) -> float:
