@@ -40,15 +40,15 @@ from talking_head.errors import InputError
 from talking_head.evaluate import mean_and_stderr
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.align import EYES, LandmarkSmoother, Retargeter, crop_face, similarity_matrix
-from talking_head.landmarks.detect import LandmarkDetector, get_detector
+from talking_head.landmarks.detect import DlibBackend, LandmarkDetector
 from talking_head.landmarks.track import FaceTracker
 from talking_head.media import iter_video_frames
 from talking_head.metrics import (box_ssim, face_box, mouth_box, mouth_landmark_distance, mouth_opening, mouth_width,
                                   pearson)
 from talking_head.options import option
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import (DrivingVideo, RenderConfig, check_driver, driver_landmarks, generate_faces,
-                                 retarget_batch, texture_for)
+from talking_head.render import (DrivingVideo, RenderConfig, driver_landmarks, generate_faces, retarget_batch,
+                                 texture_for)
 from talking_head.tensors import tensor_to_images
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class Renderer:
 class ClipScorer:
     """Scores of every target of every clip, and each setting's worst targets so far."""
 
-    landmarker: object  # dlib's backend: ``landmarks_in_box``
+    landmarker: DlibBackend  # its detector, and its shape predictor in a given box
     keep_worst: int
     records: list[dict] = field(default_factory=list)
     worst: dict[Setting, list[Worst]] = field(default_factory=dict)
@@ -311,7 +311,7 @@ def evaluate_clips(pipe: TalkingHeadPipeline, clips: list[Path], ks: tuple[int, 
     if options.output_size < 32 or options.output_size > pipe.limits.max_output_size:
         raise InputError(f"--output-size must be 32 to {pipe.limits.max_output_size} px, got {options.output_size}")
     settings = sorted({Setting(k, n) for k in ks for n in steps})
-    scorer = ClipScorer(get_detector("dlib"), options.worst)
+    scorer = ClipScorer(DlibBackend(), options.worst)
     notes = [note for clip in clips for note in evaluate_clip(pipe, Path(clip), settings, finetune, options, scorer)]
     return ClipResult(scorer.records, summarize(scorer.records), scorer.worst, notes)
 
