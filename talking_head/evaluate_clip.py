@@ -6,16 +6,16 @@ number of fine-tuning steps one avatar is personalised (``TalkingHeadPipeline.pe
 app's own path) and renders every target twice: the texture path's warp alone, and the model (warp +
 generator). Both are rendered from the same retargeted landmarks (``RenderConfig``'s ``retarget``;
 the driver's landmarks are tracked and smoothed as ``animate`` does), so their difference is the
-generator's alone.
+generator's alone. The warp depends only on the shots: it is rendered once per K.
 
 Each output frame is put onto its real frame by a similarity fitted on dlib's eye and nose points of
 both (a rendering sits in the avatar's crop, the real face wherever the camera had it), then scored:
 grey-level SSIM in the mouth's box and in the face's box, the mouth points' distance (in inter-ocular
 distances), and, over the clip, Pearson r of the mouth's inner-lip opening and of its width (corner
-to corner) against the real frames'. The output's points are dlib's (detected), or its shape predictor
-in the box where
-its face was drawn (the target landmarks) where dlib's detector misses it: a rendering has no
-detector miss to hide behind. Real frames where dlib finds no face are not scored.
+to corner) against the real frames'. A rendering's points are dlib's (the detected face nearest where
+it was drawn), or its shape predictor in the box where it was drawn when the detector misses it: a
+rendering has no detector miss to hide behind. Real frames where dlib's tracker finds no face are
+not scored.
 
 Memory is flat in the clip's length: the clip is decoded as a stream (its length under the driver's
 limits), scored a batch at a time, and only the worst few targets' pictures are kept. Reporting
