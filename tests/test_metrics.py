@@ -84,3 +84,44 @@ def test_landmark_distance_is_near_zero_on_a_real_photo_and_grows_with_an_offset
     assert math.isnan(landmark_distance(faceless, expected))
     with pytest.raises(ValueError, match=r"\(68, 2\)"):
         landmark_distance(crop, expected[:10])
+
+
+def test_the_mouths_measures_are_in_eye_distances_and_see_a_change_of_shape():
+    from talking_head.landmarks.mouth import mouth_opening, mouth_width
+    from talking_head.metrics import box_ssim, face_box, mouth_box, mouth_landmark_distance, pearson
+
+    _, landmarks = render_video(3, 0, 1, 256)
+    points = landmarks[0].astype(np.float64)
+    eyes = inter_ocular_distance(points)
+    assert mouth_width(points) == pytest.approx(np.linalg.norm(points[48] - points[54]) / eyes)
+    wider = points.copy()
+    wider[48, 0] -= 0.1 * eyes
+    wider[54, 0] += 0.1 * eyes
+    assert mouth_width(wider) == pytest.approx(mouth_width(points) + 0.2, abs=0.01)
+    assert mouth_opening(wider * 2) == pytest.approx(mouth_opening(points))  # scale-free
+    assert mouth_landmark_distance(wider, points) == pytest.approx(0.2 / 20)  # 2 of 20 points moved 0.1
+    assert mouth_landmark_distance(points, points) == 0.0
+    assert mouth_width(np.stack([points, wider])).shape == (2,)
+    frame = render_video(3, 0, 1, 256)[0][0]
+    box = mouth_box(points, frame.shape)
+    assert box_ssim(frame, frame, box) == pytest.approx(1.0)
+    assert box_ssim(noisy(frame, 30), frame, box) < box_ssim(noisy(frame, 5), frame, box) < 1.0
+    x0, y0, x1, y1 = face_box(points, frame.shape)
+    assert (x1 - x0) * (y1 - y0) > 2 * (box[2] - box[0]) * (box[3] - box[1])
+    assert x0 <= points[48:68, 0].min() and points[48:68, 1].max() <= y1  # the face's box holds the lips
+    assert math.isnan(box_ssim(frame, frame, (10, 10, 14, 40)))  # narrower than SSIM's window
+    series = np.arange(10.0)
+    assert pearson(series, 2 * series + 1) == pytest.approx(1.0)
+    assert pearson(series, -series) == pytest.approx(-1.0)
+    assert math.isnan(pearson(series, np.ones(10)))
+
+
+def test_a_similarity_fitted_on_points_maps_them_exactly():
+    from talking_head.landmarks.align import similarity_matrix
+
+    points = np.random.default_rng(0).uniform(0, 100, (12, 2))
+    angle, scale = 0.3, 1.4
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = points @ rotation.T + (5, -7)
+    matrix = similarity_matrix(points, moved)
+    np.testing.assert_allclose(points @ matrix[:, :2].T + matrix[:, 2], moved, atol=1e-9)

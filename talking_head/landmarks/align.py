@@ -113,6 +113,13 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[complex, complex]:
     return a, complex(dst.mean() - a * src.mean())
 
 
+def similarity_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The (2, 3) least-squares similarity (rotation, uniform scale, shift) taking (N, 2) points ``src``
+    onto ``dst``, for ``cv2.warpAffine``: e.g. one frame's face onto another's by their eyes and nose."""
+    a, b = _similarity(_complex(np.asarray(src, np.float64)), _complex(np.asarray(dst, np.float64)))
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
+
+
 #: Inner-lip pairs (upper, lower), and the points that move down with the lower lip (with the jaw's
 #: share of the motion: the chin all of it, the jaw less towards the ears).
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))

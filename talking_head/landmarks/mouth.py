@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Inner-lip pairs (upper, lower) whose gaps make the opening.
-INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+from talking_head.landmarks.align import INNER_LIP_PAIRS
+
 #: The outer corners of the mouth.
 MOUTH_CORNERS = (48, 54)
 
