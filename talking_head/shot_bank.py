@@ -305,9 +305,14 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
     target_lips = between_the_lips(target_points, out_size, window)
     opened, shut = mouth_interior(pixel_map, source_points, target_points, between_lips, target_lips, scale, region,
                                   out_size)
-    palettes = [shot_palette(images[int(shot)], landmarks[int(shot)]) for shot in used]
-    painted = paint_batch(target_points, [palettes[p] for p in position.reshape(-1)], window, out_size)
     seam = torch.tensor(CAVITY_COLOUR, dtype=warped.dtype, device=warped.device).view(1, 3, 1, 1) / 127.5 - 1
+    painted = seam.expand(len(shots), -1, *opened.shape[-2:]).clone()
+    opening = np.flatnonzero(opened.flatten(1).amax(dim=1).cpu().numpy() > PAINT_FLOOR)  # a shut mouth: no inside
+    if len(opening):
+        palettes = {int(shot): shot_palette(images[int(shot)], landmarks[int(shot)]) for shot in shots[opening]}
+        index = torch.as_tensor(opening, device=painted.device)
+        painted[index] = paint_batch(target_points[index], [palettes[int(shot)] for shot in shots[opening]], window,
+                                     out_size).to(painted.dtype)
     cavity = torch.maximum(opened, shut)
     colour = (opened * painted + shut * seam) / (opened + shut).clamp_min(1e-6)
     inside = warped[..., rows, cols]
