@@ -12,6 +12,7 @@ import torch
 torch.set_num_threads(1)
 
 from app_support import build_tiny_app, free_port, load_app_module
+from app_support import tiny_weights as save_tiny_weights
 
 from talking_head.config import ModelConfig
 from talking_head.hub import TalkingHeadModel
@@ -35,6 +36,12 @@ def tiny_config() -> ModelConfig:
 def tiny_model(tiny_config: ModelConfig) -> TalkingHeadModel:
     torch.manual_seed(0)
     return TalkingHeadModel(tiny_config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory):
+    """A checkpoint folder of an untrained tiny model (seeded)."""
+    return save_tiny_weights(tmp_path_factory.mktemp("tiny_weights"))
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,18 @@ from PIL import Image
 
 from talking_head.cli import main
 from talking_head.data.format import read_frames, read_index
-from talking_head.evaluate import (BASELINE, FEED_FORWARD, EvaluateOptions, Method, beats_baseline, comparison_table,
-                                   evaluate, frame_plan, load_video_frames, summarize)
+from talking_head.evaluate import (
+    BASELINE,
+    FEED_FORWARD,
+    EvaluateOptions,
+    Method,
+    beats_baseline,
+    comparison_table,
+    evaluate,
+    frame_plan,
+    load_video_frames,
+    summarize,
+)
 
 METRIC_KEYS = ("ssim", "psnr", "csim", "landmark_distance", "detected")
 
@@ -27,19 +37,6 @@ def test_shots_come_from_the_first_part_and_targets_from_the_rest():
     assert max(shots[8]) == 99 and targets == [100, 133, 166, 199]
     with pytest.raises(ValueError, match="too short"):
         frame_plan(40, (32,), 16)
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    import torch
-
-    from talking_head.config import ModelConfig
-    from talking_head.hub import TalkingHeadModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_weights")
-    TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
-    return folder
 
 
 def rows_by_key(out) -> dict[tuple, dict]:

@@ -28,19 +28,6 @@ def write_clip(path: Path, frames: np.ndarray, fps: float = 25.0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    import torch
-
-    from talking_head.config import ModelConfig
-    from talking_head.hub import TalkingHeadModel
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_weights")
-    TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """16 frames of a synthetic talking head (one dlib finds in every frame) at 160 px."""
     frames, _ = render_video(33, 0, 16, 160)

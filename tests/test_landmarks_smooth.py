@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from talking_head.landmarks import CentredSmoother, detect_face, detect_video, get_detector, smooth_stream
+from talking_head.landmarks import (CentredSmoother, LandmarkSmoother, detect_face, detect_video, get_detector,
+                                    smooth_stream)
 from talking_head.landmarks.align import inter_ocular_distance
 from talking_head.landmarks.mouth import mouth_opening
 
@@ -31,13 +32,54 @@ def with_opening(face: np.ndarray, openings: np.ndarray) -> np.ndarray:
 
 
 def jitter(points: np.ndarray) -> float:
+    """Mean distance a landmark moves from one frame to the next, in pixels."""
     return float(np.linalg.norm(np.diff(points, axis=0), axis=-1).mean())
 
 
-def test_centred_smoothing_removes_jitter_on_a_still_head(astronaut):
+@pytest.fixture(scope="module")
+def still_head(astronaut) -> np.ndarray:
+    """dlib's landmarks on 60 noisy copies of one photo: a still head, the detector's jitter alone."""
     rng = np.random.default_rng(0)
-    frames = (np.clip(astronaut + rng.normal(0, 3, astronaut.shape), 0, 255).astype(np.uint8) for _ in range(40))
-    raw = np.stack(list(detect_video(frames, get_detector("dlib"))))
+    frames = (np.clip(astronaut + rng.normal(0, 3, astronaut.shape), 0, 255).astype(np.uint8) for _ in range(60))
+    return np.stack(list(detect_video(frames, get_detector("dlib"))))
+
+
+# -------------------------------------------------------------------------- live mode: the One-Euro filter
+def test_smoothing_removes_jitter_on_a_still_head(still_head):
+    raw = still_head
+    smoother = LandmarkSmoother(fps=25)
+    smoothed = np.stack([smoother(points) for points in raw])
+    # Measured: raw about 0.43 px a frame, smoothed about 0.12 px.
+    assert jitter(raw) > 0.2  # the detector does jitter on this input, so the test means something
+    assert jitter(smoothed) < 0.2
+    assert jitter(smoothed) < 0.4 * jitter(raw)
+    assert np.abs(smoothed.mean(axis=0) - raw.mean(axis=0)).max() < 1.0  # no drift
+
+
+@pytest.mark.parametrize(("hertz", "kept"), [(2, 0.9), (4, 0.8)])
+def test_smoothing_follows_a_speaking_mouth(face_landmarks, hertz, kept):
+    smoother = LandmarkSmoother(fps=25)
+    phase = 2 * np.pi * hertz * np.arange(100) / 25
+    opening = 0.3 * inter_ocular_distance(face_landmarks) * (0.5 - 0.5 * np.cos(phase))
+    lower_lip = []
+    for gap in opening:
+        points = face_landmarks.astype(float)
+        points[[56, 57, 58, 65, 66, 67], 1] += gap
+        lower_lip.append(smoother(points)[66, 1] - face_landmarks[66, 1])
+    lower_lip = np.array(lower_lip[50:])  # after the first cycles
+    assert np.ptp(lower_lip) > kept * np.ptp(opening)
+
+
+def test_smoother_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(68, 2\)"):
+        LandmarkSmoother()(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="positive"):
+        LandmarkSmoother(fps=0)
+
+
+# ------------------------------------------------------------------------------- rendering a file: centred
+def test_centred_smoothing_removes_jitter_on_a_still_head(still_head):
+    raw = still_head
     smoothed = CentredSmoother().sequence(raw)
     assert jitter(raw) > 0.2  # the detector does jitter on this input, so the test means something
     assert jitter(smoothed) < 0.6 * jitter(raw)
