@@ -624,7 +624,7 @@ def test_out_of_gpu_memory_halves_the_batch_and_renders_the_same_video(pipe: Tal
                                                                       sources: Sources, tmp_path: Path,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     small_gpu = OutOfMemoryAbove(avatar.generator, limit=2)
-    config = RenderConfig(output_size=64, batch_size=8)
+    config = RenderConfig(output_size=64, batch_size=8, generator=True)  # the batches are the generator's
     plenty = render_driven_video([avatar], sources.driver, tmp_path / "plenty.mp4", pipe.detector, config)
     with caplog.at_level("WARNING"):
         squeezed = render_driven_video([replace(avatar, generator=small_gpu)], sources.driver, tmp_path / "small.mp4",
