@@ -44,6 +44,8 @@ from app_support import ASTRONAUT, EXAMPLES, served_app_py
 from gradio_client import Client, handle_file
 from queue_visitor import QueueVisitor
 
+from talking_head.finetune import FinetuneConfig
+
 DRIVER = EXAMPLES / "driver.mp4"
 MAX_VISITORS = 16
 SESSION_SECONDS = 15  # the benchmark server's live-session expiry
@@ -166,7 +168,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(ROOT / "checkpoints"))
     parser.add_argument("--visitors", type=int, nargs="+", default=[1, 2, 4, 8],
                         help="visitors generating at once, a row each (0: the live stream alone)")
-    parser.add_argument("--steps", type=int, default=0, help="fine-tuning steps of each generate")
+    parser.add_argument("--steps", type=int, default=FinetuneConfig().steps, help="fine-tuning steps of each generate")
     parser.add_argument("--live", choices=["both", "with", "without"], default="both")
     parser.add_argument("--timeout", type=float, default=600, help="seconds any one job may take")
     parser.add_argument("--sessions", type=int, default=50, help="abandoned live sessions (0: none)")

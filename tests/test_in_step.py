@@ -64,7 +64,7 @@ def test_the_output_mouth_moves_on_the_drivers_frames(trained_tiny, photo, snapp
     result = pipe.animate(avatar, snapping_driver, tmp_path / "out.mp4", RenderConfig(output_size=256, retarget=mode))
     driver, output = dlib_openings(snapping_driver), dlib_openings(result.path)
     assert np.isfinite(driver).all() and np.isfinite(output).all()
-    assert driver[0] > 0.25 and driver[5] < 0.5 * driver[0] and driver[10] > 2 * driver[9]  # as it was made
+    assert driver[0] > 0.25 and driver[5] < 0.6 * driver[0] and driver[10] > 1.5 * driver[9]  # as it was made
     lags = range(-2, 3)
     best = max(lags, key=lambda lag: np.corrcoef(np.roll(output, -lag)[2:-2], driver[2:-2])[0, 1])
     assert best == 0
