@@ -167,3 +167,55 @@ def test_shots_over_the_limit_are_refused(clip, detector):
 def test_videos_are_told_from_photos():
     assert is_video("me.MP4") and is_video(Path("a/b.webm")) and not is_video("me.jpg")
     assert not is_video(np.zeros((4, 4, 3), np.uint8))
+
+
+# ------------------------------------------------------------------------------ wired in: pipeline and CLI
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory) -> Path:
+    import torch
+
+    from talking_head.config import ModelConfig
+    from talking_head.hub import TalkingHeadModel
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_weights")
+    TalkingHeadModel(ModelConfig.named("tiny")).save_pretrained(folder)
+    return folder
+
+
+def test_animate_with_a_clip_as_the_photos(clip, tiny_weights, driver_video, tmp_path, capsys):
+    from talking_head.cli import main
+    from talking_head.media import probe_video
+
+    main(["animate", "--photos", str(clip[0]), "--shots", "4", "--driver", str(driver_video), "--out",
+          str(tmp_path / "out.mp4"), "--output-size", "64", "--weights", str(tiny_weights), "--landmarks", "dlib",
+          "--device", "cpu", "--save", str(tmp_path / "me.avatar.safetensors")])
+    assert probe_video(tmp_path / "out.mp4").num_frames == 30
+    err = capsys.readouterr().err
+    assert "me.mp4: 4 shots from 40 frames" in err and "widest mouth opening" in err and "largest head turn" in err
+    from talking_head.avatar import Avatar
+
+    assert Avatar.load(tmp_path / "me.avatar.safetensors", "cpu").info["k"] == 4
+
+
+def test_a_clip_beside_photos_and_the_shot_limit(clip, tiny_weights, synthetic_photos):
+    from talking_head.pipeline import TalkingHeadPipeline
+
+    pipe = TalkingHeadPipeline.from_pretrained(str(tiny_weights), device="cpu", landmark_backend="dlib",
+                                               limits=Limits(max_shots=5))
+    shots = pipe.prepare_shots([synthetic_photos[0], clip[0]], shots=4)
+    assert len(shots.crops) == 5 and shots.bank_crops.shape[0] == 5
+    assert any(note.startswith("me.mp4: 4 shots") for note in shots.notes)
+    with pytest.raises(InputError, match="6 shots from the photos and clips given; at most 5"):
+        pipe.prepare_shots([*synthetic_photos[:2], clip[0]], shots=4)
+
+
+def test_a_bad_clip_ends_the_command_with_a_message(tmp_path, tiny_weights, driver_video, capsys):
+    from talking_head.cli import main
+
+    bad = write_clip(tmp_path / "noface.mp4", [np.full((SIDE, SIDE, 3), 120, np.uint8)] * 10)
+    with pytest.raises(SystemExit) as exit_:
+        main(["personalize", "--photos", str(bad), "--save", str(tmp_path / "x.safetensors"), "--weights",
+              str(tiny_weights), "--landmarks", "dlib", "--device", "cpu"])
+    assert exit_.value.code == 2
+    assert "error: noface.mp4: a face was found in 0 of its 10 frames" in capsys.readouterr().err
