@@ -49,6 +49,9 @@ SHARPNESS_SIDE = 128
 #: Units of the descriptor: a change of this much in each is "worth another shot" (distance 1). Turn and
 #: nod are the nose's offset from the face's middle in eye distances; opening and width as ``landmarks.mouth``.
 DESCRIPTOR_UNITS = {"turn": 0.15, "nod": 0.1, "opening": 0.1, "width": 0.08}
+#: A head turned less than this (in the descriptor's turn units) from its usual place has not turned: the
+#: largest "turn" of a clip that only nods or talks is not taken for its own sake.
+MIN_TURN = 0.5
 #: Thumbnails compared to tell a still image from a clip (grey, this side).
 THUMB_SIDE = 32
 #: A clip whose landmarks never move further than this (RMS, eye distances) from the first face's, and whose
@@ -242,14 +245,15 @@ def choose_shots(path: str | Path, detector: LandmarkDetector, config: ClipShots
 def farthest_points(candidates: list[_Candidate], k: int, duplicate: float, straight: float = 0.0
                     ) -> list[tuple[_Candidate, str]]:
     """Up to ``k`` candidates with why each: the widest mouth opening, the largest head turn (away from
-    ``straight``, the clip's median turn: a face's own asymmetry and the camera's angle are not a turn), then
+    ``straight``, the clip's median turn: a face's own asymmetry and the camera's angle are not a turn; at least
+    ``MIN_TURN``), then
     each time the one farthest from all taken (ties: the sharper), stopping before a near-duplicate (closer
     than ``duplicate``)."""
     opening = max(candidates, key=lambda c: (c.descriptor[2], c.sharpness))
     turn = max(candidates, key=lambda c: (abs(c.descriptor[0] - straight), c.sharpness))
     units = DESCRIPTOR_UNITS
     chosen = [(opening, f"widest mouth opening, {opening.descriptor[2] * units['opening']:.2f} eye distances")]
-    if turn is not opening and k > 1:
+    if turn is not opening and k > 1 and abs(turn.descriptor[0] - straight) >= MIN_TURN:
         away = (turn.descriptor[0] - straight) * units["turn"]
         chosen.append((turn, f"largest head turn, nose {away:+.2f} eye distances off its usual place"))
     chosen = chosen[:k]

@@ -140,8 +140,10 @@ def test_two_people_are_refused(tmp_path, detector):
 
 
 def test_memory_is_flat_in_the_clip_length(tmp_path, detector):
-    """Twice and eight times the same talking: the longer clip keeps no more frames (candidates are bounded)."""
-    video, _, _ = talking_clip(frames=20)
+    """Twice and eight times the same talking: the longer clip keeps no more frames (candidates are bounded), and
+    the widest opening is still taken."""
+    video, landmarks, _ = talking_clip(frames=20)
+    opening = mouth_opening(landmarks)
     peaks = []
     for repeats in (2, 8):
         path = write_clip(tmp_path / f"long{repeats}.mp4", list(video) * repeats)
@@ -150,6 +152,8 @@ def test_memory_is_flat_in_the_clip_length(tmp_path, detector):
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert result.frames == 20 * repeats and len(result.shots) >= 2
+        # The widest opening outlives the evictions of a candidate set much smaller than the clip.
+        assert opening[[shot.index % 20 for shot in result.shots]].max() >= 0.9 * opening.max()
     assert peaks[1] < 1.3 * peaks[0] + 200_000, peaks  # 4x the frames, (almost) the same peak
 
 
