@@ -182,8 +182,9 @@ class _Reservoir:
 
 
 def choose_shots(path: str | Path, detector: LandmarkDetector, config: ClipShotsConfig = ClipShotsConfig(),
-                 limits: Limits | None = None) -> ClipShots:
-    """The shots of the clip ``path`` (see the module's docstring), or an :class:`InputError` saying why none."""
+                 limits: Limits | None = None, max_frames: int | None = None) -> ClipShots:
+    """The shots of the clip ``path`` (see the module's docstring), or an :class:`InputError` saying why none;
+    ``max_frames``: from its first this-many frames only (``evaluate --clip`` keeps the rest as targets)."""
     limits = limits or Limits.from_env()
     path = Path(path)
     if config.shots > limits.max_shots:
@@ -191,6 +192,7 @@ def choose_shots(path: str | Path, detector: LandmarkDetector, config: ClipShots
     info = probe_driver(path, limits)
     decoded = info.capped(info.fps, min(config.decode_side, limits.max_driver_side))
     longest = max(1, int(limits.max_video_seconds * decoded.fps + 1e-6))
+    longest = longest if max_frames is None else min(longest, max_frames)
     too_long = info.duration > limits.max_video_seconds + 1e-6
     notes = [(f"{path.name}: only its first {limits.max_video_seconds:g} s were read (it is "
               f"{info.duration:.0f} s long)")] if too_long else []

@@ -223,3 +223,16 @@ def test_a_bad_clip_ends_the_command_with_a_message(tmp_path, tiny_weights, driv
               str(tiny_weights), "--landmarks", "dlib", "--device", "cpu"])
     assert exit_.value.code == 2
     assert "error: noface.mp4: a face was found in 0 of its 10 frames" in capsys.readouterr().err
+
+
+def test_evaluate_clip_can_take_its_shots_as_a_clip_among_photos_would(clip, tiny_weights):
+    """``evaluate --clip --shot-choice cover``: the first half's shots by coverage, not spread evenly."""
+    from talking_head.evaluate_clip import pick_shots
+    from talking_head.pipeline import TalkingHeadPipeline
+
+    pipe = TalkingHeadPipeline.from_pretrained(str(tiny_weights), device="cpu", landmark_backend="dlib")
+    half = FRAMES // 2
+    even = pick_shots(clip[0], pipe, list(range(half)), half, 2, "even")
+    cover = pick_shots(clip[0], pipe, list(range(half)), half, 2, "cover")
+    assert even == [0, half - 1]
+    assert len(cover) == 2 and max(cover) < half and min(abs(i - OPEN_AT) for i in cover) <= 1
