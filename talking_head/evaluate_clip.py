@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from talking_head.avatar import Avatar
-from talking_head.clip_shots import ClipShotsConfig, choose_shots
+from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots
 from talking_head.errors import InputError
 from talking_head.evaluate import mean_and_stderr
 from talking_head.finetune import FinetuneConfig
@@ -132,13 +132,12 @@ def spread(indices: list[int], k: int) -> list[int]:
 
 
 def pick_shots(clip: Path, pipe: TalkingHeadPipeline, with_face: list[int], half: int, k: int, how: str
-               ) -> list[int]:
-    """The first half's frames for ``k`` shots: ``even`` (:func:`spread` over ``with_face``) or ``cover``
-    (:func:`~talking_head.clip_shots.choose_shots` on the first ``half`` frames, as a clip among photos)."""
+               ) -> list[int] | ClipShots:
+    """The first half's ``k`` shots: ``even``, the frame numbers :func:`spread` over ``with_face``; ``cover``, the
+    shots :func:`~talking_head.clip_shots.choose_shots` takes from the first ``half`` frames (a clip among photos')."""
     if how == "even":
         return spread(with_face, k)
-    shots = choose_shots(clip, pipe.detector, ClipShotsConfig(shots=k), pipe.limits, max_frames=half).shots
-    return [shot.index for shot in shots]
+    return choose_shots(clip, pipe.detector, ClipShotsConfig(shots=k), pipe.limits, max_frames=half)
 
 
 def frames_with_a_face(clip: Path, driving: DrivingVideo, frames: int, detector: LandmarkDetector) -> list[int]:
@@ -292,10 +291,13 @@ def evaluate_clip(pipe: TalkingHeadPipeline, clip: Path, settings: list[Setting]
              ] if max(s.k for s in settings) > cap else []
     chosen = {k: pick_shots(clip, pipe, with_face, half, min(k, cap), options.shot_choice)
               for k in sorted({s.k for s in settings})}
-    frames = decode_frames(clip, driving, {i for indices in chosen.values() for i in indices})
+    evenly = {i for picked in chosen.values() if isinstance(picked, list) for i in picked}
+    frames = decode_frames(clip, driving, evenly) if evenly else {}
     renderers = []
-    for k, indices in chosen.items():
-        shots = pipe.prepare_shots([frames[i] for i in indices])
+    for k, picked in chosen.items():
+        # A clip's chosen shots come with the landmarks its tracker found; frames spread evenly are searched anew.
+        shots = pipe.prepare_shots([picked] if isinstance(picked, ClipShots) else [frames[i] for i in picked])
+        indices = [shot.index for shot in picked.shots] if isinstance(picked, ClipShots) else picked
         avatars = {s.steps: pipe.personalize(shots, steps=s.steps, finetune=finetune)
                    for s in settings if s.k == k}
         log.info("%s: K=%d personalised (shots: frames %s)", clip.name, k, indices)

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from talking_head.avatar import Avatar
-from talking_head.clip_shots import ClipShotsConfig, choose_shots, is_video
+from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots, is_video
 from talking_head.device import pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
@@ -42,7 +42,7 @@ from talking_head.tensors import to_network
 
 logger = logging.getLogger(__name__)
 
-PhotoInput = str | Path | np.ndarray | Image.Image
+PhotoInput = str | Path | np.ndarray | Image.Image | ClipShots  # ClipShots: a clip's shots, chosen
 #: The paste-back photo is kept at most this large inside an avatar file.
 MAX_PASTE_PHOTO_SIDE = 1024
 
@@ -142,9 +142,11 @@ class TalkingHeadPipeline:
 
     def _faces_in(self, source: PhotoInput, index: int, face: int, clip_config: ClipShotsConfig
                   ) -> list[tuple[np.ndarray, FaceDetection, list[str]]]:
-        """(image, face, notes) for each shot ``source`` gives: a photo one, a clip ``clip_config.shots``."""
-        if is_video(source):
-            clip = choose_shots(source, self.detector, clip_config, self.limits)
+        """(image, face, notes) for each shot ``source`` gives: a photo one, a clip ``clip_config.shots`` (a clip's
+        shots already chosen, :class:`~talking_head.clip_shots.ClipShots`, all of them)."""
+        if isinstance(source, ClipShots) or is_video(source):
+            clip = source if isinstance(source, ClipShots) else choose_shots(source, self.detector, clip_config,
+                                                                             self.limits)
             first = clip.shots[0]
             notes = [clip.describe(), *clip.notes, *face_notes(clip.name, first.face, 1, self.image_size)]
             return [(shot.frame, shot.face, notes if shot is first else []) for shot in clip.shots]

@@ -233,6 +233,8 @@ def test_evaluate_clip_can_take_its_shots_as_a_clip_among_photos_would(clip, tin
     pipe = TalkingHeadPipeline.from_pretrained(str(tiny_weights), device="cpu", landmark_backend="dlib")
     half = FRAMES // 2
     even = pick_shots(clip[0], pipe, list(range(half)), half, 2, "even")
-    cover = pick_shots(clip[0], pipe, list(range(half)), half, 2, "cover")
+    chosen = pick_shots(clip[0], pipe, list(range(half)), half, 2, "cover")
+    cover = [shot.index for shot in chosen.shots]
     assert even == [0, half - 1]
     assert len(cover) == 2 and max(cover) < half and min(abs(i - OPEN_AT) for i in cover) <= 1
+    assert len(pipe.prepare_shots([chosen]).crops) == 2  # with the tracker's landmarks: no second search
