@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from talking_head.avatar import Avatar
+from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots
 from talking_head.errors import InputError
 from talking_head.evaluate import mean_and_stderr
 from talking_head.finetune import FinetuneConfig
@@ -81,6 +82,10 @@ class ClipOptions:
     retarget: str = option("absolute", "with --clip: how the driver's landmarks reach the avatar (absolute: as they "
                            "are, the paper's self-reenactment)", choices=["relative", "absolute"])
     worst: int = option(3, "with --clip: the worst targets (by the model's mouth SSIM) shown per setting")
+    shot_choice: str = option("even", "with --clip: how the K shots are taken from the first half: even (spread "
+                              "evenly over the frames with a face) or cover (as a clip among --photos is: pose and "
+                              "mouth covered, sharp, no near-duplicates; docs/clip_shots.md)",
+                              choices=["even", "cover"])
 
 
 @dataclass(frozen=True, order=True)
@@ -124,6 +129,15 @@ def spread(indices: list[int], k: int) -> list[int]:
     if k >= len(indices):
         return list(indices)
     return [indices[i] for i in np.linspace(0, len(indices) - 1, k).round().astype(int)]
+
+
+def pick_shots(clip: Path, pipe: TalkingHeadPipeline, with_face: list[int], half: int, k: int, how: str
+               ) -> list[int] | ClipShots:
+    """The first half's ``k`` shots: ``even``, the frame numbers :func:`spread` over ``with_face``; ``cover``, the
+    shots :func:`~talking_head.clip_shots.choose_shots` takes from the first ``half`` frames (a clip among photos')."""
+    if how == "even":
+        return spread(with_face, k)
+    return choose_shots(clip, pipe.detector, ClipShotsConfig(shots=k), pipe.limits, max_frames=half)
 
 
 def frames_with_a_face(clip: Path, driving: DrivingVideo, frames: int, detector: LandmarkDetector) -> list[int]:
@@ -275,11 +289,15 @@ def evaluate_clip(pipe: TalkingHeadPipeline, clip: Path, settings: list[Setting]
     cap = min(len(with_face), pipe.limits.max_shots)
     notes = [f"{clip.name}: K capped at {cap} (faces found in {len(with_face)} of the first half's {half} frames)"
              ] if max(s.k for s in settings) > cap else []
-    chosen = {k: spread(with_face, min(k, cap)) for k in sorted({s.k for s in settings})}
-    frames = decode_frames(clip, driving, {i for indices in chosen.values() for i in indices})
+    chosen = {k: pick_shots(clip, pipe, with_face, half, min(k, cap), options.shot_choice)
+              for k in sorted({s.k for s in settings})}
+    evenly = {i for picked in chosen.values() if isinstance(picked, list) for i in picked}
+    frames = decode_frames(clip, driving, evenly) if evenly else {}
     renderers = []
-    for k, indices in chosen.items():
-        shots = pipe.prepare_shots([frames[i] for i in indices])
+    for k, picked in chosen.items():
+        # A clip's chosen shots come with the landmarks its tracker found; frames spread evenly are searched anew.
+        shots = pipe.prepare_shots([picked] if isinstance(picked, ClipShots) else [frames[i] for i in picked])
+        indices = [shot.index for shot in picked.shots] if isinstance(picked, ClipShots) else picked
         avatars = {s.steps: pipe.personalize(shots, steps=s.steps, finetune=finetune)
                    for s in settings if s.k == k}
         log.info("%s: K=%d personalised (shots: frames %s)", clip.name, k, indices)

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from talking_head.avatar import Avatar
+from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots, is_video
 from talking_head.device import pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
@@ -41,7 +42,7 @@ from talking_head.tensors import to_network
 
 logger = logging.getLogger(__name__)
 
-PhotoInput = str | Path | np.ndarray | Image.Image
+PhotoInput = str | Path | np.ndarray | Image.Image | ClipShots  # ClipShots: a clip's shots, chosen
 #: The paste-back photo is kept at most this large inside an avatar file.
 MAX_PASTE_PHOTO_SIDE = 1024
 
@@ -104,39 +105,60 @@ class TalkingHeadPipeline:
         return check_driver(driver, config, self.limits)
 
     # -- 1. photos -> landmarks -> crops -------------------------------------------------------------
-    def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None, face: int = 1) -> Shots:
+    def prepare_shots(self, photos: Sequence[PhotoInput], progress: Progress | None = None, face: int = 1,
+                      shots: int | None = None) -> Shots:
         """Find the face in each photo (``face``: which one where a photo holds several, by size, 1 = the
-        largest) and crop it; ``notes`` say how many faces a photo held and when a face was small."""
+        largest) and crop it; a video file among them (:func:`~talking_head.clip_shots.is_video`) gives
+        ``shots`` frames (default ``ClipShotsConfig``'s) chosen to cover its head poses and mouth shapes
+        (:func:`~talking_head.clip_shots.choose_shots`). ``notes`` say how many faces a photo held, when a
+        face was small, and which times of a clip were taken and why."""
         self.check_photos(photos)
         if face < 1:
             raise InputError(f"face must be 1 or more (faces are numbered by size, 1 = the largest), got {face}")
+        clip_config = ClipShotsConfig() if shots is None else ClipShotsConfig(shots=shots)
         crops, landmarks, bank_crops, bank_landmarks, notes = [], [], [], [], []
         first: tuple[np.ndarray, CropBox] | None = None
         for index, source in enumerate(photos):
-            name = Path(source).name if isinstance(source, (str, Path)) else f"photo {index + 1}"
-            image = load_photo(source)
-            try:
-                found = detect_face(image, self.detector, face)
-            except NoFaceError as error:
-                raise NoFaceError.in_photo(name) from error
-            except InputError as error:
-                raise InputError(f"{name}: {error}") from None
-            notes.extend(face_notes(name, found, face, self.image_size))
-            crop, crop_landmarks = crop_face(image, found.landmarks, self.image_size)
-            bank_crop, bank_points = crop_face(image, found.landmarks, BANK_IMAGE_SIZE,
-                                               bank_box(crop_box(found.landmarks)))
-            bank_crops.append(bank_crop)
-            bank_landmarks.append(bank_points)
-            crops.append(crop)
-            landmarks.append(crop_landmarks)
-            if first is None:
-                first = _paste_photo(image, found.landmarks)
+            for image, found, shot_notes in self._faces_in(source, index, face, clip_config):
+                notes.extend(shot_notes)
+                crop, crop_landmarks = crop_face(image, found.landmarks, self.image_size)
+                bank_crop, bank_points = crop_face(image, found.landmarks, BANK_IMAGE_SIZE,
+                                                   bank_box(crop_box(found.landmarks)))
+                bank_crops.append(bank_crop)
+                bank_landmarks.append(bank_points)
+                crops.append(crop)
+                landmarks.append(crop_landmarks)
+                if first is None:
+                    first = _paste_photo(image, found.landmarks)
+            if len(crops) > self.limits.max_shots:
+                raise InputError(f"{len(crops)} shots from the photos and clips given; at most {self.limits.max_shots} "
+                                 f"can be used (fewer photos, or a smaller --shots)")
             if progress:
                 progress((index + 1) / len(photos), "finding faces")
         assert first is not None
         points = np.stack(landmarks).astype(np.float32)
         return Shots(np.stack(crops), points, first[0], first[1], notes, np.stack(bank_crops),
                      np.stack(bank_landmarks).astype(np.float32))
+
+    def _faces_in(self, source: PhotoInput, index: int, face: int, clip_config: ClipShotsConfig
+                  ) -> list[tuple[np.ndarray, FaceDetection, list[str]]]:
+        """(image, face, notes) for each shot ``source`` gives: a photo one, a clip ``clip_config.shots`` (a clip's
+        shots already chosen, :class:`~talking_head.clip_shots.ClipShots`, all of them)."""
+        if isinstance(source, ClipShots) or is_video(source):
+            clip = source if isinstance(source, ClipShots) else choose_shots(source, self.detector, clip_config,
+                                                                             self.limits)
+            first = clip.shots[0]
+            notes = [clip.describe(), *clip.notes, *face_notes(clip.name, first.face, 1, self.image_size)]
+            return [(shot.frame, shot.face, notes if shot is first else []) for shot in clip.shots]
+        name = Path(source).name if isinstance(source, (str, Path)) else f"photo {index + 1}"
+        image = load_photo(source)
+        try:
+            found = detect_face(image, self.detector, face)
+        except NoFaceError as error:
+            raise NoFaceError.in_photo(name) from error
+        except InputError as error:
+            raise InputError(f"{name}: {error}") from None
+        return [(image, found, face_notes(name, found, face, self.image_size))]
 
     @staticmethod
     def landmark_overlays(shots: Shots, side: int | None = None) -> list[np.ndarray]:
@@ -152,16 +174,16 @@ class TalkingHeadPipeline:
     # -- 2. embedding + fine-tuning -----------------------------------------------------------------
     def personalize(self, photos: Sequence[PhotoInput] | Shots, steps: int | None = None,
                     progress: Progress | None = None, finetune: FinetuneConfig | None = None,
-                    face: int = 1) -> Avatar:
+                    face: int = 1, shots: int | None = None) -> Avatar:
         """Embed the K photos (the mean of E) and fine-tune them in (0 steps: feed-forward); ``face`` picks the
-        face where a photo holds several (:meth:`prepare_shots`).
+        face where a photo holds several, ``shots`` how many frames a clip gives (:meth:`prepare_shots`).
 
         ``finetune`` (default ``FinetuneConfig()``) is followed as given, with two shorthands: ``steps``, when
         not None, replaces its ``steps``; its ``device`` ``auto`` means the pipeline's device. The options
         used are stored in the avatar's ``info["finetune"]``, so an avatar can be reproduced from its file.
         """
         began = time.monotonic()
-        shots = photos if isinstance(photos, Shots) else self.prepare_shots(photos, face=face)
+        shots = photos if isinstance(photos, Shots) else self.prepare_shots(photos, face=face, shots=shots)
         config = self._finetune_config(finetune or FinetuneConfig(), steps)
         frames, drawings = to_network(shots.crops, shots.landmarks, self.image_size)
         step_progress = (lambda step, total, _: progress(step / total, f"fine-tuning step {step}/{total}")
@@ -196,27 +218,30 @@ class TalkingHeadPipeline:
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
                 ks: Sequence[int] = (1, 8, 32), steps: int | None = None, config: RenderConfig = RenderConfig(),
-                progress: Progress | None = None, finetune: FinetuneConfig | None = None, face: int = 1) -> Comparison:
+                progress: Progress | None = None, finetune: FinetuneConfig | None = None, face: int = 1,
+                shots: int | None = None) -> Comparison:
         """Personalise once per K on the first K photos (``steps`` and ``finetune`` as in :meth:`personalize`),
         drive them all with one video (a labelled column each), and measure each K on the photos it did not
-        see (or on its shots when all were used); ``face`` as in :meth:`prepare_shots`."""
-        shots = self.prepare_shots(photos, face=face)
-        available = len(shots.crops)
+        see (or on its shots when all were used); ``face`` and ``shots`` as in :meth:`prepare_shots` (a clip's
+        shots come most telling first, so each K takes the best K of them)."""
+        prepared = self.prepare_shots(photos, face=face, shots=shots)
+        available = len(prepared.crops)
         chosen = sorted({min(k, available) for k in ks if k >= 1})
         if not chosen:
             raise InputError("choose at least one K of 1 or more")
         avatars, rows = [], []
         for index, k in enumerate(chosen):
             stage = _subrange(progress, index / (len(chosen) + 1), (index + 1) / (len(chosen) + 1), f"K={k}: ")
-            avatar = self.personalize(_first(shots, k), steps, stage, finetune)
+            avatar = self.personalize(_first(prepared, k), steps, stage, finetune)
             avatars.append(avatar)
             rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"],
-                         **self._score(avatar, shots, k, config.generator)})
+                         **self._score(avatar, prepared, k, config.generator)})
         render = render_driven_video(avatars, driver, out_path, self.detector, config,
                                      labels=[f"K={k}" for k in chosen],
                                      progress=_subrange(progress, len(chosen) / (len(chosen) + 1), 1.0, ""),
                                      limits=self.limits)
-        notes = [f"only {available} photos given: K capped at {available}"] if max(ks) > available else []
+        notes = [f"only {available} shots given: K capped at {available}"] if max(ks) > available else []
+        notes += prepared.notes
         return Comparison(render.path, comparison_table(rows, notes), rows, render)
 
     def _score(self, avatar: Avatar, shots: Shots, k: int, generator: bool) -> dict[str, float | str]:

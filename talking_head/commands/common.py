@@ -59,6 +59,15 @@ def add_face_argument(parser: argparse.ArgumentParser) -> None:
                         help="where a photo holds several faces, use face N by size (1 = the largest)")
 
 
+def add_shots_argument(parser: argparse.ArgumentParser) -> None:
+    """``--shots K``: how many frames a clip among ``--photos`` gives (``talking_head.clip_shots``)."""
+    from talking_head.clip_shots import ClipShotsConfig
+
+    parser.add_argument("--shots", type=int, default=ClipShotsConfig.shots, metavar="K",
+                        help="a video file among --photos gives K frames, chosen to cover its head poses and mouth "
+                             "shapes, each sharp (default %(default)s; see docs/clip_shots.md)")
+
+
 def render_config(args: argparse.Namespace) -> RenderConfig:
     return dataclass_from_args(RenderConfig, args)
 

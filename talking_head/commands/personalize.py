@@ -6,14 +6,17 @@ import argparse
 from pathlib import Path
 
 from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
-                                          build_pipeline, console_progress, exit_on_input_error, finetune_config)
+                                          add_shots_argument, build_pipeline, console_progress, exit_on_input_error,
+                                          finetune_config)
 from talking_head.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--photos", nargs="+", type=Path, required=True, help="1 to 32 photos of one person")
+    parser.add_argument("--photos", nargs="+", type=Path, required=True,
+                        help="1 to 32 photos of one person, or clips of them (each gives --shots frames)")
     parser.add_argument("--save", type=Path, required=True, help="avatar file to write (.safetensors)")
     add_face_argument(parser)
+    add_shots_argument(parser)
     add_model_and_render_arguments(parser, render=False)
     add_finetune_arguments(parser)
 
@@ -22,7 +25,7 @@ def main(args: argparse.Namespace) -> None:
     pipe = build_pipeline(args)
     try:
         avatar = pipe.personalize(args.photos, progress=console_progress, finetune=finetune_config(args),
-                                  face=args.face)
+                                  face=args.face, shots=args.shots)
     except InputError as error:
         exit_on_input_error(error)
     avatar.save(args.save)
