@@ -106,17 +106,24 @@ def headless_chromium(*extra_args: str) -> Iterator:
             browser.close()
 
 
-def start_live_example(browser, url: str):
-    """Open the app at ``url``, go to the Live tab, load the example avatar and start the fake camera's
-    stream; returns the page once the measured rate is shown (the browser test and
-    benchmarks/bench_live_browser.py start it the same way)."""
+def press_start_on_the_live_example(browser, url: str, timeout_ms: int = 120_000):
+    """Open the app at ``url`` in a new browser context, go to the Live tab, load the example avatar and press
+    Start; returns the page (what follows, frames or a place in line, is the caller's to wait for)."""
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
     page.goto(url)
     page.locator("#live-tab-button").click()
     page.locator("#live-example").click()
     page.wait_for_function("() => document.querySelector('#live-avatar').innerText.includes('astronaut')",
-                           timeout=120_000)
+                           timeout=timeout_ms)
     page.locator("#live-start").click()
+    return page
+
+
+def start_live_example(browser, url: str):
+    """Open the app at ``url``, go to the Live tab, load the example avatar and start the fake camera's
+    stream; returns the page once the measured rate is shown (the browser test and
+    benchmarks/bench_live_browser.py start it the same way)."""
+    page = press_start_on_the_live_example(browser, url)
     page.wait_for_function("() => /[1-9][0-9.]* frames\\/s/.test(document.querySelector('#live-stats').innerText)",
                            timeout=120_000)
     return page

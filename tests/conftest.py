@@ -39,6 +39,25 @@ def tiny_model(tiny_config: ModelConfig) -> TalkingHeadModel:
 
 
 @pytest.fixture(scope="session")
+def astronaut():
+    """scikit-image's astronaut: the real photo the landmark tests use (a module may override it)."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def face_landmarks(astronaut):
+    """dlib's 68 points on the astronaut, float64: the detector's points are sub-pixel float32 (fitted on an
+    upsampled crop), and the crop's and the smoothers' arithmetic is float64."""
+    import numpy as np
+
+    from talking_head.landmarks import detect_face, get_detector
+
+    return detect_face(astronaut, get_detector("dlib")).landmarks.astype(np.float64)
+
+
+@pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory):
     """A checkpoint folder of an untrained tiny model (seeded)."""
     return save_tiny_weights(tmp_path_factory.mktemp("tiny_weights"))

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from app_support import CHROMIUM, browser_test_app, served_in_process, start_live_example
+from app_support import (CHROMIUM, browser_test_app, press_start_on_the_live_example, served_in_process,
+                         start_live_example)
 from test_live_browser import browser, fake_camera  # noqa: F401  (fixtures: the browser runs on this module's server)
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -27,13 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_a_second_visitor_is_told_their_place_and_streams_once_the_first_leaves(
         server: str, browser: sync_api.Browser) -> None:  # noqa: F811  (the fixture imported above)
     first = start_live_example(browser, server)  # streaming: the only slot is taken
-    second = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    second.goto(server)
-    second.locator("#live-tab-button").click()
-    second.locator("#live-example").click()
-    second.wait_for_function("() => document.querySelector('#live-avatar').innerText.includes('astronaut')",
-                             timeout=60_000)
-    second.locator("#live-start").click()
+    second = press_start_on_the_live_example(browser, server, timeout_ms=60_000)
     second.wait_for_function("() => document.querySelector('#live-stats').innerText.includes('in line')",
                              timeout=30_000)
     assert "Every live slot (1) is in use: yours is number 1 in line" in second.locator("#live-stats").inner_text()

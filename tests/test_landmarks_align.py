@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from skimage import data
 
 from talking_head.landmarks import (
     FACE_FRACTION,
@@ -24,18 +23,6 @@ from talking_head.landmarks import (
 )
 from talking_head.landmarks import align as align_module
 from talking_head.landmarks.align import BROW_STRENGTH, HEAD_TRAVEL, POSE_FORESHORTENING, RIGID_POINTS
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def face_landmarks(astronaut) -> np.ndarray:
-    # float64: the detector's points are sub-pixel float32 (a small face is fitted on an upsampled crop), and the
-    # crop's arithmetic is float64
-    return detect_face(astronaut, get_detector("dlib")).landmarks.astype(np.float64)
 
 
 # ------------------------------------------------------------------------------------------ crop

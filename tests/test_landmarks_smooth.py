@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from skimage import data
 
-from talking_head.landmarks import (CentredSmoother, LandmarkSmoother, detect_face, detect_video, get_detector,
+from talking_head.landmarks import (CentredSmoother, LandmarkSmoother, detect_video, get_detector,
                                     smooth_stream)
 from talking_head.landmarks.align import inter_ocular_distance
 from talking_head.landmarks.mouth import mouth_opening
 
 LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> np.ndarray:
-    return data.astronaut()
-
-
-@pytest.fixture(scope="module")
-def face_landmarks(astronaut) -> np.ndarray:
-    return detect_face(astronaut, get_detector("dlib")).landmarks.astype(np.float64)
 
 
 def with_opening(face: np.ndarray, openings: np.ndarray) -> np.ndarray:
