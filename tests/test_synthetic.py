@@ -20,6 +20,7 @@ from talking_head.data.synthetic import (FACE_CENTER_DROP, FACE_FRACTION, Synthe
 from talking_head.data.synthetic_face import expression_layout, rotation_matrices
 from talking_head.data.synthetic_render import make_camera, project, render
 from talking_head.landmarks.align import crop_box
+from talking_head.landmarks.mouth import mouth_width
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -274,3 +275,20 @@ def test_a_real_photo_face_detector_finds_the_faces_and_their_landmarks():
                              frames_per_video=4, upsample=0)
     assert result.detection_rate >= 0.85
     assert result.median_error < 0.1
+
+
+def test_rounded_lips_narrow_the_mouth_and_its_opening_more_than_the_lips():
+    """An "o" draws the corners in (the inner ones more: pursed lips thicken at the corners) and parts the lips
+    evenly, so synthetic speech moves the mouth's width by about a fifth, as real speech does."""
+    person = make_person(4)
+    motion = video_motion(4, 0, 2)
+    zeros, rounded = np.zeros(2), np.array([0.0, 1.0])
+    motion = dataclasses.replace(motion, mouth=zeros, smile=zeros, rounding=rounded)
+    spread, pursed = expression_layout(person, motion)
+    outer = (pursed[54, 0] - pursed[48, 0]) / (spread[54, 0] - spread[48, 0])
+    inner = (pursed[64, 0] - pursed[60, 0]) / (spread[64, 0] - spread[60, 0])
+    assert outer < 0.75 and inner < outer - 0.1
+    assert (pursed[66, 1] - pursed[62, 1]) > (spread[66, 1] - spread[62, 1]) + 0.03  # the lips part
+    widths = np.concatenate([mouth_width(expression_layout(make_person(i), video_motion(i, 0, 64))[..., :2])
+                             for i in range(4)])
+    assert widths.std() > 0.05  # eye distances, seen from the front; opening and smile alone moved it by 0.03

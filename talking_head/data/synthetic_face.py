@@ -280,6 +280,10 @@ class Motion:
     light: np.ndarray     # (3,) unit vector towards the light, world frame
     ambient: float
     background_shift: np.ndarray  # (2,) pixels at 128 px, per video
+    #: 0 .. 1 per frame: an "o"/"u"/"w", the corners drawn in and the lips apart evenly (0 = unrounded). Real
+    #: speech changes the mouth's width this way by a fifth or more; opening and smile alone moved it by
+    #: 0.03-0.05 eye distances, under what any judge of width can read.
+    rounding: np.ndarray
 
 
 def _smooth_track(rng: np.random.Generator, num_frames: int, low: float, high: float,
@@ -319,7 +323,9 @@ def make_motion(rng: np.random.Generator, num_frames: int) -> Motion:
         scale=rng.uniform(0.96, 1.04),
         light=light / np.linalg.norm(light),
         ambient=rng.uniform(0.3, 0.5),
-        background_shift=rng.uniform(-6, 6, 2))
+        background_shift=rng.uniform(-6, 6, 2),
+        # Drawn last so that every other track of a seeded video stays what it was before rounding existed.
+        rounding=np.clip(_smooth_track(rng, num_frames, -0.8, 1.0, spacing=6.0), 0.0, 1.0))
 
 
 def expression_layout(identity: Identity, motion: Motion) -> np.ndarray:
@@ -337,6 +343,16 @@ def expression_layout(identity: Identity, motion: Motion) -> np.ndarray:
     narrow = 1.0 - 0.12 * o
     mouth_x = pts[:, 48:68, 0]
     pts[:, 48:68, 0] = mouth_x * narrow
+    # Rounding: the corners (most) and the lips beside them (less) drawn towards the middle, and the lips pushed
+    # apart evenly above and below: in 2-D, what lips pushed forward into an "o" look like from the front.
+    r = motion.rounding[:, None]
+    centre_x = pts[:, 48:68, 0].mean(1, keepdims=True)
+    spread = np.abs(pts[:, 48:68, 0] - centre_x) / np.abs(pts[:, [48, 54], 0] - centre_x).max(1, keepdims=True)
+    pull = 0.3 * spread ** 2
+    pull[:, 12:] = 0.5 * spread[:, 12:]  # the opening rounds more than the lips around it (they thicken at the corners)
+    pts[:, 48:68, 0] = centre_x + (pts[:, 48:68, 0] - centre_x) * (1 - r * pull)
+    pts[:, [49, 50, 51, 52, 53, 61, 62, 63], 1] -= 0.025 * r
+    pts[:, [55, 56, 57, 58, 59, 65, 66, 67], 1] += 0.025 * r
     s = motion.smile[:, None]
     corners = [48, 54, 60, 64]
     pts[:, corners, 1] -= 0.025 * s
