@@ -289,6 +289,7 @@ def test_rounded_lips_narrow_the_mouth_and_its_opening_more_than_the_lips():
     inner = (pursed[64, 0] - pursed[60, 0]) / (spread[64, 0] - spread[60, 0])
     assert outer < 0.75 and inner < outer - 0.1
     assert (pursed[66, 1] - pursed[62, 1]) > (spread[66, 1] - spread[62, 1]) + 0.03  # the lips part
-    widths = np.concatenate([mouth_width(expression_layout(make_person(i), video_motion(i, 0, 64))[..., :2])
-                             for i in range(4)])
-    assert widths.std() > 0.05  # eye distances, seen from the front; opening and smile alone moved it by 0.03
+    # Within each video, in eye distances, seen from the front: measured 0.07-0.10 (opening and smile alone 0.04-0.05).
+    spread_in_video = [mouth_width(expression_layout(make_person(i), video_motion(i, 0, 64))[..., :2]).std()
+                       for i in range(4)]
+    assert min(spread_in_video) > 0.065
