@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from talking_head.config import MODEL_SIZES, ModelConfig
+from talking_head.config import MODEL_SIZES, ModelConfig, mouth_model
 from talking_head.errors import InputError
 from talking_head.landmarks.align import CropBox
 from talking_head.limits import Limits
@@ -44,6 +44,7 @@ class Avatar:
     info: dict[str, Any] = field(default_factory=dict)  # K, steps, weights, timings
     bank_crops: np.ndarray | None = None  # (K, S, S, 3) uint8: the shots, cropped like source_crop
     bank_landmarks: np.ndarray | None = None  # (K, 68, 2) float32, in bank pixels
+    mouth: PersonalGenerator | None = None  # the person's mouth-window generator (``talking_head.mouth_window``)
 
     def __post_init__(self) -> None:
         if self.generator.config.texture_path and (self.bank_crops is None or self.bank_landmarks is None):
@@ -77,6 +78,9 @@ class Avatar:
             tensors["bank_landmarks"] = torch.from_numpy(np.ascontiguousarray(self.bank_landmarks, dtype=np.float32))
         metadata = {"format": AVATAR_FORMAT, "config": json.dumps(self.generator.config.to_dict()),
                     "info": json.dumps(self.info)}
+        if self.mouth is not None:
+            tensors.update({f"mouth.{k}": v.detach().cpu().contiguous() for k, v in self.mouth.state_dict().items()})
+            metadata["mouth"] = json.dumps(self.mouth.config.to_dict())
         partial = path.with_name(path.name + ".partial")
         save_file(tensors, str(partial), metadata=metadata)
         os.replace(partial, path)
@@ -100,18 +104,26 @@ class Avatar:
                     raise InputError(f"{name!r} is not a talking-head avatar (format "
                                      f"{_shorten(repr(metadata.get('format')))}, expected {AVATAR_FORMAT!r})")
                 config, info = _read_config(metadata, name), _read_info(metadata, name)
+                mouth = _read_mouth(metadata, config, name)
                 _check_tensor_layout({k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
-                                      for k in f.keys()}, config, name)
+                                      for k in f.keys()}, config, mouth, name)
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, OSError) as error:
             raise InputError(f"avatar file {name!r} is damaged or not a safetensors file ({error})") from error
-        arrays = {k: v.numpy() for k, v in tensors.items() if not k.startswith("generator.")}
+        arrays = {k: v.numpy() for k, v in tensors.items() if not k.startswith(("generator.", "mouth."))}
         box = _check_paste_back(arrays, config, name)
-        generator = PersonalGenerator(config)
-        state = {k.removeprefix("generator."): v for k, v in tensors.items() if k.startswith("generator.")}
-        generator.load_state_dict(state, strict=True)  # names and shapes were checked against this config
-        return cls(generator.to(device).eval(), arrays["source_crop"], arrays["source_landmarks"], arrays["photo"],
-                   box, info, arrays.get("bank_crops"), arrays.get("bank_landmarks"))
+        generator = _personal_generator(config, tensors, "generator.").to(device)
+        mouth_generator = _personal_generator(mouth, tensors, "mouth.").to(device) if mouth else None
+        return cls(generator, arrays["source_crop"], arrays["source_landmarks"], arrays["photo"], box, info,
+                   arrays.get("bank_crops"), arrays.get("bank_landmarks"), mouth_generator)
+
+
+def _personal_generator(config: ModelConfig, tensors: dict[str, torch.Tensor], prefix: str) -> PersonalGenerator:
+    """The personal generator of ``config`` whose weights are ``tensors`` named with ``prefix``."""
+    generator = PersonalGenerator(config)
+    state = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+    generator.load_state_dict(state, strict=True)  # names and shapes were checked against this config
+    return generator.eval()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -180,6 +192,16 @@ def _read_config(metadata: dict[str, str], name: str) -> ModelConfig:
     return config
 
 
+def _read_mouth(metadata: dict[str, str], config: ModelConfig, name: str) -> ModelConfig | None:
+    """The mouth generator's config: none, or exactly the one this version makes for ``config`` (``mouth_model``)."""
+    if "mouth" not in metadata:
+        return None
+    expected = mouth_model(config)
+    if _json_field(metadata, "mouth", name) != expected.to_dict():
+        raise InputError(f"avatar file {name!r} has a mouth generator of another size than this version's")
+    return expected
+
+
 def _generator_shape(config: ModelConfig) -> ModelConfig:
     """The fields that size a personal generator: not D's ``num_videos``, nor the texture path (a G of
     either kind comes in every size)."""
@@ -213,11 +235,13 @@ Header = dict[str, tuple[tuple[int, ...], str]]
 Layout = dict[str, tuple[tuple[int, ...] | None, tuple[str, ...]]]
 
 
-def _expected_layout(config: ModelConfig, found: Header) -> Layout:
-    """Every tensor an avatar of ``config`` holds; the texture bank's K is taken from ``found``."""
+def _expected_layout(config: ModelConfig, mouth: ModelConfig | None, found: Header) -> Layout:
+    """Every tensor an avatar of ``config`` (and ``mouth``) holds; the texture bank's K is taken from ``found``."""
     size, side = config.image_size, BANK_IMAGE_SIZE
     layout: Layout = {f"generator.{k}": (shape, WEIGHT_DTYPES)
                       for k, shape in _generator_tensors(replace(config, num_videos=1)).items()}
+    if mouth is not None:
+        layout.update({f"mouth.{k}": (shape, WEIGHT_DTYPES) for k, shape in _generator_tensors(mouth).items()})
     layout.update({"source_crop": ((size, size, 3), ("U8",)), "source_landmarks": ((68, 2), ("F32",)),
                    "photo": (None, ("U8",)), "photo_box": ((3,), ("F64",))})
     if config.texture_path or "bank_crops" in found or "bank_landmarks" in found:
@@ -228,9 +252,9 @@ def _expected_layout(config: ModelConfig, found: Header) -> Layout:
     return layout
 
 
-def _check_tensor_layout(found: Header, config: ModelConfig, name: str) -> None:
-    """Every tensor the header lists, by name, dtype and shape, against what ``config`` makes (nothing read yet)."""
-    layout = _expected_layout(config, found)
+def _check_tensor_layout(found: Header, config: ModelConfig, mouth: ModelConfig | None, name: str) -> None:
+    """Every tensor the header lists, by name, dtype and shape, against what the configs make (nothing read yet)."""
+    layout = _expected_layout(config, mouth, found)
     for key, (shape, dtypes) in layout.items():
         if key in found and found[key][1] in dtypes and (shape is None or found[key][0] == shape):
             continue

@@ -24,6 +24,8 @@ COMMANDS = {
     "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
     "export": ("talking_head.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
     "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
+    "train-mouth": ("talking_head.commands.train_mouth", "meta-learn the mouth-window generator on synthetic videos "
+                    "(resumable; --install adds it to a weights folder)"),
     "preprocess": ("talking_head.data.preprocess_cli", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
     "evaluate": (
         "talking_head.commands.evaluate",

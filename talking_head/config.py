@@ -7,7 +7,7 @@ self-describing.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
@@ -91,3 +91,17 @@ MODEL_SIZES: dict[str, ModelConfig] = {
         attention_resolutions=(16,), texture_path=True,
     ),
 }
+
+#: The mouth-window generator (``talking_head.mouth_window``): the paper's AdaIN G on the texture path, at the
+#: size of a mouth's window (64 px, about the native window of a 256 px output) and narrow (12 to 48 channels),
+#: modulated by the same person embedding as the face's G (``mouth_model`` sets ``embedding_dim`` to the weights').
+MOUTH_MODEL = ModelConfig(
+    image_size=64, embedding_dim=256, base_channels=24, max_channels=128,
+    encoder_min_resolution=4, generator_bottleneck_resolution=16, generator_res_blocks=2,
+    attention_resolutions=(), texture_path=True,
+)
+
+
+def mouth_model(face: ModelConfig) -> ModelConfig:
+    """The mouth generator of weights whose embedder is ``face``'s: ``MOUTH_MODEL`` modulated by its embeddings."""
+    return replace(MOUTH_MODEL, embedding_dim=face.embedding_dim)

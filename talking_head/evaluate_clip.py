@@ -53,7 +53,7 @@ from talking_head.render import (
     DrivingVideo,
     RenderConfig,
     driver_landmarks,
-    generate_faces,
+    finish_faces,
     retarget_batch,
     texture_for,
 )
@@ -86,6 +86,9 @@ class ClipOptions:
                               "evenly over the frames with a face) or cover (as a clip among --photos is: pose and "
                               "mouth covered, sharp, no near-duplicates; docs/clip_shots.md)",
                               choices=["even", "cover"])
+    model: str = option("generator", "with --clip: the model set beside the warp: generator (the face's G over the "
+                        "warp, inside the mouth) or mouth (the mouth-window generator, docs/mouth.md)",
+                        choices=["generator", "mouth"])
 
 
 @dataclass(frozen=True, order=True)
@@ -216,8 +219,8 @@ def targets(clip: Path, driving: DrivingVideo, start: int, detector: LandmarkDet
 class Renderer:
     """One K's avatars (a steps count each, the same shots): the warp once, then each avatar's model."""
 
-    def __init__(self, avatars: dict[int, Avatar], retarget: str, size: int) -> None:
-        self.avatars, self.size = avatars, size
+    def __init__(self, avatars: dict[int, Avatar], retarget: str, size: int, model: str = "generator") -> None:
+        self.avatars, self.size, self.model = avatars, size, model
         first = next(iter(avatars.values()))
         self.source = first.source_landmarks
         self.retargeter = Retargeter(first.source_landmarks, retarget)
@@ -227,7 +230,8 @@ class Renderer:
         first = next(iter(self.avatars.values()))
         points = retarget_batch(self.retargeter, [t.driver for t in batch], self.source)
         warped = texture_for(first, points, self.size)
-        models = {steps: generate_faces(avatar, points, self.size, warped) for steps, avatar in self.avatars.items()}
+        models = {steps: finish_faces(avatar, points, self.size, warped, generator=self.model == "generator",
+                                      mouth=self.model == "mouth") for steps, avatar in self.avatars.items()}
         return points * np.float32(self.size / first.image_size), tensor_to_images(warped), models
 
 
@@ -301,7 +305,7 @@ def evaluate_clip(pipe: TalkingHeadPipeline, clip: Path, settings: list[Setting]
         avatars = {s.steps: pipe.personalize(shots, steps=s.steps, finetune=finetune)
                    for s in settings if s.k == k}
         log.info("%s: K=%d personalised (shots: frames %s)", clip.name, k, indices)
-        renderers.append((k, len(indices), Renderer(avatars, options.retarget, options.output_size)))
+        renderers.append((k, len(indices), Renderer(avatars, options.retarget, options.output_size, options.model)))
     del frames
     scored = seen = 0
     stream = targets(clip, driving, half, pipe.detector, config, options.output_size)

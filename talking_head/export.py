@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from talking_head.hub import NETWORK_FILES, TalkingHeadModel, save_model
+from talking_head.hub import MOUTH_FILE, NETWORK_FILES, TalkingHeadModel, save_model
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.train import STATE_FILE
 
@@ -67,20 +67,27 @@ def without_paths(value: Any) -> Any:
     return value
 
 
+def write_weights(model: TalkingHeadModel, out: str | Path, dtype: torch.dtype) -> Path:
+    """Write ``model`` into the weights folder ``out`` in ``dtype``, replacing its networks and config and keeping its
+    model card (README.md) if it has one."""
+    out = Path(out)
+    card = out / "README.md"
+    kept_card = card.read_text() if card.is_file() else None
+    for name in [*NETWORK_FILES.values(), MOUTH_FILE, "config.json"]:
+        (out / name).unlink(missing_ok=True)
+    save_model(model, out, dtype)
+    if kept_card is not None:
+        card.write_text(kept_card)
+    return out
+
+
 def export(options: ExportOptions) -> tuple[Path, float]:
     model = TalkingHeadModel.from_pretrained(options.checkpoint)
     model.provenance = without_paths(model.provenance)
     step = training_step(options.checkpoint)
     if step is not None:  # config.json then says which step the shipped weights are
         model.provenance["step"] = step
-    out = Path(options.out)
-    card = out / "README.md"
-    kept_card = card.read_text() if card.is_file() else None
-    for name in [*NETWORK_FILES.values(), "config.json"]:
-        (out / name).unlink(missing_ok=True)
-    save_model(model, out, getattr(torch, options.dtype))
-    if kept_card is not None:
-        card.write_text(kept_card)
+    out = write_weights(model, options.out, getattr(torch, options.dtype))
     error = half_precision_error(model, TalkingHeadModel.from_pretrained(out))
     if options.push_to_hub:  # the folder exactly as exported: half-precision files and the model card
         from huggingface_hub import create_repo, upload_folder

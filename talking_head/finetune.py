@@ -54,6 +54,8 @@ class FinetuneConfig:
     #: 3 unseen people, K = 8, 30 steps), L1 went 0.370 -> 0.373 at weight 1, -> 0.253 at 0.1 and
     #: -> 0.221 with no adversarial term. 0.1 keeps the paper's realism term without letting it win.
     adversarial: float = option(0.1, "weight of the adversarial term (feature matching gets 10x this)")
+    networks: str = option("both", "what fine-tuning trains: both learned generators, only the face's (G over the warp) "
+                           "or only the mouth window's", choices=["both", "face", "mouth"])
     batch_size: int = option(8, "shots per step (at most K)")
     seed: int = option(0, "seed of the shot order")
     device: str = option("auto", "auto, cpu, cuda, ...")
@@ -65,6 +67,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
+        if self.networks not in ("both", "face", "mouth"):
+            raise ValueError(f"networks must be both, face or mouth, got {self.networks!r}")
         if self.lr_generator <= 0 or self.lr_discriminator <= 0:
             raise ValueError(f"learning rates must be > 0, got {self.lr_generator}, {self.lr_discriminator}")
 

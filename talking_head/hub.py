@@ -49,6 +49,8 @@ WEIGHTS_FORMAT = "talking-head-weights-v1"
 CONFIG_FILE = "config.json"
 NETWORK_FILES = {"embedder": "embedder.safetensors", "generator": "generator.safetensors",
                  "discriminator": "discriminator.safetensors"}
+#: The mouth-window generator's file (``talking_head.mouth_window``), in a folder whose config.json has "mouth".
+MOUTH_FILE = "mouth_generator.safetensors"
 #: The Hub repo the app and CLI try first; override with the TALKING_HEAD_REPO environment variable.
 DEFAULT_REPO_ID = "talking-head/talking-head-small"
 #: The small model shipped with the package, found as package data: ``talking_head/checkpoints`` is a link
@@ -81,7 +83,8 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
                        tags=["talking-head", "few-shot", "gan"]):
     """E, G and D of one model size, saved and loaded together (one safetensors file per network)."""
 
-    def __init__(self, config: ModelConfig | dict[str, Any], provenance: dict[str, Any] | None = None) -> None:
+    def __init__(self, config: ModelConfig | dict[str, Any], provenance: dict[str, Any] | None = None,
+                 mouth: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
         #: How the weights were made (data, steps, options; written into config.json by train.py).
@@ -89,6 +92,13 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
         self.embedder = Embedder(self.config)
         self.generator = Generator(self.config)
         self.discriminator = Discriminator(self.config)
+        #: The mouth-window generator, modulated by this embedder's embeddings (None: the weights have none).
+        self.mouth = Generator(mouth) if mouth is not None else None
+
+    @property
+    def networks(self) -> dict[str, str]:
+        """Network attribute -> file, of the networks these weights have."""
+        return NETWORK_FILES | ({"mouth": MOUTH_FILE} if self.mouth is not None else {})
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs: Any) -> "TalkingHeadModel":
@@ -103,10 +113,12 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
 
     # -- ModelHubMixin hooks -------------------------------------------------------------------------
     def _save_pretrained(self, save_directory: Path) -> None:
-        for name, filename in NETWORK_FILES.items():
+        for name, filename in self.networks.items():
             state = {k: v.detach().contiguous().cpu() for k, v in getattr(self, name).state_dict().items()}
             save_file(state, str(save_directory / filename), metadata={"format": "pt", "network": name})
         config = {"format": WEIGHTS_FORMAT, "model": self.config.to_dict(), "provenance": self.provenance}
+        if self.mouth is not None:
+            config["mouth"] = self.mouth.config.to_dict()
         (save_directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
 
     @classmethod
@@ -134,10 +146,11 @@ class TalkingHeadModel(nn.Module, ModelHubMixin, library_name="talking-head",
             config = json.loads(Path(config_path).read_text())
             if config.get("format") != WEIGHTS_FORMAT:
                 raise ValueError(f"format {config.get('format')!r}, expected {WEIGHTS_FORMAT!r}")
-            model = cls(ModelConfig.from_dict(config["model"]), provenance=config.get("provenance"))
+            mouth = ModelConfig.from_dict(config["mouth"]) if "mouth" in config else None
+            model = cls(ModelConfig.from_dict(config["model"]), provenance=config.get("provenance"), mouth=mouth)
         except (ValueError, KeyError, TypeError) as error:
             raise WeightsError(f"{config_path}: not a talking-head config ({error})") from error
-        for name, filename in NETWORK_FILES.items():
+        for name, filename in model.networks.items():
             load_network(getattr(model, name), fetch(filename))
         return model.to(map_location).eval()
 

@@ -35,6 +35,7 @@ from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, NoFac
 from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
 from talking_head.media import load_photo
+from talking_head.mouth_finetune import personal_mouth
 from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
                                  render_faces)
 from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
@@ -188,13 +189,18 @@ class TalkingHeadPipeline:
         frames, drawings = to_network(shots.crops, shots.landmarks, self.image_size)
         step_progress = (lambda step, total, _: progress(step / total, f"fine-tuning step {step}/{total}")
                          ) if progress else None
-        generator = personalize(self.model, frames, drawings, torch.from_numpy(shots.landmarks), config,
+        face_config = config if config.networks != "mouth" else replace(config, steps=0)
+        generator = personalize(self.model, frames, drawings, torch.from_numpy(shots.landmarks), face_config,
                                 step_progress)
         info = {"k": len(shots.crops), "steps": config.steps, "weights": self.weights, "notes": shots.notes,
                 "seconds": round(time.monotonic() - began, 2), "device": config.device,
                 "finetune": _shareable(config)}
         bank = (shots.bank_crops, shots.bank_landmarks) if self.model.config.texture_path else (None, None)
-        return Avatar(generator, shots.crops[0], shots.landmarks[0], shots.photo, shots.photo_box, info, *bank)
+        mouth_steps = config.steps if config.networks != "face" else 0
+        mouth = (personal_mouth(self.model.mouth, generator.embedding, *bank, mouth_steps, config.seed)
+                 if self.model.mouth is not None and bank[0] is not None else None)
+        info["seconds"] = round(time.monotonic() - began, 2)
+        return Avatar(generator, shots.crops[0], shots.landmarks[0], shots.photo, shots.photo_box, info, *bank, mouth)
 
     def _finetune_config(self, config: FinetuneConfig, steps: int | None) -> FinetuneConfig:
         """``config`` with the ``steps`` shorthand applied and ``auto`` resolved to the pipeline's device."""
@@ -213,7 +219,8 @@ class TalkingHeadPipeline:
         """``avatar`` itself when it is on the pipeline's device, else a copy there."""
         if _same_device(avatar.generator.psi.device, self.device):
             return avatar
-        return replace(avatar, generator=copy.deepcopy(avatar.generator).to(self.device))
+        mouth = copy.deepcopy(avatar.mouth).to(self.device) if avatar.mouth is not None else None
+        return replace(avatar, generator=copy.deepcopy(avatar.generator).to(self.device), mouth=mouth)
 
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,

@@ -33,6 +33,7 @@ from talking_head.landmarks.smooth import CentredSmoother, smooth_stream
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_driver
+from talking_head.mouth_window import refine_mouths
 from talking_head.options import option
 from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
 from talking_head.warp import GRID_SIZE
@@ -51,14 +52,17 @@ Progress = Callable[[float, str], None]
 #: 0.770 vs 0.750 at K = 1, 0.801 vs 0.773 feed-forward and 0.798 fine-tuned at K = 8, self-reenactment of a real
 #: clip), and dlib's real-photo judge saw no gain, while G took half of the rendering time (docs/generator.md).
 GENERATOR_BY_DEFAULT = False
+#: Whether the mouth-window generator repaints open mouths unless asked otherwise (where the avatar has one). Off
+#: until it beats the warp on real faces (docs/mouth.md): it learnt the mouth on synthetic heads.
+MOUTH_BY_DEFAULT = False
 
 
-def unused_finetuning(steps: int, generator: bool) -> str | None:
-    """What to tell a person who asked for fine-tuning steps with the generator off (they train only the generator,
-    so the frames would not change), or None."""
-    if steps > 0 and not generator:
-        return (f"{steps} fine-tuning steps train the learned generator, which is off: turn it on to render with it "
-                f"(the warp alone is the default)")
+def unused_finetuning(steps: int, generator: bool, mouth: bool = MOUTH_BY_DEFAULT) -> str | None:
+    """What to tell a person who asked for fine-tuning steps with both learned generators off (the steps train only
+    them, so the frames would not change), or None."""
+    if steps > 0 and not generator and not mouth:
+        return (f"{steps} fine-tuning steps train the learned generators, which are off: turn one on to render with "
+                f"it (the warp alone is the default)")
     return None
 
 
@@ -74,6 +78,8 @@ class RenderConfig:
     generator: bool = option(GENERATOR_BY_DEFAULT, "also run the learned generator over the warp, inside the mouth "
                              "(off by default: on real faces the warp alone scored as well, in half the time; "
                              "pure-synthesis avatars always use it)")
+    mouth: bool = option(MOUTH_BY_DEFAULT, "repaint open mouths with the mouth-window generator, where the weights "
+                         "have one (off by default: it learnt mouths on synthetic heads; docs/mouth.md)")
     batch_size: int = option(8, "frames generated at once (halved automatically on GPU out-of-memory)")
     max_seconds: float | None = option(None, "longest driving video accepted, in seconds (None: the limit, env "
                                        "TALKING_HEAD_MAX_VIDEO_SECONDS)")
@@ -179,17 +185,21 @@ class BatchGenerator:
 
 
 def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: BatchGenerator | None = None,
-                 generator: bool = GENERATOR_BY_DEFAULT) -> np.ndarray:
+                 generator: bool = GENERATOR_BY_DEFAULT, mouth: bool = MOUTH_BY_DEFAULT) -> np.ndarray:
     """The avatar's face on (T, 68, 2) targets (crop pixels): (T, size, size, 3) uint8; the warp
     (:func:`texture_for`, on the texture path), then :func:`finish_faces`."""
     warped = texture_for(avatar, targets, size) if avatar.texture_path else None
-    return finish_faces(avatar, targets, size, warped, generate, generator)
+    return finish_faces(avatar, targets, size, warped, generate, generator, mouth)
 
 
 def finish_faces(avatar: Avatar, targets: np.ndarray, size: int, warped: torch.Tensor | None,
-                 generate: BatchGenerator | None = None, generator: bool = GENERATOR_BY_DEFAULT) -> np.ndarray:
-    """The faces shown for (T, 68, 2) targets given their warp: the warp itself, or with ``generator`` (and always
-    without a warp: a pure-synthesis avatar) :func:`generate_faces`. (T, size, size, 3) uint8."""
+                 generate: BatchGenerator | None = None, generator: bool = GENERATOR_BY_DEFAULT,
+                 mouth: bool = MOUTH_BY_DEFAULT) -> np.ndarray:
+    """The faces shown for (T, 68, 2) targets given their warp: the warp itself, its open mouths repainted with
+    ``mouth`` (where the avatar has a mouth generator), then with ``generator`` (and always without a warp: a
+    pure-synthesis avatar) :func:`generate_faces`. (T, size, size, 3) uint8."""
+    if warped is not None and mouth and avatar.mouth is not None:
+        warped = refine_mouths(avatar.mouth, warped, torch.from_numpy(targets * np.float32(size / avatar.image_size)))
     if warped is not None and not generator:
         return tensor_to_images(warped)
     return generate_faces(avatar, targets, size, warped, generate)
@@ -370,17 +380,19 @@ class AvatarColumn:
     height: int  # of a panel
     paste_back: bool
     generator: bool
+    mouth: bool
 
     @classmethod
     def plan(cls, avatar: Avatar, layout: FrameLayout, config: RenderConfig, limits: Limits) -> AvatarColumn:
         size = face_size(avatar, layout.height, limits.max_output_size) if config.paste_back else layout.height
         return cls(avatar, Retargeter(avatar.source_landmarks, config.retarget),
-                   BatchGenerator(avatar, config.batch_size), size, layout.height, config.paste_back, config.generator)
+                   BatchGenerator(avatar, config.batch_size), size, layout.height, config.paste_back, config.generator,
+                   config.mouth)
 
     def __call__(self, driver: list[np.ndarray | None]) -> list[np.ndarray]:
         """A panel ``height`` tall per frame of the driver's (smoothed) landmarks."""
         targets = retarget_batch(self.retargeter, driver, self.avatar.source_landmarks)
-        faces = render_faces(self.avatar, targets, self.face_size, self.generate, self.generator)
+        faces = render_faces(self.avatar, targets, self.face_size, self.generate, self.generator, self.mouth)
         if not self.paste_back:
             return [fit_height(face, self.height) for face in faces]
         scale = np.float32(self.face_size / self.avatar.image_size)

@@ -282,7 +282,7 @@ class TalkingHeadApp:
         notes = _describe(result, info, job.render.generator,
                           [("finding faces in the photos", detect_seconds),
                            (f"personalising ({job.steps} fine-tuning steps)", info["seconds"])])
-        unused = unused_finetuning(job.steps, job.render.generator)
+        unused = unused_finetuning(job.steps, job.render.generator, job.render.mouth)
         notes = f"**Note:** {unused} (*Advanced*).\n\n{notes}" if unused else notes
         overlays = [(overlay, Path(photo).name)
                     for overlay, photo in zip(self.pipeline.landmark_overlays(shots, OVERLAY_SIDE), photos)]

@@ -65,7 +65,7 @@ def test_generate_returns_driven_mp4_avatar_and_overlays_and_the_avatar_animates
     avatar = Avatar.load(avatar_file)
     assert (avatar.info["k"], avatar.info["steps"]) == (3, 2)
     assert "rendering 30 frames" in notes and "the learned generator is off" in notes
-    assert "2 fine-tuning steps train the learned generator, which is off" in notes  # so they changed nothing
+    assert "2 fine-tuning steps train the learned generators, which are off" in notes  # so they changed nothing
 
     again, again_notes = client.predict(handle_file(avatar_file), handle_file(driver_video), "relative", False, True,
                                         128, api_name="/animate_avatar")

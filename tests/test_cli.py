@@ -136,6 +136,6 @@ def test_fine_tuning_without_the_generator_says_it_changes_nothing(trained_tiny:
     common = ["animate", "--photos", str(synthetic_photos[0]), "--driver", str(driver_video), "--steps", "1",
               "--max-seconds", "0.2", "--trim", *weights]
     main([*common, "--out", str(tmp_path / "warp.mp4")])
-    assert "note: 1 fine-tuning steps train the learned generator, which is off" in capsys.readouterr().err
+    assert "note: 1 fine-tuning steps train the learned generators, which are off" in capsys.readouterr().err
     main([*common, "--out", str(tmp_path / "g.mp4"), "--generator"])
     assert "fine-tuning steps train" not in capsys.readouterr().err

@@ -74,7 +74,7 @@ def render_config(args: argparse.Namespace) -> RenderConfig:
 
 def note_unused_finetuning(finetune: FinetuneConfig, render: RenderConfig) -> None:
     """Fine-tuning trains the generator; without ``--generator`` the frames are the warp, which it never changes."""
-    note = unused_finetuning(finetune.steps, render.generator)
+    note = unused_finetuning(finetune.steps, render.generator, render.mouth)
     if note:
         print(f"note: {note} (--generator)", file=sys.stderr)
 

@@ -47,7 +47,7 @@ def evaluate_clips(options: EvaluateOptions, clip: ClipOptions) -> None:
     if options.threads:
         torch.set_num_threads(options.threads)
     finetune = FinetuneConfig(lr_generator=options.lr_generator, batch_size=options.batch_size, seed=options.seed,
-                              device=options.device)
+                              device=options.device, networks="mouth" if clip.model == "mouth" else "face")
     try:
         pipe = TalkingHeadPipeline.from_pretrained(options.weights, device=options.device)
     except (WeightsNotFoundError, WeightsError) as error:

@@ -28,7 +28,7 @@ from talking_head.data.synthetic_face import (Identity, Motion, expression_layou
                                               rotation_matrices)
 from talking_head.data.synthetic_render import FACE_CENTER_DROP, FACE_FRACTION, make_camera, render
 
-__all__ = ["SyntheticConfig", "identity_split", "make_person", "video_motion", "render_video", "generate_dataset",
+__all__ = ["SyntheticConfig", "identity_split", "identities_of", "make_person", "video_motion", "render_video", "generate_dataset",
            "FACE_FRACTION", "FACE_CENTER_DROP"]
 
 
@@ -118,3 +118,13 @@ def generate_dataset(root: str | Path, num_identities: int, videos_per_identity:
                 bar.update()
     bar.close()
     return write_index(root, config.image_size)
+
+
+def identities_of(split: str, count: int, config: SyntheticConfig = SyntheticConfig()) -> list[int]:
+    """The first ``count`` identities of ``split`` ("train" or "heldout"), in order."""
+    found, identity = [], 0
+    while len(found) < count:
+        if identity_split(identity, config) == split:
+            found.append(identity)
+        identity += 1
+    return found
