@@ -42,7 +42,8 @@ from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.options import option
-from talking_head.render import GENERATOR_BY_DEFAULT, BatchGenerator, finish_faces, fit_height, texture_for
+from talking_head.render import (GENERATOR_BY_DEFAULT, MOUTH_BY_DEFAULT, BatchGenerator, finish_faces, fit_height,
+                                 texture_for)
 from talking_head.stages import Ahead
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
@@ -83,6 +84,7 @@ class LiveConfig:
                               "warp.GRID_SIZE, 128): coarser is faster")
     generator: bool = option(GENERATOR_BY_DEFAULT, "also run the learned generator over the warp, inside the mouth "
                              "(as animate's --generator)")
+    mouth: bool = option(MOUTH_BY_DEFAULT, "repaint open mouths with the mouth-window generator (as animate's --mouth)")
     bf16: bool = option(False, "run the generator under bfloat16 autocast where the hardware multiplies bfloat16 (CUDA, "
                         "CPUs with AMX; elsewhere it would be emulated, so float32 runs); pixel values within 1 of "
                         "float32's")
@@ -208,7 +210,7 @@ class LiveSession:
                 mark = self.clock()
                 with autocast(self.avatar.generator.psi.device, self.config.bf16):
                     face_image = finish_faces(self.avatar, posed.target, self.config.output_size, posed.warped,
-                                              self.generate, self.config.generator)[0]
+                                              self.generate, self.config.generator, self.config.mouth)[0]
                 timings["generate"] = (self.clock() - mark) * 1000
                 mark = self.clock()
                 self.last_image = stamp_synthetic(face_image, self.config.mark_position)
