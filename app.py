@@ -27,6 +27,8 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
 ASTRONAUT, DRIVER = str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "driver.mp4")
 VIDEO_HEIGHT = 360
+#: A clip of yourself is shown smaller: it is an input, what matters is the shots chosen from it.
+CLIP_HEIGHT = 240
 #: Gradio converts uploads to this format with the system's ffmpeg (webcam webm has no duration, so
 #: converting helps); without a system ffmpeg that conversion fails for every non-mp4 upload, so then
 #: videos are passed through as they are and read by the bundled ffmpeg (imageio-ffmpeg).
@@ -60,7 +62,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                 with gr.Column():
                     photos = gr.File(label=f"Photos of one person (1 to {limits.max_shots})", file_count="multiple",
                                      file_types=["image"], elem_id="photos")
-                    clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT, elem_id="clip")
+                    clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT,
+                                    height=CLIP_HEIGHT, elem_id="clip")
                     clip_shots = clip_shots_slider(limits.max_shots)
                     driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                       elem_id="driver")
@@ -82,7 +85,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                                                 info=GENERATOR_INFO, elem_id="generator")
                     generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
                     overlays = gr.Gallery(label="Your shots with the landmarks found (a clip's: when, and why "
-                                          "each was taken)", columns=4, height=210,
+                                          "each was taken)", columns=4, height="auto",
                                           object_fit="contain", elem_id="overlays", interactive=False)
                 with gr.Column():
                     result = gr.Video(label="Result", height=VIDEO_HEIGHT, elem_id="result-video", interactive=False)
@@ -105,7 +108,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                 cmp_photos = gr.File(label=f"Photos of one person (up to {limits.max_shots})", file_count="multiple",
                                      file_types=["image"], elem_id="cmp-photos")
                 cmp_clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT,
-                                    elem_id="cmp-clip")
+                                    height=CLIP_HEIGHT, elem_id="cmp-clip")
                 cmp_driver = gr.Video(label="Driving video (with a clip, none: the clip drives itself)",
                                       sources=["upload", "webcam"], format=VIDEO_FORMAT, elem_id="cmp-driver")
             with gr.Row(equal_height=True):

@@ -314,7 +314,9 @@ class TalkingHeadApp:
         from_clip = chosen_shots(self.pipeline, clip, self._clip_shots(shots))
         shots_taken = self.pipeline.prepare_shots([from_clip])
         overlays = self.pipeline.landmark_overlays(shots_taken, OVERLAY_SIDE)
-        return list(zip(overlays, shot_captions([], from_clip))), _bullets(shots_taken.notes)
+        captions = shot_captions([], from_clip)
+        taken = f"{from_clip.name}: {len(captions)} shots from {from_clip.frames} frames, each for a reason:"
+        return list(zip(overlays, captions)), _bullets([taken, *captions, *from_clip.notes])
 
     @visitor_errors
     def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = "relative",
