@@ -156,7 +156,7 @@ def test_a_photo_sent_as_the_clip_and_shots_out_of_range_are_refused(tiny_app: T
 def test_bad_clips_reach_api_callers_as_their_message_without_a_server_path(server: str, clip: Path,
                                                                            tmp_path: Path) -> None:
     client = visitor(server, tmp_path / "client")
-    gallery, _ = client.predict(handle_file(clip), 2, api_name="/preview_clip")
+    gallery, _ = client.predict(clip=handle_file(clip), shots=2, api_name="/preview_clip")  # as docs/api.md shows
     assert len(gallery) == 2 and gallery[0]["caption"].startswith("me.mp4 at ")
     for file, make, message in ((f, m, shown) for f, m, shown, _ in BAD_CLIPS if isinstance(shown, str)):
         with pytest.raises(AppError, match=re.escape(message)) as raised:
