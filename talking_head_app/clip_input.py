@@ -75,7 +75,8 @@ def plan_clip_comparison(pipeline: TalkingHeadPipeline, clip: str, ks: list[int]
     gives fewer than 32: the notes say so)."""
     shots = chosen_shots(pipeline, clip, max(ks), max_frames=half)
     available = len(shots.shots)
-    notes = [f"{shots.name}: its first half ({half} frames) gave {available} usable shot{'s' * (available != 1)}, "
-             f"so K is capped at {available}"] if max(ks) > available else []
+    capped = (f"{shots.name}: its first half ({half} frames) gave {available} usable shot{'s' * (available != 1)}, "
+              f"so K is capped at {available}")
+    notes = [capped] if max(ks) > available else []
     return ClipComparison(clip, shots, sorted({min(k, available) for k in ks}), half, options,
                           notes + [shots.describe(), *shots.notes])

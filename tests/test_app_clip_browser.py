@@ -1,6 +1,7 @@
 """A clip of yourself in the app, in a real browser (headless Debian Chromium through Playwright, issue 27
 acceptance 2): the clip uploaded as the photos, its 8 chosen shots shown before anything is rendered, a result
-video, then *Compare shots* from the same clip, measured on its second half.
+video, then *Compare shots* from the same clip, measured on its second half; and a clip recorded with the webcam
+(Chromium's fake camera playing examples/driver.mp4).
 
 Skipped as ``test_app_browser.py`` is. Uses a tiny random model unless ``TALKING_HEAD_APP_TEST_WEIGHTS`` names a
 checkpoint folder; ``TALKING_HEAD_APP_CLIP_SCREENSHOTS=docs`` also saves ``app_clip.png`` (the Animate tab) and
@@ -10,12 +11,21 @@ checkpoint folder; ``TALKING_HEAD_APP_CLIP_SCREENSHOTS=docs`` also saves ``app_c
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_support import CHROMIUM, EXAMPLES, browser_test_app, headless_chromium, served_in_process
+from app_support import (
+    CHROMIUM,
+    EXAMPLES,
+    browser_test_app,
+    fake_camera_args,
+    fake_camera_file,
+    headless_chromium,
+    served_in_process,
+)
 from PIL import Image
 
 from talking_head.clip_shots import ClipShotsConfig
@@ -89,3 +99,18 @@ def test_a_clip_as_the_photos_then_compare_shots_from_the_same_clip(server: str,
         assert text.count("feed-forward") == 3 * 3  # K = 1, 8 and the cap: warp, model and their difference each
         page.locator("#cmp-video").scroll_into_view_if_needed()
         screenshot(page, tmp_path, "app_clip_compare.png")
+
+
+def test_a_webcam_recording_of_yourself_gives_its_shots(server: str, tmp_path: Path) -> None:
+    with headless_chromium(*fake_camera_args(fake_camera_file(tmp_path))) as browser:
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        page.goto(server)
+        page.locator('#clip button[aria-label="Capture from camera"]').click()
+        page.locator("#clip button", has_text="Access Webcam").click()
+        record = page.locator('#clip button[aria-label="start recording"]')
+        record.click()
+        page.wait_for_timeout(3000)  # 3 s of the camera's talking face
+        record.click()  # stops: the recording is uploaded (a WebM without a duration) and its shots chosen
+        page.wait_for_function("() => document.querySelectorAll('#overlays img').length === 8", timeout=120_000)
+        notes = page.locator("#notes").inner_text()
+        assert "widest mouth opening" in notes and re.search(r"\.webm: 8 shots from \d+ frames", notes), notes
