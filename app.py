@@ -16,6 +16,7 @@ from typing import Any
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
+from talking_head.clip_shots import ClipShotsConfig
 from talking_head.render import GENERATOR_BY_DEFAULT
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
@@ -26,6 +27,8 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
 ASTRONAUT, DRIVER = str(EXAMPLES / "astronaut.jpg"), str(EXAMPLES / "driver.mp4")
 VIDEO_HEIGHT = 360
+#: A clip of yourself is shown smaller: it is an input, what matters is the shots chosen from it.
+CLIP_HEIGHT = 240
 #: Gradio converts uploads to this format with the system's ffmpeg (webcam webm has no duration, so
 #: converting helps); without a system ffmpeg that conversion fails for every non-mp4 upload, so then
 #: videos are passed through as they are and read by the bundled ffmpeg (imageio-ffmpeg).
@@ -36,7 +39,9 @@ GENERATOR_INFO = ("off: the photo's own pixels warped (scored as well on real fa
 INTRO = """# talking-head
 Few-shot talking heads ([Zakharov et al., 2019](https://arxiv.org/abs/1905.08233)): a few photos of a
 face, a driving video, and the face in your photos moves and talks like the one in the video.
-Upload 1 to 32 photos of **one** person, a driving video (or record one), then press **Generate**."""
+Upload 1 to 32 photos of **one** person or a short clip of yourself, a driving video (or record one), then press
+**Generate**."""
+CLIP_LABEL = "Or a clip of yourself: record 5 s, turn your head a little and say a few words"
 
 INTENDED_USE = """**Intended use.** Animate photos of yourself, or of people who have agreed to it. Every video
 carries a visible *SYNTHETIC - AI generated* mark and a notice in its metadata, and this app has no
@@ -57,6 +62,9 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                 with gr.Column():
                     photos = gr.File(label=f"Photos of one person (1 to {limits.max_shots})", file_count="multiple",
                                      file_types=["image"], elem_id="photos")
+                    clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT,
+                                    height=CLIP_HEIGHT, elem_id="clip")
+                    clip_shots = clip_shots_slider(limits.max_shots)
                     driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                       elem_id="driver")
                     steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
@@ -76,7 +84,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                         generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
                                                 info=GENERATOR_INFO, elem_id="generator")
                     generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
-                    overlays = gr.Gallery(label="Landmarks found in your photos", columns=4, height=210,
+                    overlays = gr.Gallery(label="Your shots with the landmarks found (a clip's: when, and why "
+                                          "each was taken)", columns=4, height="auto",
                                           object_fit="contain", elem_id="overlays", interactive=False)
                 with gr.Column():
                     result = gr.Video(label="Result", height=VIDEO_HEIGHT, elem_id="result-video", interactive=False)
@@ -93,15 +102,18 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
         with gr.Tab("Compare shots"):
             gr.Markdown("How many photos (K) does it take? The same photos, personalised with the first K of them "
                         "for each K, driven by one video: one labelled column per K, and how well each K redraws "
-                        "the photos it did not see.")
+                        "the photos it did not see. Or from **one clip of yourself**: each K's shots chosen from its "
+                        "first half, measured on its second half's frames as the truth.")
             with gr.Row():
                 cmp_photos = gr.File(label=f"Photos of one person (up to {limits.max_shots})", file_count="multiple",
                                      file_types=["image"], elem_id="cmp-photos")
-                cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
-                                      elem_id="cmp-driver")
+                cmp_clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT,
+                                    height=CLIP_HEIGHT, elem_id="cmp-clip")
+                cmp_driver = gr.Video(label="Driving video (with a clip, none: the clip drives itself)",
+                                      sources=["upload", "webcam"], format=VIDEO_FORMAT, elem_id="cmp-driver")
             with gr.Row(equal_height=True):
                 ks = gr.Textbox("1, 8, 32", label="K values", info="comma-separated; capped at the number of "
-                                "photos given")
+                                "photos given, or of shots the clip's first half gives")
                 cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
                                       label="Fine-tuning steps per K")
                 cmp_generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
@@ -113,21 +125,35 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
         build_live_tab(app, avatar_out, live)
         gr.Markdown(INTENDED_USE)
 
-        checked_by_the_app(steps, seed, cmp_steps)
+        checked_by_the_app(steps, seed, cmp_steps, clip_shots)
         render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
-        short_refusals(photos, driver, avatar_in, cmp_photos, cmp_driver, retarget, output_size, mark_position)
+        short_refusals(photos, clip, driver, avatar_in, cmp_photos, cmp_clip, cmp_driver, retarget, output_size,
+                       mark_position)
         # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
         # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
         job = one_queue(settings.concurrency)
-        generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed, generator],
+        # A clip's shots are shown as soon as it arrives (or the number of shots changes), before any rendering.
+        preview = {"fn": stoppable(app.preview_clip), "inputs": [clip, clip_shots], "outputs": [overlays, notes],
+                   "trigger_mode": "always_last", **job}
+        clip.change(api_name="preview_clip", **preview)
+        clip_shots.release(api_name=False, **preview)
+        generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed, generator, clip,
+                                                 clip_shots],
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
         animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options, generator], [result, notes],
                       api_name="animate_avatar", **job)
-        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps, cmp_generator],
+        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps, cmp_generator, cmp_clip],
                       [cmp_video, cmp_table],
                       api_name="compare", **job)
     app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+def clip_shots_slider(max_shots: int) -> gr.Slider:
+    """How many frames a clip gives; its default is the library's (``ClipShotsConfig``, written once)."""
+    return gr.Slider(1, max_shots, value=ClipShotsConfig().shots, step=1, label="Shots from the clip",
+                     info="frames taken from it, chosen to cover your head's turns and your mouth's shapes",
+                     elem_id="clip-shots")
 
 
 def launch_options(settings: AppSettings) -> dict[str, Any]:

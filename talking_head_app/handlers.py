@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -36,11 +36,22 @@ import spaces
 import spaces.config
 
 from talking_head.avatar import Avatar
+from talking_head.clip_shots import ClipShotsConfig
 from talking_head.device import describe_rendering, pick_device
 from talking_head.errors import InputError
+from talking_head.evaluate_clip import evaluate_clips
+from talking_head.evaluate_clip_report import results_table
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
 from talking_head.render import GENERATOR_BY_DEFAULT, Progress, RenderConfig, RenderResult, unused_finetuning
+from talking_head_app.clip_input import (
+    ClipComparison,
+    check_clip_to_compare,
+    chosen_shots,
+    clip_path,
+    plan_clip_comparison,
+    shot_captions,
+)
 from talking_head_app.jobs import JobCancelled, check_stop
 
 logger = logging.getLogger(__name__)
@@ -254,6 +265,7 @@ class TalkingHeadApp:
         self._personalize_and_animate_on_gpu = spaces.GPU(duration=_reserved_seconds)(self._personalize_and_animate)
         self._animate_on_gpu = spaces.GPU(duration=_reserved_seconds)(self._animate)
         self._compare_on_gpu = spaces.GPU(duration=_reserved_seconds)(self._compare)
+        self._compare_clip_on_gpu = spaces.GPU(duration=_reserved_seconds)(self._compare_clip)
 
     @classmethod
     def from_pretrained(cls, settings: AppSettings | None = None) -> TalkingHeadApp:
@@ -270,23 +282,41 @@ class TalkingHeadApp:
     def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float, retarget: str = "relative",
                  paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
                  mark_position: str = "bottom-right", seed: float = 0, generator: bool = GENERATOR_BY_DEFAULT,
-                 progress: gr.Progress = gr.Progress()) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
-        """Photos + driving video -> (landmark overlays, result mp4, avatar file, notes in markdown)."""
-        photos = self._photo_paths(photos)
+                 clip: str | None = None, shots: float | None = None, progress: gr.Progress = gr.Progress()
+                 ) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
+        """Photos and/or a clip of yourself (``shots`` frames of it) + driving video -> (the shots with their
+        landmarks, result mp4, avatar file, notes in markdown)."""
+        clip = clip_path(clip)
+        photos = self._photo_paths(photos, clip)
         job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position,
                                                generator), steps=self._steps(steps), seed=_seed(seed))
         began = time.monotonic()
-        shots = self.pipeline.prepare_shots(photos, _reporter(progress))
+        from_clip = chosen_shots(self.pipeline, clip, self._clip_shots(shots)) if clip else None
+        shots_taken = self.pipeline.prepare_shots([*photos, from_clip] if from_clip else photos,
+                                                 _reporter(progress))
         detect_seconds = time.monotonic() - began
-        avatar_path, result, info = self._personalize_and_animate_on_gpu(job, shots, progress)
+        avatar_path, result, info = self._personalize_and_animate_on_gpu(job, shots_taken, progress)
         notes = _describe(result, info, job.render.generator,
                           [("finding faces in the photos", detect_seconds),
                            (f"personalising ({job.steps} fine-tuning steps)", info["seconds"])])
         unused = unused_finetuning(job.steps, job.render.generator, job.render.mouth)
         notes = f"**Note:** {unused} (*Advanced*).\n\n{notes}" if unused else notes
-        overlays = [(overlay, Path(photo).name)
-                    for overlay, photo in zip(self.pipeline.landmark_overlays(shots, OVERLAY_SIDE), photos)]
-        return overlays, str(result.path), str(avatar_path), notes
+        overlays = self.pipeline.landmark_overlays(shots_taken, OVERLAY_SIDE)
+        return list(zip(overlays, shot_captions(photos, from_clip))), str(result.path), str(avatar_path), notes
+
+    @visitor_errors
+    def preview_clip(self, clip: str | None, shots: float | None = None) -> tuple[list[tuple[np.ndarray, str]], str]:
+        """A clip of yourself -> (the shots chosen from it with their landmarks, when each was and why it was taken;
+        notes in markdown): shown as soon as the clip arrives, before anything is rendered."""
+        clip = clip_path(clip)
+        if clip is None:  # the clip was removed
+            return [], ""
+        from_clip = chosen_shots(self.pipeline, clip, self._clip_shots(shots))
+        shots_taken = self.pipeline.prepare_shots([from_clip])
+        overlays = self.pipeline.landmark_overlays(shots_taken, OVERLAY_SIDE)
+        captions = shot_captions([], from_clip)
+        taken = f"{from_clip.name}: {len(captions)} shots from {from_clip.frames} frames, each for a reason:"
+        return list(zip(overlays, captions)), _bullets([taken, *captions, *from_clip.notes])
 
     @visitor_errors
     def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = "relative",
@@ -304,9 +334,12 @@ class TalkingHeadApp:
 
     @visitor_errors
     def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32",
-                steps: float = FinetuneConfig().steps, generator: bool = GENERATOR_BY_DEFAULT,
+                steps: float = FinetuneConfig().steps, generator: bool = GENERATOR_BY_DEFAULT, clip: str | None = None,
                 progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
-        """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
+        """Photos (or one clip of yourself, see :meth:`_clip_comparison`) + driving video -> (mp4 with one labelled
+        column per K, metrics table in markdown)."""
+        if clip_path(clip):
+            return self._clip_comparison(photos, driver, ks, steps, generator, clip, progress)
         photos = self._photo_paths(photos)
         chosen = parse_ks(ks, self.settings.max_compare_ks, self.pipeline.limits.max_shots)
         columns = len({min(k, len(photos)) for k in chosen})  # K is capped at the number of photos
@@ -315,16 +348,40 @@ class TalkingHeadApp:
         comparison = self._compare_on_gpu(job, photos, chosen, progress)
         return str(comparison.path), comparison.table
 
+    def _clip_comparison(self, photos: Sequence[str] | None, driver: str | None, ks: str, steps: float,
+                         generator: bool, clip: str, progress: Callable[..., Any]) -> tuple[str, str]:
+        """*Compare shots* from one clip: each K's shots from its first half, one column each driven by ``driver``
+        (none: the clip itself), measured on its second half's frames as the truth (``evaluate --clip``)."""
+        if photos:
+            raise InputError("compare from photos or from a clip, not both: the clip's own frames are what each K is "
+                             "measured on")
+        chosen = parse_ks(ks, self.settings.max_compare_ks, self.pipeline.limits.max_shots)
+        render = RenderConfig(output_size=self.output_sizes[1], generator=generator is True)
+        options, half = check_clip_to_compare(self.pipeline, clip, render.output_size)
+        # Each K is personalised twice: once for its column, once by evaluate --clip's protocol.
+        job = self._job(driver or clip, render, steps=self._steps(steps), avatars=2 * len(chosen))
+        plan = plan_clip_comparison(self.pipeline, clip, chosen, options, half)
+        comparison = self._compare_clip_on_gpu(job, plan, progress)
+        return str(comparison.path), comparison.table
+
     # -- checks -----------------------------------------------------------------------------------------
     def _steps(self, steps: float) -> int:
         return whole_number(steps, "fine-tuning steps", 0, self.settings.max_steps)
 
-    def _photo_paths(self, photos: Sequence[str] | str | None) -> list[str]:
-        """Gradio gives file paths (or file dicts from some clients); as many as the pipeline accepts."""
+    def _clip_shots(self, shots: float | None) -> int:
+        """The shots a clip gives: the library's default when none is sent (ClipShotsConfig's, written once)."""
+        return ClipShotsConfig().shots if shots is None else whole_number(shots, "shots from the clip", 1,
+                                                                              self.pipeline.limits.max_shots)
+
+    def _photo_paths(self, photos: Sequence[str] | str | None, clip: str | None = None) -> list[str]:
+        """Gradio gives file paths (or file dicts from some clients); as many as the pipeline accepts, counting a
+        clip beside them as one."""
         if isinstance(photos, str):
             photos = [photos]
         paths = [p["path"] if isinstance(p, dict) else str(p) for p in photos or []]
-        self.pipeline.check_photos(paths)
+        if not paths and clip is None:
+            raise InputError("upload at least one photo of a face, or a clip of yourself")
+        self.pipeline.check_photos([*paths, clip] if clip else paths)
         return paths
 
     def _job(self, driver: str | None, render: RenderConfig, steps: int = 0, avatars: int = 1, seed: int = 0) -> Job:
@@ -355,6 +412,18 @@ class TalkingHeadApp:
         with self.folders.job() as folder:
             return self.pipeline.compare(photos, job.driver, folder / "comparison.mp4", ks, job.steps, job.render,
                                          _reporter(progress))
+
+    def _compare_clip(self, job: Job, plan: ClipComparison, progress: Callable[..., Any]) -> Comparison:
+        """The columns from the plan's shots, then each K measured by ``evaluate --clip`` on the clip's second half
+        (it takes the same shots: ``plan.options``); its table replaces the one measured on the other shots."""
+        report = _reporter(progress)
+        with self.folders.job() as folder:
+            comparison = self.pipeline.compare([plan.shots], job.driver, folder / "comparison.mp4", plan.ks,
+                                               job.steps, job.render, report)
+            report(1.0, "measuring each K on the clip's second half")
+            measured = evaluate_clips(self.pipeline, [Path(plan.clip)], tuple(plan.ks), (job.steps,),
+                                      FinetuneConfig(), plan.options)
+        return replace(comparison, table=clip_comparison_table(plan, measured.rows, measured.notes))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -481,6 +550,20 @@ def plain(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
     text = " ".join(str(text).split())
     text = text if len(text) <= limit else text[:limit - 1] + "…"
     return html.escape(re.sub(r"([\\`*_{}\[\]()#+\-.!|~:$])", r"\\\1", text), quote=False)
+
+
+def _bullets(notes: Sequence[str]) -> str:
+    """Notes as a markdown list, each shown as plain text (a clip's name is the visitor's)."""
+    return "\n".join(f"- {plain(note)}" for note in notes)
+
+
+def clip_comparison_table(plan: ClipComparison, rows: list[dict[str, Any]], notes: Sequence[str]) -> str:
+    """``evaluate --clip``'s table (warp, model and their difference per K) under a line saying what was measured."""
+    targets = rows[0]["targets"] if rows else 0
+    header = (f"Each K's shots from the first {plan.half} frames of {plain(plan.shots.name)}, measured on {targets} "
+              f"frames of its second half as the truth (`evaluate --clip`'s self-reenactment; warp: the default, "
+              f"model: with the learned generator; ↑ higher is better, ↓ lower).")
+    return f"{header}\n\n{results_table(rows)}\n\n{_bullets([*plan.notes, *notes])}"
 
 
 def _describe(result: RenderResult, info: dict[str, Any], generator: bool,

@@ -106,6 +106,22 @@ def headless_chromium(*extra_args: str) -> Iterator:
             browser.close()
 
 
+def fake_camera_file(folder: Path, video: Path = EXAMPLES / "driver.mp4") -> Path:
+    """``video`` as the raw Y4M file Chromium's fake camera plays in a loop (``fake_camera_args``)."""
+    import imageio_ffmpeg
+
+    y4m = folder / f"{video.stem}.y4m"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(video), "-pix_fmt",
+                    "yuv420p", str(y4m)], check=True)
+    return y4m
+
+
+def fake_camera_args(y4m: Path) -> tuple[str, ...]:
+    """Chromium's flags for a webcam that plays ``y4m``, allowed without asking."""
+    return ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}")
+
+
 def press_start_on_the_live_example(browser, url: str, timeout_ms: int = 120_000):
     """Open the app at ``url`` in a new browser context, go to the Live tab, load the example avatar and press
     Start; returns the page (what follows, frames or a place in line, is the caller's to wait for)."""

@@ -11,16 +11,22 @@ import base64
 import itertools
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 import pytest
-from app_support import CHROMIUM, EXAMPLES, browser_test_app, headless_chromium, served_in_process, start_live_example
+from app_support import (
+    CHROMIUM,
+    browser_test_app,
+    fake_camera_args,
+    fake_camera_file,
+    headless_chromium,
+    served_in_process,
+    start_live_example,
+)
 
 from talking_head.landmarks.detect import get_detector
 
@@ -37,16 +43,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def fake_camera(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """examples/driver.mp4 as the raw Y4M file Chromium's fake camera plays (in a loop)."""
-    y4m = tmp_path_factory.mktemp("camera") / "driver.y4m"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i",
-                    str(EXAMPLES / "driver.mp4"), "-pix_fmt", "yuv420p", str(y4m)], check=True)
-    return y4m
+    return fake_camera_file(tmp_path_factory.mktemp("camera"))
 
 
 @pytest.fixture(scope="module")
 def browser(server: str, fake_camera: Path) -> Iterator[sync_api.Browser]:
-    with headless_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                           f"--use-file-for-fake-video-capture={fake_camera}") as browser:  # after the server
+    with headless_chromium(*fake_camera_args(fake_camera)) as browser:  # after the server
         yield browser
 
 
