@@ -166,6 +166,26 @@ def test_a_driver_closing_from_an_open_reference_returns_to_the_sources_mouth_wi
     np.testing.assert_allclose(result[jaw], face_landmarks[jaw], atol=0.5)
 
 
+def narrowed_mouth(points: np.ndarray, factor: float) -> np.ndarray:
+    """``points`` with the mouth's width times ``factor`` about its centre."""
+    out = points.astype(np.float64).copy()
+    centre = out[48:68, 0].mean()
+    out[48:68, 0] = (out[48:68, 0] - centre) * factor + centre
+    return out
+
+
+def test_a_mouth_narrows_by_the_drivers_share_of_its_width(face_landmarks, driver):
+    """An "O" on a smiling photo: her corners, further apart than the driver's, come in by as large a share of her
+    mouth's width as the driver's come in of its own (added as the driver's displacement, by less)."""
+    reference = narrowed_mouth(driver[0], 0.7)  # the driver's mouth is 0.7 as wide as hers, in eye distances
+    rounded = narrowed_mouth(reference, 0.9)
+    assert align_module.mouth_width_ratio(face_landmarks, reference) == pytest.approx(1 / 0.7, rel=1e-3)
+    result = retarget(face_landmarks, reference, rounded)
+    width = float(np.linalg.norm(result[54] - result[48]))
+    assert width == pytest.approx(0.9 * np.linalg.norm(face_landmarks[54] - face_landmarks[48]), rel=0.01)
+    assert align_module.mouth_width_ratio(face_landmarks, narrowed_mouth(reference, 0.1)) == 1.5  # clipped
+
+
 def squeeze_sideways(points: np.ndarray, factor: float) -> np.ndarray:
     """A yaw's foreshortening: the face narrowed about its nose bridge."""
     out = points.astype(np.float64).copy()
