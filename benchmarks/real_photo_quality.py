@@ -10,7 +10,8 @@ scikit-image's astronaut (``examples/astronaut.jpg``) is personalised once per w
 driven by: ``examples/driver.mp4``; two synthetic drivers of other identities; and the astronaut
 herself, her own landmarks warped (mouth opening and closing, head rolling a few degrees). Methods,
 side by side: "shipped" (``--weights``, rendered as the app does: the warp, no generator), "warp + G
-(--generator)" (the same avatar with the learned generator painting inside the mouth) and "pure synthesis (old)" (``--old-weights``).
+(--generator)" (the same avatar with the learned generator painting inside the mouth), "warp + mouth G (--mouth)"
+(the mouth-window generator repainting open mouths, where the weights have one) and "pure synthesis (old)" (``--old-weights``).
 
 Per output video (default RenderConfig: each frame is the face alone), over its frames:
 
@@ -89,6 +90,7 @@ class Method:
     avatar: Avatar
     pipe: TalkingHeadPipeline
     generator: bool = False
+    mouth: bool = False
 
 
 # ------------------------------------------------------------------------------------------ the judge
@@ -187,6 +189,8 @@ def build_methods(args: argparse.Namespace, notes: list[str]) -> list[Method]:
         if name == "shipped":
             if avatar.texture_path:
                 methods.append(Method("warp + G (--generator)", avatar, pipe, generator=True))
+                if avatar.mouth is not None:
+                    methods.append(Method("warp + mouth G (--mouth)", avatar, pipe, mouth=True))
             else:
                 notes.append(f"warp + G: skipped ({weights} is not a texture-path checkpoint)")
     return methods
@@ -194,7 +198,7 @@ def build_methods(args: argparse.Namespace, notes: list[str]) -> list[Method]:
 
 def render(method: Method, driver: Path, out: Path, args: argparse.Namespace) -> Path:
     # Half a frame more than --frames: the renderer truncates seconds x fps to whole frames.
-    config = RenderConfig(output_size=args.output_size, generator=method.generator,
+    config = RenderConfig(output_size=args.output_size, generator=method.generator, mouth=method.mouth,
                           max_seconds=(args.frames + 0.5) / probe_video(driver).fps, trim=True)
     return method.pipe.animate(method.avatar, driver, out, config).path
 

@@ -242,7 +242,7 @@ class TalkingHeadPipeline:
             avatar = self.personalize(_first(prepared, k), steps, stage, finetune)
             avatars.append(avatar)
             rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"],
-                         **self._score(avatar, prepared, k, config.generator)})
+                         **self._score(avatar, prepared, k, config)})
         render = render_driven_video(avatars, driver, out_path, self.detector, config,
                                      labels=[f"K={k}" for k in chosen],
                                      progress=_subrange(progress, len(chosen) / (len(chosen) + 1), 1.0, ""),
@@ -251,14 +251,14 @@ class TalkingHeadPipeline:
         notes += prepared.notes
         return Comparison(render.path, comparison_table(rows, notes), rows, render)
 
-    def _score(self, avatar: Avatar, shots: Shots, k: int, generator: bool) -> dict[str, float | str]:
+    def _score(self, avatar: Avatar, shots: Shots, k: int, config: RenderConfig) -> dict[str, float | str]:
         """SSIM / PSNR / CSIM of the avatar re-drawing photos it was not given (its shots if none are left), as the
-        video draws them (with or without the generator)."""
+        video draws them (with or without the learned generators ``config`` names)."""
         from talking_head import metrics  # dlib's face-recognition network loads on first use
 
         held_out = list(range(k, len(shots.crops))) or list(range(k))
         real, landmarks = shots.crops[held_out], shots.landmarks[held_out]
-        generated = render_faces(avatar, landmarks, self.image_size, generator=generator)
+        generated = render_faces(avatar, landmarks, self.image_size, generator=config.generator, mouth=config.mouth)
         scores = {name: float(np.mean([fn(g, r) for g, r in zip(generated, real)]))
                   for name, fn in (("SSIM", metrics.ssim), ("PSNR", metrics.psnr))}
         scores["CSIM"] = float(np.mean([metrics.csim(g, r, lm) for g, r, lm in zip(generated, real, landmarks)]))

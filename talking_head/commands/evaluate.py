@@ -55,7 +55,8 @@ def evaluate_clips(options: EvaluateOptions, clip: ClipOptions) -> None:
     began = time.monotonic()
     result = measure(pipe, [Path(c) for c in clip.clip], tuple(options.ks), tuple(options.steps), finetune, clip)
     seconds = time.monotonic() - began
-    header = (f"Clips: {', '.join(Path(c).name for c in clip.clip)}; weights: {pipe.weights}; retarget "
+    header = (f"Clips: {', '.join(Path(c).name for c in clip.clip)}; weights: {pipe.weights}; model: warp + "
+              f"{'mouth-window G' if clip.model == 'mouth' else 'G'}; retarget "
               f"{clip.retarget}, {clip.output_size} px; measured in {seconds / 60:.1f} min on "
               f"{torch.get_num_threads()} CPU thread(s).")
     paths = write_report(Path(options.out), result, header, {
