@@ -17,6 +17,7 @@ from collections.abc import Iterable
 #: command -> (module, one-line description). Each module has ``add_arguments(parser)`` and ``main(args)``.
 COMMANDS = {
     "animate": ("talking_head.commands.animate", "photos (or a saved avatar) + a driving video -> mp4"),
+    "speak": ("talking_head.commands.speak", "photos (or a saved avatar) + a voice recording or typed text -> mp4"),
     "personalize": ("talking_head.commands.personalize", "fine-tune on K photos once and save the avatar"),
     "live": ("talking_head.commands.live", "a camera (or a video file) drives a saved avatar in real time"),
     "compare": ("talking_head.commands.compare", "K = 1/8/32 side by side on one driver, with a metrics table"),

@@ -39,6 +39,9 @@ from talking_head.mouth_finetune import personal_mouth
 from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
                                  render_faces)
 from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
+from talking_head.speech.liveliness import LivelinessConfig
+from talking_head.speech.speak import SpeechResult, speak
+from talking_head.speech.tts import DEFAULT_VOICE
 from talking_head.tensors import to_network
 
 logger = logging.getLogger(__name__)
@@ -214,6 +217,13 @@ class TalkingHeadPipeline:
         on the pipeline's device; the caller's avatar stays where it is."""
         return render_driven_video([self._on_device(avatar)], driver, out_path, self.detector, config,
                                    progress=progress, limits=self.limits)
+
+    def speak(self, avatar: Avatar, out_path: str | Path, audio: str | Path | None = None, text: str | None = None,
+              config: RenderConfig = RenderConfig(), lively: LivelinessConfig = LivelinessConfig(),
+              voice: str = DEFAULT_VOICE, progress: Progress | None = None) -> SpeechResult:
+        """Render ``avatar`` saying ``audio`` (a sound file) or ``text`` (spoken by espeak-ng in ``voice``) into the
+        mp4 ``out_path``, the voice muxed in (:func:`talking_head.speech.speak.speak`)."""
+        return speak(self._on_device(avatar), out_path, audio, text, config, lively, voice, self.limits, progress)
 
     def _on_device(self, avatar: Avatar) -> Avatar:
         """``avatar`` itself when it is on the pipeline's device, else a copy there."""

@@ -18,6 +18,8 @@ from talking_head.options import option
 BLINK_SHAPE = np.array([0.5, 1.0, 0.9, 0.5, 0.2])
 #: Loudness above the running mean (dB) counted as full emphasis.
 EMPHASIS_DB = 6.0
+#: A full emphasis nods the head by this share of ``head_degrees``.
+NOD_SHARE = 0.8
 #: Frames within this many dB of the voice's loud ones (95th percentile) count as sounding.
 SOUNDING_DB = 25.0
 #: The running mean's span (seconds) emphasis is measured against.
@@ -82,8 +84,7 @@ def head_tracks(energy_db: np.ndarray, fps: float, config: LivelinessConfig = Li
     rng = np.random.default_rng(config.seed)
     count = len(energy_db)
     stress = config.emphasis * emphasis(energy_db, fps)
-    nod = np.deg2rad(config.head_degrees) * 0.8 * stress
-    return HeadTracks(blink=blinks(count, fps, config.blinks_per_minute, rng), brows=np.clip(stress, 0.0, 1.0),
-                      yaw=drift(count, fps, config.head_degrees, rng), pitch=drift(count, fps, config.head_degrees * 0.6,
-                                                                                   rng) + nod,
-                      roll=drift(count, fps, config.head_degrees * 0.4, rng))
+    nod = np.deg2rad(config.head_degrees) * NOD_SHARE * stress
+    blink = blinks(count, fps, config.blinks_per_minute, rng)
+    yaw, pitch, roll = (drift(count, fps, config.head_degrees * share, rng) for share in (1.0, 0.6, 0.4))
+    return HeadTracks(blink=blink, brows=np.clip(stress, 0.0, 1.0), yaw=yaw, pitch=pitch + nod, roll=roll)
