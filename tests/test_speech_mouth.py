@@ -27,6 +27,9 @@ def test_frames_cover_the_sound_however_it_is_chunked() -> None:
     windows = list(frame_windows([np.arange(SAMPLE_RATE, dtype=np.float32)]))
     middles = [w[len(w) // 2] for w in windows[1:-1]]
     assert np.allclose(middles, [(i + 0.5) * SAMPLE_RATE / SPEECH_FPS for i in range(1, len(windows) - 1)], atol=1)
+    odd = np.ones(SAMPLE_RATE + 1, np.float32)  # a frame's worth and a sample: its last middle lies past the end
+    short = list(frame_windows(np.array_split(odd, 3), window=0.025))
+    assert len(short) == SPEECH_FPS + 1 and {len(w) for w in short} == {400}
 
 
 def test_the_mouth_opens_on_vowels_and_shuts_on_a_murmur() -> None:

@@ -16,8 +16,10 @@ from talking_head.speech.features import SILENCE_DB, VoiceFeatures
 
 #: The widest opening (inner lips' gap, in eye distances) a loud vowel gets: a talking mouth, not a yawn.
 WIDEST_OPENING = 0.3
-#: How far (dB) under its local peak the lips' band has to fall for the mouth to close.
-CONTRAST_DB = 18.0
+#: How far (dB) under its local peak the lips' band has to fall for the mouth to close: on the 10 sentences the
+#: settings were chosen on, 15 dB shut it at 88 % of the bilabials (r 0.84 with the energy envelope), 18 at 87 %
+#: (0.86), 21 at 78-84 %; the window's length (25-40 ms) changed nothing that mattered.
+CONTRAST_DB = 15.0
 #: The span (seconds) a frame's local peak is taken over, centred on it: about two syllables.
 PEAK_SECONDS = 0.6
 #: A local peak counts as at least the file's loud frames (95th percentile) less this (dB): in a pause the
