@@ -43,7 +43,7 @@ def probe_audio(path: str | Path) -> AudioInfo:
     except (OSError, KeyError, IndexError, ValueError, TypeError, AttributeError) as error:
         raise InputError(f"audio {path.name!r} could not be read: it is not a sound file or it is damaged") from error
     if not infos.get("audio_found"):
-        what = "a video without sound" if infos.get("video_found") else "not a sound file"
+        what = "a picture or a video without sound" if infos.get("video_found") else "not a sound file"
         raise InputError(f"audio {path.name!r} has no sound track ({what}): give a recording of a voice")
     return AudioInfo(path, float(infos.get("duration") or 0.0), bool(infos.get("video_found")))
 
