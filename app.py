@@ -22,6 +22,7 @@ from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
 from talking_head_app.jobs import one_queue, stoppable
 from talking_head_app.live_tab import LiveHandlers, build_live_tab
+from talking_head_app.speak_tab import build_speak_tab
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PERSON = [str(EXAMPLES / f"person_{i}.jpg") for i in (1, 2, 3)]
@@ -123,6 +124,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
             cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
             gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
         build_live_tab(app, avatar_out, live)
+        build_speak_tab(app)
         gr.Markdown(INTENDED_USE)
 
         checked_by_the_app(steps, seed, cmp_steps, clip_shots)
