@@ -81,6 +81,8 @@ def test_typed_text_is_spoken_into_the_video(pipe: TalkingHeadPipeline, avatar: 
     assert result.render.num_frames == pytest.approx(infos["duration"] * 25, abs=2)
     with pytest.raises(InputError, match="at most"):
         pipe.speak(avatar, tmp_path / "long.mp4", text="a " * MAX_TEXT_CHARACTERS, config=CONFIG)
+    with pytest.raises(InputError, match=r"the text, spoken, is \d+\.\d s long; the limit is 4 s. Shorten it"):
+        pipe.speak(avatar, tmp_path / "long.mp4", text="Hello there, how are you? " * 4, config=CONFIG)
 
 
 def test_sounds_that_are_no_speech_give_a_result_and_a_note(pipe: TalkingHeadPipeline, avatar: Avatar,

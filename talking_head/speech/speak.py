@@ -57,15 +57,16 @@ def longest_seconds(config: RenderConfig, limits: Limits) -> float:
     return limits.max_video_seconds if config.max_seconds is None else config.max_seconds
 
 
-def read_voice(audio: str | Path, config: RenderConfig, limits: Limits) -> Voice:
-    """The voice in ``audio``, checked (:func:`audio.probe_audio`) and cut or refused past the length limit."""
+def read_voice(audio: str | Path, config: RenderConfig, limits: Limits, what: str = "the audio") -> Voice:
+    """The voice in ``audio``, checked (:func:`audio.probe_audio`) and cut or refused past the length limit (the
+    refusal calls it ``what``)."""
     info, longest = probe_audio(audio), longest_seconds(config, limits)
+    shorten = "Shorten it, or ask for it to be trimmed."
     if info.duration > longest + 0.5 and not config.trim:
-        raise InputError(f"the audio is {info.duration:.1f} s long; the limit is {longest:g} s. Cut it, or ask for "
-                         f"it to be trimmed.")
+        raise InputError(f"{what} is {info.duration:.1f} s long; the limit is {longest:g} s. {shorten}")
     features = voice_features(iter_audio(audio, longest + (0 if config.trim else 1.0)))
-    if features.seconds > longest + 0.5 and not config.trim:
-        raise InputError(f"the audio is longer than the limit of {longest:g} s. Cut it, or ask for it to be trimmed.")
+    if features.seconds > longest + 0.5 and not config.trim:  # the container understated it
+        raise InputError(f"{what} is over the limit of {longest:g} s. {shorten}")
     features = _first_seconds(features, longest)
     notes = [f"{Path(audio).name}: a video's sound track is used"] if info.has_video else []
     mouth = voice_tracks(features)
@@ -109,7 +110,7 @@ def speak(avatar: Avatar, out_path: str | Path, audio: str | Path | None = None,
         if text is not None:
             spoken = Path(folder) / "speech.wav"
             phones = speak_text(text, spoken, voice)
-            heard = read_voice(spoken, config, limits)
+            heard = read_voice(spoken, config, limits, "the text, spoken,")
             heard = replace(heard, mouth=with_phones(heard.mouth, phones))
         else:
             heard = read_voice(audio, config, limits)
