@@ -119,8 +119,10 @@ def sync_rows(pipe: TalkingHeadPipeline, photo: Path, folder: Path) -> list[Row]
     return rows
 
 
-def speed(pipe: TalkingHeadPipeline, photo: Path, weights: str, folder: Path, seconds: float) -> list[Speed]:
-    """The whole command on ``seconds`` of speech, from the photo and from a saved avatar (no photo to prepare)."""
+def speed(pipe: TalkingHeadPipeline, photo: Path, weights: str, folder: Path, seconds: float
+          ) -> tuple[list[Speed], list[tuple[float, float]]]:
+    """The whole command on ``seconds`` of speech, from the photo and from a saved avatar (no photo to prepare), and
+    ``animate`` on a driver as long; then :func:`peak_memory` on that speech looped to 10 and 50 s."""
     wav, cut = folder / "speed.wav", folder / "speed_cut.wav"
     if speak_text(SPEED_TEXT, wav)[-1].end < seconds:
         raise SystemExit(f"the speed text lasts under the {seconds} s asked for")
@@ -141,7 +143,8 @@ def speed(pipe: TalkingHeadPipeline, photo: Path, weights: str, folder: Path, se
         wall = time.monotonic() - began
         rendering = float(re.search(r"rendered in ([\d.]+) s", done.stdout).group(1))
         results.append(Speed(how, seconds, wall, rendering))
-    return results
+    memory = peak_memory(folder, weights, saved, cut, (10.0, 50.0))
+    return results, memory
 
 
 @dataclass
@@ -152,7 +155,30 @@ class Speed:
     rendering: float  # the frames, from the first to the last encoded (the command's own report)
 
 
-def report(rows: list[Row], speeds: list[Speed], photo: Path) -> str:
+def peak_memory(folder: Path, weights: str, avatar: Path, wav: Path, seconds_list: tuple[float, ...]
+                ) -> list[tuple[float, float]]:
+    """(voice seconds, the command's peak resident memory in MB) of ``speak --avatar`` on the voice looped to each
+    length: memory flat in the voice's length shows as the same peak."""
+    with wave.open(str(wav)) as source:
+        params, samples = source.getparams(), source.readframes(source.getnframes())
+    rows = []
+    for seconds in seconds_list:
+        looped = folder / f"voice_{seconds:g}.wav"
+        with wave.open(str(looped), "wb") as out:
+            out.setparams(params)
+            frames = int(seconds * params.framerate) * params.sampwidth
+            out.writeframes((samples * (frames // len(samples) + 1))[:frames])
+        command = [sys.executable, "-m", "talking_head", "speak", "--avatar", str(avatar), "--audio", str(looped),
+                   "--weights", weights, "--out", str(folder / "memory.mp4")]
+        probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        done = subprocess.run([sys.executable, "-c", probe, *command], check=True, cwd=ROOT, capture_output=True,
+                              text=True)
+        rows.append((seconds, int(done.stdout.split()[-1]) / 1024))
+    return rows
+
+
+def report(rows: list[Row], speeds: list[Speed], memory: list[tuple[float, float]], photo: Path) -> str:
     lines = [f"# speak: lip sync and speed ({photo.name}, 256 px, defaults; {cpu_name()})", "",
              "| voice | mouth from | r with RMS envelope | r with dB envelope | bilabials closed (dlib) | "
              "closed as drawn | frames without a face |", "|---|---|---|---|---|---|---|"]
@@ -169,6 +195,8 @@ def report(rows: list[Row], speeds: list[Speed], photo: Path) -> str:
               "rendering's ratio |", "|---|---|---|---|---|---|"]
     lines += [f"| {s.how} | {s.audio:.1f} | {s.wall:.1f} | {s.audio / s.wall:.2f}x | {s.rendering:.1f} | "
               f"{s.audio / s.rendering:.2f}x |" for s in speeds]
+    lines += ["", "| `speak --avatar` on a voice of | peak resident memory |", "|---|---|"]
+    lines += [f"| {seconds:g} s | {mb:.0f} MB |" for seconds, mb in memory]
     return "\n".join(lines) + "\n"
 
 
@@ -181,9 +209,10 @@ def main() -> None:
     args = parser.parse_args()
     pipe = TalkingHeadPipeline.from_pretrained(args.weights, device="cpu", landmark_backend="dlib")
     with tempfile.TemporaryDirectory() as folder:
-        speeds = speed(pipe, args.photo, args.weights, Path(folder), args.speed_seconds) if args.speed_seconds else []
+        speeds, memory = (speed(pipe, args.photo, args.weights, Path(folder), args.speed_seconds)
+                          if args.speed_seconds else ([], []))
         rows = sync_rows(pipe, args.photo, Path(folder))
-    args.out.write_text(report(rows, speeds, args.photo))
+    args.out.write_text(report(rows, speeds, memory, args.photo))
     print(args.out.read_text())
 
 
