@@ -7,7 +7,8 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from app_support import RecordingProgress
+from gradio_client import handle_file
+from app_support import RecordingProgress, visitor
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 from speech_support import needs_espeak, syllables, write_wav
 
@@ -43,3 +44,11 @@ def test_a_visitors_mistakes_get_a_clear_message(handlers: SpeakHandlers, synthe
                                ((photo, None, "hello", "klingon"), "choose a voice among")):
         with pytest.raises(gr.Error, match=message):
             handlers.speak(*arguments, progress=RecordingProgress())
+
+
+@needs_espeak
+def test_the_speak_endpoint_as_docs_api_shows_it(server: str, synthetic_photos: list[Path], tmp_path: Path) -> None:
+    video, notes = visitor(server, tmp_path).predict([handle_file(synthetic_photos[0])], None, "Hello.", "en-us", 0,
+                                                     api_name="/speak")
+    assert ffmpeg_parse_infos(video["video"])["audio_found"]  # a Video output comes as {"video": path, ...}
+    assert "fps" in notes
