@@ -50,5 +50,5 @@ def test_a_visitors_mistakes_get_a_clear_message(handlers: SpeakHandlers, synthe
 def test_the_speak_endpoint_as_docs_api_shows_it(server: str, synthetic_photos: list[Path], tmp_path: Path) -> None:
     video, notes = visitor(server, tmp_path).predict([handle_file(synthetic_photos[0])], None, "Hello.", "en-us", 0,
                                                      api_name="/speak")
-    assert ffmpeg_parse_infos(video["video"])["audio_found"]  # a Video output comes as {"video": path, ...}
+    assert ffmpeg_parse_infos(video)["audio_found"]  # the mp4, downloaded
     assert "fps" in notes
