@@ -132,7 +132,7 @@ def test_ten_minutes_are_refused_at_once_or_trimmed(pipe: TalkingHeadPipeline, a
         pipe.speak(avatar, tmp_path / "out.mp4", long, config=CONFIG)
     assert time.monotonic() - began < 5  # refused on the container's word, before decoding it
     trimmed = pipe.speak(avatar, tmp_path / "trimmed.mp4", long, config=RenderConfig(output_size=SIZE, trim=True))
-    assert trimmed.render.num_frames == 100
+    assert trimmed.render.num_frames == 100 and "trimmed to its first 4 s, the limit" in trimmed.notes
     assert ffmpeg_parse_infos(str(trimmed.render.path))["duration"] == pytest.approx(4.0, abs=0.15)
 
 

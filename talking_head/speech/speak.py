@@ -64,11 +64,13 @@ def read_voice(audio: str | Path, config: RenderConfig, limits: Limits, what: st
     shorten = "Shorten it, or ask for it to be trimmed."
     if info.duration > longest + 0.5 and not config.trim:
         raise InputError(f"{what} is {info.duration:.1f} s long; the limit is {longest:g} s. {shorten}")
-    features = voice_features(iter_audio(audio, longest + (0 if config.trim else 1.0)))
+    features = voice_features(iter_audio(audio, longest + 1.0))  # a second over: enough to tell it is too long
     if features.seconds > longest + 0.5 and not config.trim:  # the container understated it
         raise InputError(f"{what} is over the limit of {longest:g} s. {shorten}")
-    features = _first_seconds(features, longest)
     notes = [f"{Path(audio).name}: a video's sound track is used"] if info.has_video else []
+    if features.seconds > longest + 0.5:
+        notes.append(f"trimmed to its first {longest:g} s, the limit")
+    features = _first_seconds(features, longest)
     mouth = voice_tracks(features)
     return Voice(Path(audio), mouth, features, notes + voice_notes(mouth))
 
