@@ -40,6 +40,7 @@ from talking_head.baseline import warp_baseline
 from talking_head.data.format import VideoRecord, read_frames, read_index, video_path, write_index, write_video
 from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
 from talking_head.finetune import FinetuneConfig, personalize
+from talking_head.generator_runtime import GeneratorRuntime
 from talking_head.hub import TalkingHeadModel, load_model
 from talking_head.landmarks.mouth import mouth_opening
 from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
@@ -219,8 +220,8 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
             # A fine-tuned avatar has weights of its own: exporting them for ONNX Runtime (1-10 s) to render a
             # few targets would cost more than torch rendering them, and fill the graph cache.
             backend = "torch" if n > 0 else None
-            score(Method.model(n), k, tensor_to_images(avatar.generate(net_drawings[targets], warped, region,
-                                                                       backend=backend)))
+            runtime = GeneratorRuntime(avatar, backend)
+            score(Method.model(n), k, tensor_to_images(runtime(net_drawings[targets], warped, region)))
     return scores
 
 

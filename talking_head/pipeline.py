@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from talking_head.avatar import Avatar
+from talking_head.avatar import MAX_PASTE_PHOTO_SIDE, Avatar
 from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots, is_video
 from talking_head.device import pick_device
 from talking_head.errors import InputError
@@ -37,14 +37,12 @@ from talking_head.limits import Limits
 from talking_head.media import load_photo
 from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
                                  render_faces)
-from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
+from talking_head.shot_bank import BANK_IMAGE_SIZE, bank_box
 from talking_head.tensors import to_network
 
 logger = logging.getLogger(__name__)
 
 PhotoInput = str | Path | np.ndarray | Image.Image | ClipShots  # ClipShots: a clip's shots, chosen
-#: The paste-back photo is kept at most this large inside an avatar file.
-MAX_PASTE_PHOTO_SIDE = 1024
 
 
 @dataclass
@@ -301,14 +299,6 @@ def _subrange(progress: Progress | None, start: float, end: float, prefix: str) 
     if progress is None:
         return None
     return lambda fraction, text: progress(start + (end - start) * fraction, prefix + text)
-
-
-def bank_box(box: CropBox) -> CropBox:
-    """The crop ``box`` grown by the bank's margin on every side (the same centre)."""
-    x0, y0, side = box
-    grown = side * BANK_IMAGE_SIZE / BANK_SIZE
-    pad = side * BANK_MARGIN / BANK_SIZE
-    return x0 - pad, y0 - pad, grown
 
 
 def face_notes(name: str, face: FaceDetection, number: int, image_size: int) -> list[str]:

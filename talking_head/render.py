@@ -26,6 +26,7 @@ import torch
 
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
+from talking_head.generator_runtime import GeneratorRuntime
 from talking_head.landmarks.align import Retargeter, from_crop_coords
 from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
@@ -154,10 +155,12 @@ def texture_for(avatar: Avatar, targets: np.ndarray, size: int, grid_size: int =
 
 
 class BatchGenerator:
-    """Runs an avatar's generator on batches, halving the batch on CUDA out-of-memory instead of failing."""
+    """Runs an avatar's generator on batches (in the runtime ``GeneratorRuntime`` picks), halving the batch on
+    CUDA out-of-memory instead of failing."""
 
     def __init__(self, avatar: Avatar, batch_size: int) -> None:
         self.avatar, self.batch_size = avatar, batch_size
+        self.runtime = GeneratorRuntime(avatar.generator)
 
     def __call__(self, landmark_images: torch.Tensor, warped: torch.Tensor | None = None,
                  paint_region: torch.Tensor | None = None) -> torch.Tensor:
@@ -166,7 +169,7 @@ class BatchGenerator:
             end = start + self.batch_size
             try:
                 chunks = (t[start:end] if t is not None else None for t in (warped, paint_region))
-                outputs.append(self.avatar.generator.generate(landmark_images[start:end], *chunks).cpu())
+                outputs.append(self.runtime(landmark_images[start:end], *chunks).cpu())
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise
