@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
@@ -62,19 +62,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                     steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
                                       label="Fine-tuning steps", info="0 = feed-forward (fastest); steps train the "
                                       "learned generator, used only when it is on (Advanced)")
-                    with gr.Accordion("Advanced", open=False):
-                        retarget = gr.Radio(["relative", "absolute"], value="relative", label="Motion transfer",
-                                            info="relative: the driver's motion on your face's shape; absolute: the "
-                                            "driver's landmarks as they are (the paper)")
-                        paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
-                        side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
-                        output_size = gr.Dropdown(output_sizes, value=default_output_size,
-                                                  label="Output height (pixels)")
-                        mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
-                                                    label="Corner of the 'synthetic' mark (always shown)")
-                        seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
-                        generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
-                                                info=GENERATOR_INFO, elem_id="generator")
+                    render_options, seed, generator = advanced_options(output_sizes, default_output_size)
                     generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
                     overlays = gr.Gallery(label="Landmarks found in your photos", columns=4, height=210,
                                           object_fit="contain", elem_id="overlays", interactive=False)
@@ -90,32 +78,13 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                 avatar_in = gr.File(label="Avatar file (.safetensors) saved by this app", file_types=[".safetensors"],
                                     elem_id="avatar-in")
                 animate = gr.Button("Animate saved avatar with the driving video above", elem_id="animate-btn")
-        with gr.Tab("Compare shots"):
-            gr.Markdown("How many photos (K) does it take? The same photos, personalised with the first K of them "
-                        "for each K, driven by one video: one labelled column per K, and how well each K redraws "
-                        "the photos it did not see.")
-            with gr.Row():
-                cmp_photos = gr.File(label=f"Photos of one person (up to {limits.max_shots})", file_count="multiple",
-                                     file_types=["image"], elem_id="cmp-photos")
-                cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
-                                      elem_id="cmp-driver")
-            with gr.Row(equal_height=True):
-                ks = gr.Textbox("1, 8, 32", label="K values", info="comma-separated; capped at the number of "
-                                "photos given")
-                cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
-                                      label="Fine-tuning steps per K")
-                cmp_generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
-                                            info=GENERATOR_INFO)
-                compare = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
-            cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
-            cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
-            gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
+        cmp = compare_tab(settings, limits.max_shots)
         build_live_tab(app, avatar_out, live)
         gr.Markdown(INTENDED_USE)
 
-        checked_by_the_app(steps, seed, cmp_steps)
-        render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
-        short_refusals(photos, driver, avatar_in, cmp_photos, cmp_driver, retarget, output_size, mark_position)
+        checked_by_the_app(steps, seed, cmp.steps)
+        short_refusals(photos, driver, avatar_in, cmp.photos, cmp.driver, render_options.retarget,
+                       render_options.output_size, render_options.mark_position)
         # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
         # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
         job = one_queue(settings.concurrency)
@@ -123,11 +92,77 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
         animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options, generator], [result, notes],
                       api_name="animate_avatar", **job)
-        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps, cmp_generator],
-                      [cmp_video, cmp_table],
-                      api_name="compare", **job)
+        cmp.button.click(stoppable(app.compare), [cmp.photos, cmp.driver, cmp.ks, cmp.steps, cmp.generator],
+                         [cmp.video, cmp.table], api_name="compare", **job)
     app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+class RenderOptions(NamedTuple):
+    """The Advanced accordion's render options, in the order the handlers take them."""
+
+    retarget: gr.Radio
+    paste_back: gr.Checkbox
+    side_by_side: gr.Checkbox
+    output_size: gr.Dropdown
+    mark_position: gr.Dropdown
+
+
+def advanced_options(output_sizes: list[int], default_output_size: int
+                     ) -> tuple[RenderOptions, gr.Number, gr.Checkbox]:
+    """The Animate tab's Advanced accordion: the render options, the seed and the learned generator's switch."""
+    with gr.Accordion("Advanced", open=False):
+        retarget = gr.Radio(["relative", "absolute"], value="relative", label="Motion transfer",
+                            info="relative: the driver's motion on your face's shape; absolute: the "
+                            "driver's landmarks as they are (the paper)")
+        paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
+        side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
+        output_size = gr.Dropdown(output_sizes, value=default_output_size,
+                                  label="Output height (pixels)")
+        mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
+                                    label="Corner of the 'synthetic' mark (always shown)")
+        seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
+        generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
+                                info=GENERATOR_INFO, elem_id="generator")
+    return RenderOptions(retarget, paste_back, side_by_side, output_size, mark_position), seed, generator
+
+
+class CompareTab(NamedTuple):
+    """The Compare shots tab's inputs, its button and its outputs."""
+
+    photos: gr.File
+    driver: gr.Video
+    ks: gr.Textbox
+    steps: gr.Slider
+    generator: gr.Checkbox
+    button: gr.Button
+    video: gr.Video
+    table: gr.Markdown
+
+
+def compare_tab(settings: AppSettings, max_shots: int) -> CompareTab:
+    """The Compare shots tab: the same photos personalised with the first K of them for each K, side by side."""
+    with gr.Tab("Compare shots"):
+        gr.Markdown("How many photos (K) does it take? The same photos, personalised with the first K of them "
+                    "for each K, driven by one video: one labelled column per K, and how well each K redraws "
+                    "the photos it did not see.")
+        with gr.Row():
+            cmp_photos = gr.File(label=f"Photos of one person (up to {max_shots})", file_count="multiple",
+                                 file_types=["image"], elem_id="cmp-photos")
+            cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
+                                  elem_id="cmp-driver")
+        with gr.Row(equal_height=True):
+            ks = gr.Textbox("1, 8, 32", label="K values", info="comma-separated; capped at the number of "
+                            "photos given")
+            cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
+                                  label="Fine-tuning steps per K")
+            cmp_generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
+                                        info=GENERATOR_INFO)
+            compare = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
+        cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
+        cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
+        gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
+    return CompareTab(cmp_photos, cmp_driver, ks, cmp_steps, cmp_generator, compare, cmp_video, cmp_table)
 
 
 def launch_options(settings: AppSettings) -> dict[str, Any]:

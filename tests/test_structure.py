@@ -98,3 +98,27 @@ def test_the_walk_finds_a_circle_closed_inside_a_function_and_a_relative_import(
     assert graph["pkg.sub.b"] == {"pkg.c"} and graph["pkg.c"] == {"pkg.a"}
     assert circles(graph) == [["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]]
     assert "gradio" in imported_names(package / "c.py", "pkg.c")
+
+
+#: The longest function a reader should meet, in lines from ``def`` to its last line (docstring included).
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(paths: list[Path], limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``file:line name (N lines)`` of every function or method in ``paths`` longer than ``limit`` lines."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > limit:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_of_the_library_or_the_app_is_longer_than_60_lines() -> None:
+    paths = [*sorted((ROOT / PACKAGE).rglob("*.py")), *sorted((ROOT / "talking_head_app").rglob("*.py")),
+             ROOT / "app.py"]
+    assert len(paths) > 60
+    assert long_functions(paths) == []
+    assert long_functions([Path(__file__)], limit=8)  # the count sees a long function (circles, above)
