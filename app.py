@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
-from talking_head.render import GENERATOR_BY_DEFAULT
+from talking_head.config import ks_text
+from talking_head.landmarks.align import RETARGET_MODES
+from talking_head.render import RenderConfig
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
 from talking_head_app.jobs import one_queue, stoppable
@@ -36,7 +38,7 @@ GENERATOR_INFO = ("off: the photo's own pixels warped (scored as well on real fa
 INTRO = """# talking-head
 Few-shot talking heads ([Zakharov et al., 2019](https://arxiv.org/abs/1905.08233)): a few photos of a
 face, a driving video, and the face in your photos moves and talks like the one in the video.
-Upload 1 to 32 photos of **one** person, a driving video (or record one), then press **Generate**."""
+Upload 1 to {max_shots} photos of **one** person, a driving video (or record one), then press **Generate**."""
 
 INTENDED_USE = """**Intended use.** Animate photos of yourself, or of people who have agreed to it. Every video
 carries a visible *SYNTHETIC - AI generated* mark and a notice in its metadata, and this app has no
@@ -49,9 +51,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
     configured (not launched)."""
     settings, limits = app.settings, app.pipeline.limits
     output_sizes, default_output_size = app.output_sizes
-    ttl = settings.file_ttl_seconds
-    with gr.Blocks(title="talking-head", delete_cache=(max(60, ttl // 4), ttl)) as demo:
-        gr.Markdown(INTRO)
+    with gr.Blocks(title="talking-head", delete_cache=(settings.sweep_seconds, settings.file_ttl_seconds)) as demo:
+        gr.Markdown(INTRO.format(max_shots=limits.max_shots))
         with gr.Tab("Animate"):
             with gr.Row():
                 with gr.Column():
@@ -112,17 +113,17 @@ def advanced_options(output_sizes: list[int], default_output_size: int
                      ) -> tuple[RenderOptions, gr.Number, gr.Checkbox]:
     """The Animate tab's Advanced accordion: the render options, the seed and the learned generator's switch."""
     with gr.Accordion("Advanced", open=False):
-        retarget = gr.Radio(["relative", "absolute"], value="relative", label="Motion transfer",
+        retarget = gr.Radio(list(RETARGET_MODES), value=RenderConfig.retarget, label="Motion transfer",
                             info="relative: the driver's motion on your face's shape; absolute: the "
                             "driver's landmarks as they are (the paper)")
-        paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
-        side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
+        paste_back = gr.Checkbox(RenderConfig.paste_back, label="Paste the face back into the first photo")
+        side_by_side = gr.Checkbox(RenderConfig.side_by_side, label="Side by side: driver | photo | result")
         output_size = gr.Dropdown(output_sizes, value=default_output_size,
                                   label="Output height (pixels)")
-        mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
+        mark_position = gr.Dropdown(list(POSITIONS), value=RenderConfig.mark_position,
                                     label="Corner of the 'synthetic' mark (always shown)")
         seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
-        generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
+        generator = gr.Checkbox(RenderConfig.generator, label="Learned generator inside the mouth",
                                 info=GENERATOR_INFO, elem_id="generator")
     return RenderOptions(retarget, paste_back, side_by_side, output_size, mark_position), seed, generator
 
@@ -152,11 +153,11 @@ def compare_tab(settings: AppSettings, max_shots: int) -> CompareTab:
             cmp_driver = gr.Video(label="Driving video", sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                   elem_id="cmp-driver")
         with gr.Row(equal_height=True):
-            ks = gr.Textbox("1, 8, 32", label="K values", info="comma-separated; capped at the number of "
+            ks = gr.Textbox(ks_text(), label="K values", info="comma-separated; capped at the number of "
                             "photos given")
             cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
                                   label="Fine-tuning steps per K")
-            cmp_generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
+            cmp_generator = gr.Checkbox(RenderConfig.generator, label="Learned generator inside the mouth",
                                         info=GENERATOR_INFO)
             compare = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
         cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)

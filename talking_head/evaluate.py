@@ -37,6 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from talking_head.baseline import warp_baseline
+from talking_head.config import PAPER_KS
 from talking_head.data.format import VideoRecord, read_frames, read_index, video_path, write_index, write_video
 from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
 from talking_head.finetune import FinetuneConfig, personalize
@@ -78,7 +79,7 @@ class EvaluateOptions:
                                     "identities")
     split: str = option("heldout", "split of --data to evaluate on")
     identities: int = option(10, "identities to evaluate (one video each)")
-    ks: tuple[int, ...] = option((1, 8, 32), "K values: how many shots the model gets")
+    ks: tuple[int, ...] = option(PAPER_KS, "K values: how many shots the model gets")
     steps: tuple[int, ...] = option((0, COMPARED_STEPS), "fine-tuning steps to compare (0 = feed-forward)")
     targets: int = option(16, "T: target frames per identity")
     clip_frames: int = option(64, "length of the rendered synthetic clips (shots come from the first half, "

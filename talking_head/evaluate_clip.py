@@ -40,7 +40,7 @@ from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots
 from talking_head.errors import InputError
 from talking_head.evaluate import mean_and_stderr
 from talking_head.finetune import FinetuneConfig
-from talking_head.landmarks.align import EYES, Retargeter, crop_face, similarity_matrix
+from talking_head.landmarks.align import EYES, RETARGET_MODES, Retargeter, crop_face, similarity_matrix
 from talking_head.landmarks.detect import DlibBackend, LandmarkDetector
 from talking_head.landmarks.mouth import mouth_opening, mouth_width
 from talking_head.landmarks.smooth import CentredSmoother, smooth_stream
@@ -80,7 +80,7 @@ class ClipOptions:
                                    "(several clips are pooled)")
     output_size: int = option(256, "with --clip: side of the rendered and real face crops, in pixels")
     retarget: str = option("absolute", "with --clip: how the driver's landmarks reach the avatar (absolute: as they "
-                           "are, the paper's self-reenactment)", choices=["relative", "absolute"])
+                           "are, the paper's self-reenactment)", choices=list(RETARGET_MODES))
     worst: int = option(3, "with --clip: the worst targets (by the model's mouth SSIM) shown per setting")
     shot_choice: str = option("even", "with --clip: how the K shots are taken from the first half: even (spread "
                               "evenly over the frames with a face) or cover (as a clip among --photos is: pose and "

@@ -36,13 +36,14 @@ import torch
 
 from talking_head.avatar import Avatar
 from talking_head.device import autocast
-from talking_head.landmarks.align import Retargeter
+from talking_head.landmarks.align import RETARGET_MODES, Retargeter
 from talking_head.landmarks.smooth import LandmarkSmoother
 from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb_uint8
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.options import option
-from talking_head.render import GENERATOR_BY_DEFAULT, BatchGenerator, finish_faces, fit_height, texture_for
+from talking_head.render import (GENERATOR_BY_DEFAULT, BatchGenerator, RenderConfig, finish_faces, fit_height,
+                                 texture_for)
 from talking_head.stages import Ahead
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
@@ -68,15 +69,16 @@ LIVE_SPLINE_GRID = 64
 
 @dataclass(frozen=True)
 class LiveConfig:
-    output_size: int = option(256, "side of the generated face in pixels")
+    output_size: int = option(RenderConfig.output_size, "side of the generated face in pixels")
     reference_frames: int = option(5, "the first frames with a face, averaged, are the neutral pose (re-centre "
                                    "sets it again)")
-    retarget: str = option("relative", "relative: the camera's motion on the avatar's face shape; absolute: the "
-                           "camera's landmarks as they are", choices=["relative", "absolute"])
+    retarget: str = option(RenderConfig.retarget, "relative: the camera's motion on the avatar's face shape; absolute: "
+                           "the camera's landmarks as they are", choices=list(RETARGET_MODES))
     smooth: bool = option(True, "smooth the landmarks over time (One-Euro filter)")
     camera_fps: float = option(25.0, "the camera's frame rate, for the smoothing (the live command uses its camera's or "
                                "video's own)")
-    mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
+    mark_position: str = option(RenderConfig.mark_position, "corner of the visible 'synthetic' mark",
+                                choices=list(POSITIONS))
     track: TrackConfig = option(TrackConfig(), "following the face between detections")
     rate_window: int = option(25, "frames/s is measured over this many frames")
     spline_grid: int = option(LIVE_SPLINE_GRID, "side of the grid the warp's spline is evaluated on (animate uses "
@@ -92,8 +94,8 @@ class LiveConfig:
             raise ValueError(f"output_size must be at least 32, got {self.output_size}")
         if self.reference_frames < 1 or self.camera_fps <= 0 or self.rate_window < 2 or self.spline_grid < 8:
             raise ValueError("reference_frames >= 1, camera_fps > 0, rate_window >= 2 and spline_grid >= 8 are needed")
-        if self.retarget not in ("relative", "absolute"):
-            raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
+        if self.retarget not in RETARGET_MODES:
+            raise ValueError(f"retarget must be one of {RETARGET_MODES}, got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
             raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
 

@@ -26,6 +26,7 @@ from PIL import Image
 
 from talking_head.avatar import MAX_PASTE_PHOTO_SIDE, Avatar
 from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots, is_video
+from talking_head.config import PAPER_KS
 from talking_head.device import pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
@@ -215,7 +216,7 @@ class TalkingHeadPipeline:
 
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
-                ks: Sequence[int] = (1, 8, 32), steps: int | None = None, config: RenderConfig = RenderConfig(),
+                ks: Sequence[int] = PAPER_KS, steps: int | None = None, config: RenderConfig = RenderConfig(),
                 progress: Progress | None = None, finetune: FinetuneConfig | None = None, face: int = 1,
                 shots: int | None = None) -> Comparison:
         """Personalise once per K on the first K photos (``steps`` and ``finetune`` as in :meth:`personalize`),

@@ -27,7 +27,7 @@ import torch
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
 from talking_head.generator_runtime import GeneratorRuntime
-from talking_head.landmarks.align import Retargeter, from_crop_coords
+from talking_head.landmarks.align import DEFAULT_RETARGET, RETARGET_MODES, Retargeter, from_crop_coords
 from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.landmarks.smooth import CentredSmoother, smooth_stream
@@ -39,7 +39,7 @@ from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
 from talking_head.warp import GRID_SIZE
 from talking_head.stages import Ahead
 from talking_head.tensors import images_to_tensor, tensor_to_images
-from talking_head.watermark import POSITIONS, stamp_synthetic
+from talking_head.watermark import DEFAULT_POSITION, POSITIONS, stamp_synthetic
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ def unused_finetuning(steps: int, generator: bool) -> str | None:
 
 @dataclass(frozen=True)
 class RenderConfig:
-    retarget: str = option("relative", "relative: the driver's motion on the photo's face shape; absolute: the "
-                           "driver's landmarks as they are (the paper)", choices=["relative", "absolute"])
+    retarget: str = option(DEFAULT_RETARGET, "relative: the driver's motion on the photo's face shape; absolute: the "
+                           "driver's landmarks as they are (the paper)", choices=list(RETARGET_MODES))
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
     output_size: int = option(256, "height of each generated panel in pixels (at most the limit, env "
@@ -79,14 +79,14 @@ class RenderConfig:
     max_seconds: float | None = option(None, "longest driving video accepted, in seconds (None: the limit, env "
                                        "TALKING_HEAD_MAX_VIDEO_SECONDS)")
     trim: bool = option(False, "trim a longer driving video to max_seconds instead of rejecting it")
-    mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
+    mark_position: str = option(DEFAULT_POSITION, "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
     smooth: bool = option(True, "smooth the driver's landmarks over time, each frame with as many after it as before "
                           "(no delay)")
     track: TrackConfig = option(TrackConfig(), "following the driver's face between detections")
 
     def __post_init__(self) -> None:
-        if self.retarget not in ("relative", "absolute"):
-            raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
+        if self.retarget not in RETARGET_MODES:
+            raise ValueError(f"retarget must be one of {RETARGET_MODES}, got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
             raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
         if self.output_size < 32 or self.batch_size < 1:  # the largest size is a limit: check_driver

@@ -36,6 +36,7 @@ import spaces
 import spaces.config
 
 from talking_head.avatar import Avatar
+from talking_head.config import ks_text
 from talking_head.device import describe_rendering, pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig
@@ -267,9 +268,11 @@ class TalkingHeadApp:
 
     # -- UI events --------------------------------------------------------------------------------------
     @visitor_errors
-    def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float, retarget: str = "relative",
-                 paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
-                 mark_position: str = "bottom-right", seed: float = 0, generator: bool = GENERATOR_BY_DEFAULT,
+    def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float,
+                 retarget: str = RenderConfig.retarget, paste_back: bool = RenderConfig.paste_back,
+                 side_by_side: bool = RenderConfig.side_by_side, output_size: float = RenderConfig.output_size,
+                 mark_position: str = RenderConfig.mark_position, seed: float = 0,
+                 generator: bool = RenderConfig.generator,
                  progress: gr.Progress = gr.Progress()) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
         """Photos + driving video -> (landmark overlays, result mp4, avatar file, notes in markdown)."""
         photos = self._photo_paths(photos)
@@ -289,9 +292,10 @@ class TalkingHeadApp:
         return overlays, str(result.path), str(avatar_path), notes
 
     @visitor_errors
-    def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = "relative",
-                       paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
-                       mark_position: str = "bottom-right", generator: bool = GENERATOR_BY_DEFAULT,
+    def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = RenderConfig.retarget,
+                       paste_back: bool = RenderConfig.paste_back, side_by_side: bool = RenderConfig.side_by_side,
+                       output_size: float = RenderConfig.output_size, mark_position: str = RenderConfig.mark_position,
+                       generator: bool = RenderConfig.generator,
                        progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """A saved avatar + driving video -> (result mp4, notes): no fine-tuning."""
         if not avatar_file:
@@ -303,8 +307,8 @@ class TalkingHeadApp:
         return str(result.path), _describe(result, avatar.info, job.render.generator)
 
     @visitor_errors
-    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32",
-                steps: float = FinetuneConfig().steps, generator: bool = GENERATOR_BY_DEFAULT,
+    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = ks_text(),
+                steps: float = FinetuneConfig().steps, generator: bool = RenderConfig.generator,
                 progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos + driving video -> (mp4 with one labelled column per K, metrics table in markdown)."""
         photos = self._photo_paths(photos)
@@ -452,7 +456,7 @@ def output_size_choices(max_size: int, sizes: Sequence[int] = (128, 256, 512)) -
     """The output heights the UI offers under the server's cap (``TALKING_HEAD_MAX_OUTPUT_SIZE``) and the
     default: a visitor is never offered a size that would then be refused."""
     allowed = [s for s in sizes if s <= max_size] or [max_size]
-    return allowed, min(allowed, key=lambda s: abs(s - 256))
+    return allowed, min(allowed, key=lambda s: abs(s - RenderConfig.output_size))
 
 
 def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -> list[int]:
@@ -467,10 +471,10 @@ def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -
     try:
         ks = sorted({int(item) for item in items if item})
     except ValueError:
-        raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {quoted(text)}"
-                         ) from None
+        raise InputError(f"K values must be whole numbers separated by commas, like '{ks_text()}'; got "
+                         f"{quoted(text)}") from None
     if not ks or ks[0] < 1 or ks[-1] > max_shots or len(ks) > max_count:
-        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; "
+        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '{ks_text()}'; "
                          f"got {quoted(text)}")
     return ks
 

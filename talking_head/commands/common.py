@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from talking_head.finetune import FinetuneConfig
+from talking_head.limits import Limits
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import RenderConfig, unused_finetuning
 
@@ -51,6 +52,12 @@ def build_pipeline(args: argparse.Namespace):
         exit_on_input_error(error)
     print(f"weights: {pipe.weights}; generator: {describe_rendering(pipe.device)}", file=sys.stderr)
     return pipe
+
+
+def photos_help() -> str:
+    """``--photos``' help, with the number of photos this process accepts (``Limits.max_shots``, which the
+    environment may change)."""
+    return f"1 to {Limits.from_env().max_shots} photos of one person, or clips of them (each gives --shots frames)"
 
 
 def add_face_argument(parser: argparse.ArgumentParser) -> None:
