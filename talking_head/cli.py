@@ -24,10 +24,10 @@ COMMANDS = {
     "compare": ("talking_head.commands.compare",
                 f"K = {ks_text(separator='/')} side by side on one driver, with a metrics table"),
     "landmarks": ("talking_head.commands.landmarks", "the landmarks found in a photo or video, drawn over it"),
-    "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
-    "export": ("talking_head.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
-    "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
-    "preprocess": ("talking_head.data.preprocess_cli", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
+    "synthesize": ("talking_head.commands.synthesize", "render the procedural synthetic talking-head dataset"),
+    "export": ("talking_head.commands.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
+    "train": ("talking_head.commands.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
+    "preprocess": ("talking_head.commands.preprocess", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
     "evaluate": (
         "talking_head.commands.evaluate",
         (f"K = {ks_text(separator='/')} self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline "

@@ -19,7 +19,6 @@ targets as every method and K rendered them: the pictures behind the numbers, at
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -42,10 +41,11 @@ from talking_head.data.format import VideoRecord, read_frames, read_index, video
 from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
 from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.generator_runtime import GeneratorRuntime
-from talking_head.hub import TalkingHeadModel, load_model
+from talking_head.hub import load_model
 from talking_head.landmarks.mouth import mouth_opening
 from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
-from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.models.talking_head_model import TalkingHeadModel
+from talking_head.options import option
 from talking_head.render import label as caption
 from talking_head.shot_bank import paint_region, warp_from_bank
 from talking_head.tensors import tensor_to_images, to_network
@@ -502,15 +502,3 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
     plot_results(rows, out, floor)
     Image.fromarray(samples_grid(first_targets, renderings)).save(out / "samples.png")
     return rows
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, EvaluateOptions)
-
-
-def main(args: argparse.Namespace) -> None:
-    options = dataclass_from_args(EvaluateOptions, args)
-    rows = evaluate(options)
-    print(results_table(rows))
-    print(comparison_table(rows))
-    print(f"written to {options.out}/results.md, results.json and plots")

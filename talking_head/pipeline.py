@@ -30,14 +30,22 @@ from talking_head.config import PAPER_KS
 from talking_head.device import pick_device
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
-from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
+from talking_head.hub import LoadedModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, NoFaceError, detect_face, get_detector
 from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
 from talking_head.media import load_photo
-from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
-                                 render_faces)
+from talking_head.models.talking_head_model import TalkingHeadModel
+from talking_head.render import (
+    DrivingVideo,
+    Progress,
+    RenderConfig,
+    RenderResult,
+    check_driver,
+    render_driven_video,
+    render_faces,
+)
 from talking_head.shot_bank import BANK_IMAGE_SIZE, bank_box
 from talking_head.tensors import to_network
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from talking_head.export import ExportOptions, export
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 
 
 def test_export_halves_the_weights_keeps_the_card_and_reports_the_cost(tiny_model: TalkingHeadModel,

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import constants
 from hub_server import FakeHub, Fault
+from huggingface_hub import constants
 
 from talking_head.config import ModelConfig
-from talking_head.hub import TalkingHeadModel, WeightsError, WeightsNotFoundError, load_model
+from talking_head.errors import WeightsError, WeightsNotFoundError
+from talking_head.hub import load_model
+from talking_head.models.talking_head_model import TalkingHeadModel
 
 REPO = "talking-head/tiny-test"
 TESTS = Path(__file__).resolve().parent

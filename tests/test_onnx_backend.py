@@ -22,8 +22,9 @@ pytest.importorskip("onnx")
 from talking_head import onnx_backend  # noqa: E402 - after the skip: the backend needs onnxruntime
 from talking_head.cli import main as cli_main  # noqa: E402
 from talking_head.generator_runtime import GeneratorRuntime  # noqa: E402
-from talking_head.hub import BUNDLED_CHECKPOINT, TalkingHeadModel  # noqa: E402
+from talking_head.hub import BUNDLED_CHECKPOINT
 from talking_head.models import PersonalGenerator  # noqa: E402
+from talking_head.models.talking_head_model import TalkingHeadModel  # noqa: E402
 from talking_head.onnx_backend import CACHE_ENV, TOLERANCE, painter_for, weights_key  # noqa: E402
 
 

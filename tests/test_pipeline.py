@@ -22,7 +22,7 @@ from talking_head.config import ModelConfig
 from talking_head.data.synthetic import render_video
 from talking_head.errors import InputError
 from talking_head.finetune import FinetuneConfig, personalize
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.landmarks.detect import NoFaceError, get_detector
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.landmarks.smooth import CentredSmoother

@@ -122,3 +122,21 @@ def test_no_function_of_the_library_or_the_app_is_longer_than_60_lines() -> None
     assert len(paths) > 60
     assert long_functions(paths) == []
     assert long_functions([Path(__file__)], limit=8)  # the count sees a long function (circles, above)
+
+
+def test_every_command_lives_in_the_commands_package_and_only_there() -> None:
+    from talking_head.cli import COMMANDS
+
+    assert all(module.startswith("talking_head.commands.") for module, _ in COMMANDS.values()), COMMANDS
+    outside = [f"{path.relative_to(ROOT)}: {node.name}" for path in sorted((ROOT / PACKAGE).rglob("*.py"))
+               if path.parent.name != "commands" and path.name != "cli.py"
+               for node in ast.parse(path.read_text()).body
+               if isinstance(node, ast.FunctionDef) and node.name in ("add_arguments", "main")]
+    assert outside == []
+
+
+def test_the_network_class_lives_with_the_networks() -> None:
+    from talking_head.models.talking_head_model import TalkingHeadModel
+
+    assert TalkingHeadModel.__module__.startswith("talking_head.models.")
+    assert "class TalkingHeadModel" not in (ROOT / PACKAGE / "hub.py").read_text()

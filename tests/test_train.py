@@ -14,7 +14,7 @@ from app_support import free_port
 from safetensors.torch import load_file
 
 from talking_head import train as train_module
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.train import TrainOptions, read_log, train
 
 

@@ -42,7 +42,7 @@ def add_model_and_render_arguments(parser: argparse.ArgumentParser, render: bool
 def build_pipeline(args: argparse.Namespace):
     """The pipeline on the weights asked for; weights that cannot be had end the command like bad input."""
     from talking_head.device import describe_rendering
-    from talking_head.hub import WeightsError, WeightsNotFoundError
+    from talking_head.errors import WeightsError, WeightsNotFoundError
     from talking_head.pipeline import TalkingHeadPipeline
 
     o = dataclass_from_args(ModelOptions, args)
