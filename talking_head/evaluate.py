@@ -46,7 +46,7 @@ from talking_head.landmarks.mouth import mouth_opening
 from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
 from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.options import option
-from talking_head.render import label as caption
+from talking_head.render import caption
 from talking_head.shot_bank import paint_region, warp_from_bank
 from talking_head.tensors import tensor_to_images, to_network
 

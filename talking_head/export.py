@@ -66,9 +66,28 @@ def without_paths(value: Any) -> Any:
     return value
 
 
+def absolute_paths(value: Any) -> list[str]:
+    """Every absolute path (POSIX or Windows) in ``value``, a record of dicts, lists and strings, standing alone or
+    as a word of a longer string (``"train --data /home/me/data"``)."""
+    if isinstance(value, dict):
+        return [path for item in value.values() for path in absolute_paths(item)]
+    if isinstance(value, list):
+        return [path for item in value for path in absolute_paths(item)]
+    if not isinstance(value, str):
+        return []
+    words = [value, *value.replace("=", " ").split()]
+    return sorted({word for word in words if PurePosixPath(word).is_absolute() or PureWindowsPath(word).drive})
+
+
 def export(options: ExportOptions) -> tuple[Path, float]:
+    """The checkpoint as a shippable folder, and G's largest output difference from float32 in it. Refused (a
+    ValueError, nothing written) where its config would still record a path of this machine."""
     model = TalkingHeadModel.from_pretrained(options.checkpoint)
     model.provenance = without_paths(model.provenance)
+    left = absolute_paths({"model": model.config.to_dict(), "provenance": model.provenance})
+    if left:
+        raise ValueError(f"refusing to export {options.checkpoint}: its config.json would record this machine's "
+                         f"paths {', '.join(left)}; remove them from its provenance first")
     step = training_step(options.checkpoint)
     if step is not None:  # config.json then says which step the shipped weights are
         model.provenance["step"] = step

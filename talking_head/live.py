@@ -44,7 +44,7 @@ from talking_head.limits import Limits
 from talking_head.options import option
 from talking_head.render import (GENERATOR_BY_DEFAULT, BatchGenerator, RenderConfig, finish_faces, fit_height,
                                  texture_for)
-from talking_head.stages import Ahead
+from talking_head.stages import ThreadedStage
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
 if TYPE_CHECKING:
@@ -114,10 +114,6 @@ class LiveFrame:
     calibrating: bool = False  # still collecting the neutral reference
     captured_at: float = 0.0  # when the camera frame shown here was captured (the session's clock)
 
-    def describe(self) -> str:
-        """One line for a display: ``23.5 frames/s, latency 61 ms``."""
-        return f"{self.fps:.1f} frames/s, latency {self.latency_ms:.0f} ms"
-
 
 class LiveSession:
     """One person's live loop: the avatar, the smoother, the retargeting reference and the last frame.
@@ -166,13 +162,13 @@ class LiveSession:
         """
         return self.finish(self.prepare(frame, captured_at))
 
-    def prepare(self, frame: np.ndarray, captured_at: float | None = None) -> Posed:
+    def prepare(self, frame: np.ndarray, captured_at: float | None = None) -> PreparedFrame:
         """The first half of a step: the face found, smoothed, retargeted, and the avatar's shots warped onto it."""
         captured_at = self.clock() if captured_at is None else captured_at
         with self._prepare_lock, torch.inference_mode():
             return self._prepare(frame, captured_at)
 
-    def _prepare(self, frame: np.ndarray, captured_at: float) -> Posed:
+    def _prepare(self, frame: np.ndarray, captured_at: float) -> PreparedFrame:
         start = self.clock()
         timings = dict.fromkeys(STAGES, 0.0)
         face = None
@@ -185,7 +181,7 @@ class LiveSession:
         timings["landmarks"] = (self.clock() - start) * 1000
         if face is None:
             hint = HINT_NO_FACE_YET if self.retargeter.reference is None else HINT_FACE_LOST
-            return Posed(captured_at, timings, None, None, hint, self.calibrating)
+            return PreparedFrame(captured_at, timings, None, None, hint, self.calibrating)
         mark = self.clock()
         landmarks = self.smoother(face.landmarks) if self.smoother else face.landmarks
         if self.calibrating:
@@ -198,9 +194,9 @@ class LiveSession:
                   if self.avatar.texture_path else None)
         timings["warp"] = (self.clock() - mark) * 1000
         hint = "Hold still, looking ahead: setting the neutral pose." if self.calibrating else None
-        return Posed(captured_at, timings, target, warped, hint, self.calibrating)
+        return PreparedFrame(captured_at, timings, target, warped, hint, self.calibrating)
 
-    def finish(self, posed: Posed) -> LiveFrame:
+    def finish(self, posed: PreparedFrame) -> LiveFrame:
         """The second half of a step: the generator's face on the warp, marked; the last good frame when
         ``posed`` has no face."""
         with self._finish_lock, torch.inference_mode():
@@ -224,7 +220,7 @@ class LiveSession:
 
 
 @dataclass(frozen=True)
-class Posed:
+class PreparedFrame:
     """A frame half-way through a step (:meth:`LiveSession.prepare`): where the avatar's face goes, its warp."""
 
     captured_at: float
@@ -243,17 +239,17 @@ def run_live(frames: Iterable[np.ndarray | tuple[np.ndarray, float]], avatar: Av
     before the step.
 
     The next frame is prepared (landmarks, retargeting, warp) on a thread of its own while this one is
-    generated; it is taken from ``frames`` only when generation of the last one starts (``Ahead`` with
+    generated; it is taken from ``frames`` only when generation of the last one starts (``ThreadedStage`` with
     depth 0), so a camera's frame is as fresh as it can be.
     """
     session = session or LiveSession(avatar, config, detector)
 
-    def prepared() -> Iterator[Posed]:
+    def prepared() -> Iterator[PreparedFrame]:
         for item in frames:
             frame, captured_at = item if isinstance(item, tuple) else (item, None)
             yield session.prepare(frame, captured_at)
 
-    with Ahead(prepared(), depth=0, name="live landmarks+warp") as posed:
+    with ThreadedStage(prepared(), depth=0, name="live landmarks+warp") as posed:
         for item in posed:
             yield session.finish(item)
 

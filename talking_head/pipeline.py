@@ -239,7 +239,7 @@ class TalkingHeadPipeline:
         avatars, rows = [], []
         for index, k in enumerate(chosen):
             stage = _subrange(progress, index / (len(chosen) + 1), (index + 1) / (len(chosen) + 1), f"K={k}: ")
-            avatar = self.personalize(_first(prepared, k), steps, stage, finetune)
+            avatar = self.personalize(_first_shots(prepared, k), steps, stage, finetune)
             avatars.append(avatar)
             rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"],
                          **self._score(avatar, prepared, k, config.generator)})
@@ -298,7 +298,7 @@ def _shareable(config: FinetuneConfig) -> dict[str, object]:
     return options
 
 
-def _first(shots: Shots, k: int) -> Shots:
+def _first_shots(shots: Shots, k: int) -> Shots:
     return replace(shots, crops=shots.crops[:k], landmarks=shots.landmarks[:k], bank_crops=shots.bank_crops[:k],
                    bank_landmarks=shots.bank_landmarks[:k])
 

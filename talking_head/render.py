@@ -6,7 +6,7 @@ The stages, each a function of its own, run one batch of frames at a time:
     -> choose shots and warp (texture_for) -> generate and composite (render_faces, AvatarColumn)
     -> lay out (FrameLayout.compose) -> encode (media.VideoSink)
 
-and as a pipeline on three threads (``stages.Ahead``): decoding and landmarks, then retargeting to
+and as a pipeline on three threads (``stages.ThreadedStage``): decoding and landmarks, then retargeting to
 compositing, then laying out and encoding each work on their own frames at once, a bounded queue
 between them, so memory stays flat however long the driving video is (``max_frames_in_flight``).
 """
@@ -37,7 +37,7 @@ from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_dr
 from talking_head.options import option
 from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
 from talking_head.warp import GRID_SIZE
-from talking_head.stages import Ahead
+from talking_head.stages import ThreadedStage
 from talking_head.tensors import images_to_tensor, tensor_to_images
 from talking_head.watermark import DEFAULT_POSITION, POSITIONS, stamp_synthetic
 
@@ -278,8 +278,8 @@ def fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def label(image: np.ndarray, text: str) -> np.ndarray:
-    """A caption in the top-left corner (column names of comparison videos)."""
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` with ``text`` in its top-left corner (column names of comparison videos)."""
     out = image.copy()
     scale = max(0.35, image.shape[0] / 400)
     cv2.putText(out, text, (6, int(22 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
@@ -319,11 +319,11 @@ class FrameLayout:
 
     def compose(self, driver_frame: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
         """One output frame from the driver's frame and each avatar's face (already ``height`` tall)."""
-        panels = [label(p, text) for p, text in zip(faces, self.labels)] if self.labels else list(faces)
+        panels = [caption(p, text) for p, text in zip(faces, self.labels)] if self.labels else list(faces)
         if self.source is not None:
             panels.insert(0, self.source)
         if self.driver_width:
-            panels.insert(0, label(cv2.resize(driver_frame, (self.driver_width, self.height),
+            panels.insert(0, caption(cv2.resize(driver_frame, (self.driver_width, self.height),
                                               interpolation=cv2.INTER_AREA), "driver"))
         return stamp_synthetic(np.concatenate(panels, axis=1), self.mark_position)
 
@@ -444,9 +444,9 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
                                               audio_from=driver if info.has_audio else None,
                                               audio_seconds=max_frames / info.fps if max_frames else None))
         decoded = iter_video_frames(driver, max_frames, info)
-        landmarks = stages.enter_context(Ahead(driver_landmarks(decoded, tracker, smoother),
+        landmarks = stages.enter_context(ThreadedStage(driver_landmarks(decoded, tracker, smoother),
                                                QUEUE_BATCHES * config.batch_size, "decode+landmarks"))
-        rendered = stages.enter_context(Ahead(render(_batched(landmarks, config.batch_size)), QUEUE_BATCHES,
+        rendered = stages.enter_context(ThreadedStage(render(_batched(landmarks, config.batch_size)), QUEUE_BATCHES,
                                               "retarget+warp+generate"))
         for batch, panels in rendered:
             faceless += sum(not found for _, _, found in batch)

@@ -329,7 +329,7 @@ def train(options: TrainOptions) -> Path:
         episode = sampler.sample(options.batch_size, step * world + rank).to(device)
         losses = training_step(model, phases, episode, options)
         step += 1
-        out_of_time = _agree(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world,
+        out_of_time = _rank_zero_decides(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world,
                              device)
         if rank == 0:
             elapsed = time.monotonic() - began
@@ -341,7 +341,7 @@ def train(options: TrainOptions) -> Path:
     return out / "checkpoint"
 
 
-def _agree(flag: bool, world: int, device: torch.device) -> bool:
+def _rank_zero_decides(flag: bool, world: int, device: torch.device) -> bool:
     """Rank 0's decision, shared by all ranks (so none waits forever in an all-reduce); sent as a tensor on
     ``device``, the process group's (NCCL refuses CPU tensors)."""
     if world == 1:
@@ -375,8 +375,3 @@ def _truncate_log(path: Path, step: int) -> None:
         return
     kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
     path.write_text("".join(line + "\n" for line in kept))
-
-
-def read_log(out: str | Path) -> list[dict[str, float]]:
-    path = Path(out) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []

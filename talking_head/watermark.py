@@ -33,10 +33,3 @@ def stamp_synthetic(frame: np.ndarray, position: str = DEFAULT_POSITION) -> np.n
     cv2.putText(out, MARK_TEXT, (x0 + pad, y0 + pad + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
                 thickness, cv2.LINE_AA)
     return out
-
-
-def mark_region(shape: tuple[int, int], position: str = DEFAULT_POSITION) -> tuple[slice, slice]:
-    """Where :func:`stamp_synthetic` draws on a frame of ``shape`` (for tests and for checks)."""
-    blank = np.zeros((*shape, 3), dtype=np.uint8)
-    ys, xs = np.nonzero(stamp_synthetic(blank + 255, position)[..., 0] < 255)
-    return slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1)

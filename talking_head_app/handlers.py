@@ -479,7 +479,7 @@ def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -
     return ks
 
 
-def plain(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
+def escape_markdown(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
     """``text`` as markdown that shows it as it is: on one line, cut to ``limit`` characters, markdown's
     punctuation escaped and HTML's as entities (no link, picture, formula or markup gets through)."""
     text = " ".join(str(text).split())
@@ -492,10 +492,10 @@ def _describe(result: RenderResult, info: dict[str, Any], generator: bool,
     """Timings and notes for the visitor, as markdown: ``stages`` before rendering, then rendering. What
     comes from ``info`` (an uploaded avatar's, the sharer's text) is shown as plain text."""
     stages = [*stages, (f"rendering {result.num_frames} frames at {result.fps:g} fps", result.seconds)]
-    header = (f"**K = {plain(info.get('k', '?'))}**, weights: {plain(info.get('weights', '?'))}, "
-              f"device: {plain(info.get('device', '?'))}")
+    shown = {key: escape_markdown(info.get(key, "?")) for key in ("k", "weights", "device")}
+    header = f"**K = {shown['k']}**, weights: {shown['weights']}, device: {shown['device']}"
     lines = [header, "", "| stage | seconds |", "|---|---|", *(f"| {name} | {sec:.1f} |" for name, sec in stages)]
-    notes = [plain(note) for note in info.get("notes", [])[:MAX_SHOWN_NOTES]]
+    notes = [escape_markdown(note) for note in info.get("notes", [])[:MAX_SHOWN_NOTES]]
     if result.frames_without_face:
         notes.append(f"{result.frames_without_face} driver frames had no face: the last face seen was repeated")
     if not result.has_audio:
