@@ -37,15 +37,8 @@ from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
 from talking_head.media import load_photo
 from talking_head.models.talking_head_model import TalkingHeadModel
-from talking_head.render import (
-    DrivingVideo,
-    Progress,
-    RenderConfig,
-    RenderResult,
-    check_driver,
-    render_driven_video,
-    render_faces,
-)
+from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
+                                 render_faces)
 from talking_head.shot_bank import BANK_IMAGE_SIZE, bank_box
 from talking_head.tensors import to_network
 

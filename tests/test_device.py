@@ -9,15 +9,8 @@ import torch.nn.functional as F
 from test_golden import fixed_input
 
 from talking_head import device as device_module
-from talking_head.device import (
-    BACKEND_ENV,
-    PRECISION_ENV,
-    Precision,
-    autocast,
-    describe_rendering,
-    precision,
-    rendering_backend,
-)
+from talking_head.device import (BACKEND_ENV, PRECISION_ENV, Precision, autocast, describe_rendering, precision,
+                                 rendering_backend)
 from talking_head.generator_runtime import GeneratorRuntime
 from talking_head.hub import BUNDLED_CHECKPOINT
 from talking_head.models import PersonalGenerator

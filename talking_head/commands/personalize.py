@@ -5,17 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from talking_head.commands.common import (
-    add_face_argument,
-    add_finetune_arguments,
-    add_model_and_render_arguments,
-    add_shots_argument,
-    build_pipeline,
-    console_progress,
-    exit_on_input_error,
-    finetune_config,
-    photos_help,
-)
+from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
+                                          add_shots_argument, build_pipeline, console_progress, exit_on_input_error,
+                                          finetune_config, photos_help)
 from talking_head.errors import InputError
 
 
