@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
-                                          add_shots_argument, build_pipeline, console_progress, exit_on_input_error,
-                                          finetune_config, note_unused_finetuning, photos_help, render_config)
+from talking_head.commands.common import (ConsoleProgress, add_face_argument, add_finetune_arguments,
+                                          add_model_and_render_arguments, add_shots_argument, build_pipeline,
+                                          exit_on_input_error, finetune_config, note_unused_finetuning, photos_help,
+                                          render_config)
 from talking_head.errors import InputError
 
 
@@ -34,13 +35,13 @@ def main(args: argparse.Namespace) -> None:
             avatar = Avatar.load(args.avatar, pipe.device)
         else:
             note_unused_finetuning(finetune_config(args), render_config(args))
-            avatar = pipe.personalize(args.photos, progress=console_progress, finetune=finetune_config(args),
+            avatar = pipe.personalize(args.photos, progress=ConsoleProgress(), finetune=finetune_config(args),
                                       face=args.face, shots=args.shots)
             for note in avatar.info["notes"]:  # which frames of a clip were taken and why, faces found
                 print(f"note: {note}", file=sys.stderr)
             if args.save:
                 avatar.save(args.save)
-        result = pipe.animate(avatar, args.driver, args.out, render_config(args), console_progress)
+        result = pipe.animate(avatar, args.driver, args.out, render_config(args), ConsoleProgress())
     except InputError as error:
         exit_on_input_error(error)
     print(f"{result.path}: {result.num_frames} frames at {result.fps:g} fps, {result.width}x{result.height}, "
