@@ -51,9 +51,9 @@ def astronaut_batch(weights: str, batch: int, size: int):
     """The astronaut's avatar (feed-forward) and one batch of generator inputs for it at ``size`` px."""
     from skimage import data
 
+    from talking_head.face_render import texture_for
     from talking_head.landmarks.rasterize import draw_landmarks
     from talking_head.pipeline import TalkingHeadPipeline
-    from talking_head.render import texture_for
     from talking_head.shot_bank import paint_region
     from talking_head.tensors import images_to_tensor
 

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
+from talking_head.face_render import render_faces
 from talking_head.landmarks.align import Retargeter
 from talking_head.landmarks.detect import get_detector
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import render_faces, retarget_batch
+from talking_head.render import retarget_batch
 from talking_head.landmarks.mouth import mouth_opening, mouth_width
 
 ROOT = Path(__file__).resolve().parents[1]

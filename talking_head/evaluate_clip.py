@@ -39,6 +39,7 @@ from talking_head.avatar import Avatar
 from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots
 from talking_head.errors import InputError
 from talking_head.evaluate import mean_and_stderr
+from talking_head.face_render import generate_faces, texture_for
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.align import EYES, RETARGET_MODES, Retargeter, crop_face, similarity_matrix
 from talking_head.landmarks.detect import DlibBackend, LandmarkDetector
@@ -49,14 +50,7 @@ from talking_head.media import iter_video_frames
 from talking_head.metrics import box_ssim, face_box, mouth_box, mouth_landmark_distance, pearson
 from talking_head.options import option
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import (
-    DrivingVideo,
-    RenderConfig,
-    driver_landmarks,
-    generate_faces,
-    retarget_batch,
-    texture_for,
-)
+from talking_head.render import DrivingVideo, RenderConfig, driver_landmarks, retarget_batch
 from talking_head.tensors import tensor_to_images
 
 log = logging.getLogger(__name__)

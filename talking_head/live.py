@@ -36,14 +36,14 @@ import torch
 
 from talking_head.avatar import Avatar
 from talking_head.device import autocast
+from talking_head.face_render import GENERATOR_BY_DEFAULT, BatchGenerator, finish_faces, texture_for
 from talking_head.landmarks.align import RETARGET_MODES, Retargeter
 from talking_head.landmarks.smooth import LandmarkSmoother
 from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb_uint8
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.options import option
-from talking_head.render import (GENERATOR_BY_DEFAULT, BatchGenerator, RenderConfig, finish_faces, fit_height,
-                                 texture_for)
+from talking_head.render import RenderConfig, fit_height
 from talking_head.stages import ThreadedStage
 from talking_head.watermark import POSITIONS, stamp_synthetic
 

@@ -29,6 +29,7 @@ from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots, is
 from talking_head.config import PAPER_KS
 from talking_head.device import pick_device
 from talking_head.errors import InputError
+from talking_head.face_render import render_faces
 from talking_head.finetune import FinetuneConfig, personalize
 from talking_head.hub import LoadedModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
@@ -37,8 +38,7 @@ from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
 from talking_head.media import load_photo
 from talking_head.models.talking_head_model import TalkingHeadModel
-from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
-                                 render_faces)
+from talking_head.render import DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video
 from talking_head.shot_bank import BANK_IMAGE_SIZE, bank_box
 from talking_head.tensors import to_network
 

@@ -39,9 +39,10 @@ from talking_head.avatar import Avatar
 from talking_head.config import ks_text
 from talking_head.device import describe_rendering, pick_device
 from talking_head.errors import InputError
+from talking_head.face_render import GENERATOR_BY_DEFAULT, unused_finetuning
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
-from talking_head.render import GENERATOR_BY_DEFAULT, Progress, RenderConfig, RenderResult, unused_finetuning
+from talking_head.render import Progress, RenderConfig, RenderResult
 from talking_head_app.jobs import JobCancelled, check_stop
 
 logger = logging.getLogger(__name__)

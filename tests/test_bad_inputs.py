@@ -46,6 +46,7 @@ from skimage import data
 
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
+from talking_head.face_render import BatchGenerator
 from talking_head.landmarks.detect import detect_face
 from talking_head.limits import Limits
 from talking_head.media import (
@@ -59,7 +60,7 @@ from talking_head.media import (
 )
 from talking_head.models import PersonalGenerator
 from talking_head.pipeline import TalkingHeadPipeline, face_notes
-from talking_head.render import BatchGenerator, RenderConfig, RenderResult, render_driven_video
+from talking_head.render import RenderConfig, RenderResult, render_driven_video
 from talking_head_app.handlers import MAX_SHOWN_CHARS, MAX_SHOWN_NOTES, AppSettings, RequestFolders, TalkingHeadApp
 
 pytestmark = pytest.mark.slow  # about a minute in all on a 2-core CPU

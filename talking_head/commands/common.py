@@ -10,10 +10,11 @@ from typing import NoReturn, TextIO
 
 from tqdm import tqdm
 
+from talking_head.face_render import unused_finetuning
 from talking_head.finetune import FinetuneConfig
 from talking_head.limits import Limits
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
-from talking_head.render import RenderConfig, unused_finetuning
+from talking_head.render import RenderConfig
 
 logger = logging.getLogger(__name__)
 
