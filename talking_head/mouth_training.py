@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from talking_head.config import mouth_model
 from talking_head.data.synthetic import identities_of, render_video
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.losses import ssim
 from talking_head.models import Embedder, Generator
 from talking_head.mouth_finetune import L1_WEIGHT, WindowBatch, embed, mouth_loss, video_windows

@@ -179,7 +179,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     import torch
 
     from talking_head.config import ModelConfig
-    from talking_head.hub import TalkingHeadModel
+    from talking_head.models.talking_head_model import TalkingHeadModel
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny_weights")

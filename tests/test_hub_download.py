@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import constants
 from hub_server import FakeHub, Fault
+from huggingface_hub import constants
 
 from talking_head.config import ModelConfig
-from talking_head.hub import TalkingHeadModel, WeightsError, WeightsNotFoundError, load_model
+from talking_head.errors import WeightsError, WeightsNotFoundError
+from talking_head.hub import load_model
+from talking_head.models.talking_head_model import TalkingHeadModel
 
 REPO = "talking-head/tiny-test"
 TESTS = Path(__file__).resolve().parent
@@ -197,7 +199,7 @@ def test_altered_tensor_bytes_are_a_weights_error(hub: FakeHub, tmp_path: Path) 
 
 def test_weights_with_a_mouth_generator_bring_it_from_the_hub(hub: FakeHub, tmp_path: Path) -> None:
     from talking_head.config import mouth_model
-    from talking_head.hub import MOUTH_FILE
+    from talking_head.models.talking_head_model import MOUTH_FILE
 
     torch.manual_seed(0)
     config = ModelConfig.named("tiny", num_videos=4)

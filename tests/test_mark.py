@@ -19,7 +19,7 @@ from talking_head.avatar import Avatar
 from talking_head.media import GENERATED_NOTICE, iter_video_frames
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig
-from talking_head.watermark import POSITIONS, mark_region, stamp_synthetic
+from talking_head.watermark import POSITIONS, stamp_synthetic
 from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
 SIZE = 256
@@ -56,10 +56,10 @@ def renders(pipe: TalkingHeadPipeline, synthetic_photos: list[Path], driver_vide
 
 
 def region(position: str) -> np.ndarray:
-    """The mark's box as a boolean (H, W) mask."""
-    rows, cols = mark_region((SIZE, SIZE), position)
+    """The mark's box as a boolean (H, W) mask: the bounding box of what the stamp darkens on a white frame."""
+    ys, xs = np.nonzero(stamp_synthetic(np.full((SIZE, SIZE, 3), 255, np.uint8), position)[..., 0] < 255)
     mask = np.zeros((SIZE, SIZE), bool)
-    mask[rows, cols] = True
+    mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
     return mask
 
 
