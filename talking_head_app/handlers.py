@@ -558,13 +558,13 @@ def escape_markdown(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
 
 def _bullets(notes: Sequence[str]) -> str:
     """Notes as a markdown list, each shown as plain text (a clip's name is the visitor's)."""
-    return "\n".join(f"- {plain(note)}" for note in notes)
+    return "\n".join(f"- {escape_markdown(note)}" for note in notes)
 
 
 def clip_comparison_table(plan: ClipComparison, rows: list[dict[str, Any]], notes: Sequence[str]) -> str:
     """``evaluate --clip``'s table (warp, model and their difference per K) under a line saying what was measured."""
     targets = rows[0]["targets"] if rows else 0
-    header = (f"Each K's shots from the first {plan.half} frames of {plain(plan.shots.name)}, measured on {targets} "
+    header = (f"Each K's shots from the first {plan.half} frames of {escape_markdown(plan.shots.name)}, measured on {targets} "
               f"frames of its second half as the truth (`evaluate --clip`'s self-reenactment; warp: the default, "
               f"model: with the learned generator; ↑ higher is better, ↓ lower).")
     return f"{header}\n\n{results_table(rows)}\n\n{_bullets([*plan.notes, *notes])}"
