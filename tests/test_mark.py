@@ -26,13 +26,13 @@ SIZE = 256
 #: Every input of the app's handlers and every field of RenderConfig, none of which turns the mark off.
 HANDLER_INPUTS = {
     "generate": ["photos", "driver", "steps", "retarget", "paste_back", "side_by_side", "output_size",
-                 "mark_position", "seed", "generator", "progress"],
+                 "mark_position", "seed", "generator", "clip", "shots", "progress"],
     "animate_avatar": ["avatar_file", "driver", "retarget", "paste_back", "side_by_side", "output_size",
                        "mark_position", "generator", "progress"],
-    "compare": ["photos", "driver", "ks", "steps", "generator", "progress"],
+    "compare": ["photos", "driver", "ks", "steps", "generator", "clip", "progress"],
 }
-RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "generator", "batch_size", "max_seconds",
-                 "trim", "mark_position", "smooth", "track"]
+RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "generator", "mouth", "batch_size",
+                 "max_seconds", "trim", "mark_position", "smooth", "track"]
 #: The corner whose mark never overlaps ``position``'s (the box is most of a 256-px frame wide).
 ACROSS = {"bottom-right": "top-right", "top-right": "bottom-right", "bottom-left": "top-left",
           "top-left": "bottom-left"}
