@@ -88,6 +88,7 @@ def test_training_windows_and_their_points_agree(clip):
 
 def test_fine_tuning_on_the_persons_own_shots_lowers_their_loss(clip, tiny_config):
     frames, points = clip
+    torch.manual_seed(0)  # measured over seeds 0-4: the loss falls by 0.05-0.08
     generator = Generator(replace(mouth_model(tiny_config), image_size=32, base_channels=8,
                                   generator_bottleneck_resolution=8))  # smaller than shipped: seconds on a CPU
     windows = leave_one_out_windows(images_to_tensor(frames[::2]), torch.from_numpy(points[::2]),
