@@ -82,6 +82,9 @@ def _write_chunk(path: Path, identities: list[int], first: int, options: MouthTr
         embeddings.append(embed(embedder, frames[shots], points[shots]))
         if made:
             batches.append(made[0])
+    if not batches:
+        raise ValueError(f"no open mouth in the second half of the videos of identities {identities}: nothing to "
+                         f"learn from; use more --frames")
     windows = WindowBatch.cat(batches)
     tensors = {name: getattr(windows, name).half().contiguous() for name in STORED}
     save_file({**tensors, "person": windows.person, "embeddings": torch.cat(embeddings)},
