@@ -14,9 +14,22 @@ from talking_head.data.synthetic_face import expression_layout, rotation_matrice
 from talking_head.data.synthetic_render import make_camera, render
 from talking_head.landmarks.align import _open_mouth
 from talking_head.mouth_inside import paint_batch, shot_palette
-from talking_head.shot_bank import (CAVITY_COLOUR, MOUTH_POINTS, PAINT_FLOOR, ShotChoice, between_the_lips, blend_weights,
-                                    choose_shots, mouth_interior, mouth_mask, paint_region, procrustes_distances,
-                                    sample_shots, warp_from_bank, warp_shots)
+from talking_head.shot_bank import (
+    CAVITY_COLOUR,
+    MOUTH_POINTS,
+    PAINT_FLOOR,
+    ShotChoice,
+    between_the_lips,
+    blend_weights,
+    choose_shots,
+    mouth_interior,
+    mouth_mask,
+    paint_region,
+    procrustes_distances,
+    sample_shots,
+    warp_from_bank,
+    warp_shots,
+)
 from talking_head.warp import sample, sampling_map, warp_to_landmarks
 
 
