@@ -11,13 +11,15 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gradio as gr
 import spaces  # noqa: F401  (ZeroGPU must be imported before torch to manage CUDA; a no-op elsewhere)
 
 from talking_head.clip_shots import ClipShotsConfig
-from talking_head.render import GENERATOR_BY_DEFAULT
+from talking_head.config import ks_text
+from talking_head.landmarks.align import RETARGET_MODES
+from talking_head.render import RenderConfig
 from talking_head.watermark import POSITIONS
 from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
 from talking_head_app.jobs import one_queue, stoppable
@@ -40,8 +42,8 @@ GENERATOR_INFO = ("off: the photo's own pixels warped (scored as well on real fa
 INTRO = """# talking-head
 Few-shot talking heads ([Zakharov et al., 2019](https://arxiv.org/abs/1905.08233)): a few photos of a
 face, a driving video, and the face in your photos moves and talks like the one in the video.
-Upload 1 to 32 photos of **one** person or a short clip of yourself, a driving video (or record one), then press
-**Generate**."""
+Upload 1 to {max_shots} photos of **one** person or a short clip of yourself, a driving video (or record one), then
+press **Generate**."""
 CLIP_LABEL = "Or a clip of yourself: record 5 s, turn your head a little and say a few words"
 
 INTENDED_USE = """**Intended use.** Animate photos of yourself, or of people who have agreed to it. Every video
@@ -55,9 +57,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
     configured (not launched)."""
     settings, limits = app.settings, app.pipeline.limits
     output_sizes, default_output_size = app.output_sizes
-    ttl = settings.file_ttl_seconds
-    with gr.Blocks(title="talking-head", delete_cache=(max(60, ttl // 4), ttl)) as demo:
-        gr.Markdown(INTRO)
+    with gr.Blocks(title="talking-head", delete_cache=(settings.sweep_seconds, settings.file_ttl_seconds)) as demo:
+        gr.Markdown(INTRO.format(max_shots=limits.max_shots))
         with gr.Tab("Animate"):
             with gr.Row():
                 with gr.Column():
@@ -71,19 +72,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                     steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
                                       label="Fine-tuning steps", info="0 = feed-forward (fastest); steps train the "
                                       "learned generator, used only when it is on (Advanced)")
-                    with gr.Accordion("Advanced", open=False):
-                        retarget = gr.Radio(["relative", "absolute"], value="relative", label="Motion transfer",
-                                            info="relative: the driver's motion on your face's shape; absolute: the "
-                                            "driver's landmarks as they are (the paper)")
-                        paste_back = gr.Checkbox(False, label="Paste the face back into the first photo")
-                        side_by_side = gr.Checkbox(False, label="Side by side: driver | photo | result")
-                        output_size = gr.Dropdown(output_sizes, value=default_output_size,
-                                                  label="Output height (pixels)")
-                        mark_position = gr.Dropdown(list(POSITIONS), value=POSITIONS[0],
-                                                    label="Corner of the 'synthetic' mark (always shown)")
-                        seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
-                        generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
-                                                info=GENERATOR_INFO, elem_id="generator")
+                    render_options, seed, generator = advanced_options(output_sizes, default_output_size)
                     generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
                     overlays = gr.Gallery(label="Your shots with the landmarks found (a clip's: when, and why "
                                           "each was taken)", columns=4, height="auto",
@@ -100,55 +89,35 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                 avatar_in = gr.File(label="Avatar file (.safetensors) saved by this app", file_types=[".safetensors"],
                                     elem_id="avatar-in")
                 animate = gr.Button("Animate saved avatar with the driving video above", elem_id="animate-btn")
-        with gr.Tab("Compare shots"):
-            gr.Markdown("How many photos (K) does it take? The same photos, personalised with the first K of them "
-                        "for each K, driven by one video: one labelled column per K, and how well each K redraws "
-                        "the photos it did not see. Or from **one clip of yourself**: each K's shots chosen from its "
-                        "first half, measured on its second half's frames as the truth.")
-            with gr.Row():
-                cmp_photos = gr.File(label=f"Photos of one person (up to {limits.max_shots})", file_count="multiple",
-                                     file_types=["image"], elem_id="cmp-photos")
-                cmp_clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT,
-                                    height=CLIP_HEIGHT, elem_id="cmp-clip")
-                cmp_driver = gr.Video(label="Driving video (with a clip, none: the clip drives itself)",
-                                      sources=["upload", "webcam"], format=VIDEO_FORMAT, elem_id="cmp-driver")
-            with gr.Row(equal_height=True):
-                ks = gr.Textbox("1, 8, 32", label="K values", info="comma-separated; capped at the number of "
-                                "photos given, or of shots the clip's first half gives")
-                cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
-                                      label="Fine-tuning steps per K")
-                cmp_generator = gr.Checkbox(GENERATOR_BY_DEFAULT, label="Learned generator inside the mouth",
-                                            info=GENERATOR_INFO)
-                compare = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
-            cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
-            cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
-            gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
+        cmp = compare_tab(settings, limits.max_shots)
         build_live_tab(app, avatar_out, live)
         build_speak_tab(app)
         gr.Markdown(INTENDED_USE)
 
-        checked_by_the_app(steps, seed, cmp_steps, clip_shots)
-        render_options = [retarget, paste_back, side_by_side, output_size, mark_position]
-        short_refusals(photos, clip, driver, avatar_in, cmp_photos, cmp_clip, cmp_driver, retarget, output_size,
-                       mark_position)
+        checked_by_the_app(steps, seed, cmp.steps, clip_shots)
+        short_refusals(photos, clip, driver, avatar_in, cmp.photos, cmp.clip, cmp.driver, render_options.retarget,
+                       render_options.output_size, render_options.mark_position)
         # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
         # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
         job = one_queue(settings.concurrency)
-        # A clip's shots are shown as soon as it arrives (or the number of shots changes), before any rendering.
-        preview = {"fn": stoppable(app.preview_clip), "inputs": [clip, clip_shots], "outputs": [overlays, notes],
-                   "trigger_mode": "always_last", **job}
-        clip.change(api_name="preview_clip", **preview)
-        clip_shots.release(api_name=False, **preview)
+        show_clip_shots(app, clip, clip_shots, [overlays, notes], job)
         generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed, generator, clip,
                                                  clip_shots],
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
         animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options, generator], [result, notes],
                       api_name="animate_avatar", **job)
-        compare.click(stoppable(app.compare), [cmp_photos, cmp_driver, ks, cmp_steps, cmp_generator, cmp_clip],
-                      [cmp_video, cmp_table],
-                      api_name="compare", **job)
+        cmp.button.click(stoppable(app.compare), [cmp.photos, cmp.driver, cmp.ks, cmp.steps, cmp.generator, cmp.clip],
+                         [cmp.video, cmp.table], api_name="compare", **job)
     app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+def show_clip_shots(app: TalkingHeadApp, clip: gr.Video, clip_shots: gr.Slider, outputs: list, job: dict) -> None:
+    """A clip's shots are shown as soon as it arrives (or the number of shots changes), before any rendering."""
+    preview = {"fn": stoppable(app.preview_clip), "inputs": [clip, clip_shots], "outputs": outputs,
+               "trigger_mode": "always_last", **job}
+    clip.change(api_name="preview_clip", **preview)
+    clip_shots.release(api_name=False, **preview)
 
 
 def clip_shots_slider(max_shots: int) -> gr.Slider:
@@ -156,6 +125,77 @@ def clip_shots_slider(max_shots: int) -> gr.Slider:
     return gr.Slider(1, max_shots, value=ClipShotsConfig().shots, step=1, label="Shots from the clip",
                      info="frames taken from it, chosen to cover your head's turns and your mouth's shapes",
                      elem_id="clip-shots")
+
+
+class RenderOptions(NamedTuple):
+    """The Advanced accordion's render options, in the order the handlers take them."""
+
+    retarget: gr.Radio
+    paste_back: gr.Checkbox
+    side_by_side: gr.Checkbox
+    output_size: gr.Dropdown
+    mark_position: gr.Dropdown
+
+
+def advanced_options(output_sizes: list[int], default_output_size: int
+                     ) -> tuple[RenderOptions, gr.Number, gr.Checkbox]:
+    """The Animate tab's Advanced accordion: the render options, the seed and the learned generator's switch."""
+    with gr.Accordion("Advanced", open=False):
+        retarget = gr.Radio(list(RETARGET_MODES), value=RenderConfig.retarget, label="Motion transfer",
+                            info="relative: the driver's motion on your face's shape; absolute: the "
+                            "driver's landmarks as they are (the paper)")
+        paste_back = gr.Checkbox(RenderConfig.paste_back, label="Paste the face back into the first photo")
+        side_by_side = gr.Checkbox(RenderConfig.side_by_side, label="Side by side: driver | photo | result")
+        output_size = gr.Dropdown(output_sizes, value=default_output_size,
+                                  label="Output height (pixels)")
+        mark_position = gr.Dropdown(list(POSITIONS), value=RenderConfig.mark_position,
+                                    label="Corner of the 'synthetic' mark (always shown)")
+        seed = gr.Number(0, precision=0, label="Seed (order of the photos during fine-tuning)")
+        generator = gr.Checkbox(RenderConfig.generator, label="Learned generator inside the mouth",
+                                info=GENERATOR_INFO, elem_id="generator")
+    return RenderOptions(retarget, paste_back, side_by_side, output_size, mark_position), seed, generator
+
+
+class CompareTab(NamedTuple):
+    """The Compare shots tab's inputs, its button and its outputs."""
+
+    photos: gr.File
+    clip: gr.Video
+    driver: gr.Video
+    ks: gr.Textbox
+    steps: gr.Slider
+    generator: gr.Checkbox
+    button: gr.Button
+    video: gr.Video
+    table: gr.Markdown
+
+
+def compare_tab(settings: AppSettings, max_shots: int) -> CompareTab:
+    """The Compare shots tab: the same photos personalised with the first K of them for each K, side by side."""
+    with gr.Tab("Compare shots"):
+        gr.Markdown("How many photos (K) does it take? The same photos, personalised with the first K of them "
+                    "for each K, driven by one video: one labelled column per K, and how well each K redraws "
+                    "the photos it did not see. Or from **one clip of yourself**: each K's shots chosen from its "
+                    "first half, measured on its second half's frames as the truth.")
+        with gr.Row():
+            cmp_photos = gr.File(label=f"Photos of one person (up to {max_shots})", file_count="multiple",
+                                 file_types=["image"], elem_id="cmp-photos")
+            cmp_clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT,
+                                height=CLIP_HEIGHT, elem_id="cmp-clip")
+            cmp_driver = gr.Video(label="Driving video (with a clip, none: the clip drives itself)",
+                                  sources=["upload", "webcam"], format=VIDEO_FORMAT, elem_id="cmp-driver")
+        with gr.Row(equal_height=True):
+            ks = gr.Textbox(ks_text(), label="K values", info="comma-separated; capped at the number of "
+                            "photos given, or of shots the clip's first half gives")
+            cmp_steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
+                                  label="Fine-tuning steps per K")
+            cmp_generator = gr.Checkbox(RenderConfig.generator, label="Learned generator inside the mouth",
+                                        info=GENERATOR_INFO)
+            compare = gr.Button("Compare", variant="primary", elem_id="cmp-btn")
+        cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
+        cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
+        gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
+    return CompareTab(cmp_photos, cmp_clip, cmp_driver, ks, cmp_steps, cmp_generator, compare, cmp_video, cmp_table)
 
 
 def launch_options(settings: AppSettings) -> dict[str, Any]:

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from talking_head import warp
+from talking_head.face_render import texture_for
 from talking_head.live import STAGES, CameraFeed, LiveConfig, LiveFrame, LiveSession, run_live
 from talking_head.media import iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import texture_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP = 5  # frames run through a throwaway session first (first calls allocate and load)

@@ -152,13 +152,14 @@ def before_after(args: argparse.Namespace, folder: Path, driver: Path) -> None:
 
 def budget(args: argparse.Namespace, driver: Path) -> None:
     """Each stage alone over the driver, one after another, in this process (see the module's docstring)."""
+    from talking_head.face_render import generate_faces, texture_for
     from talking_head.landmarks.align import Retargeter
     from talking_head.landmarks.smooth import CentredSmoother
     from talking_head.landmarks.track import FaceTracker
     from talking_head.limits import Limits
     from talking_head.media import VideoSink, iter_video_frames, probe_driver
     from talking_head.pipeline import TalkingHeadPipeline
-    from talking_head.render import FrameLayout, RenderConfig, fit_height, generate_faces, retarget_batch, texture_for
+    from talking_head.render import FrameLayout, RenderConfig, fit_height, retarget_batch
 
     torch.set_num_threads(args.threads)
     pipe = TalkingHeadPipeline.from_pretrained(args.weights, device="cpu", landmark_backend="dlib")

@@ -26,11 +26,12 @@ from bench_pipeline import ROOT, git_worktree, machine
 CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[2]))
+from talking_head.face_render import texture_for
 from talking_head.landmarks.align import Retargeter
 from talking_head.limits import Limits
 from talking_head.media import iter_video_frames, probe_driver
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import RenderConfig, retarget_batch, texture_for
+from talking_head.render import RenderConfig, retarget_batch
 pipe = TalkingHeadPipeline.from_pretrained(sys.argv[1], device="cpu", landmark_backend="dlib")
 avatar = pipe.personalize([sys.argv[3]], steps=0)
 info = probe_driver(sys.argv[4], Limits())

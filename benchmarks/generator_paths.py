@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from talking_head.device import Precision, describe_rendering, onnxruntime_installed
+from talking_head.generator_runtime import GeneratorRuntime
 from talking_head.onnx_backend import CACHE_ENV
 
 #: Where the landmark targets' jitter comes from (reproducible inputs).
@@ -50,9 +51,9 @@ def astronaut_batch(weights: str, batch: int, size: int):
     """The astronaut's avatar (feed-forward) and one batch of generator inputs for it at ``size`` px."""
     from skimage import data
 
+    from talking_head.face_render import texture_for
     from talking_head.landmarks.rasterize import draw_landmarks
     from talking_head.pipeline import TalkingHeadPipeline
-    from talking_head.render import texture_for
     from talking_head.shot_bank import paint_region
     from talking_head.tensors import images_to_tensor
 
@@ -77,7 +78,7 @@ def time_paths(weights: str, batch: int, size: int, seconds: float, rounds: int)
         outputs, times = {}, {p.name: [] for p in paths}
         for path in paths:  # first call: the export for ONNX Runtime, warm-up for torch
             start = time.perf_counter()
-            outputs[path.name] = generator.generate(*inputs, backend=path.backend, precision=path.precision)
+            outputs[path.name] = GeneratorRuntime(generator, path.backend, path.precision)(*inputs)
             if path.backend == "onnx":
                 lines.append(f"ONNX Runtime: export + load + check against torch {time.perf_counter() - start:.1f} s "
                              f"(once per generator's weights)")
@@ -86,7 +87,7 @@ def time_paths(weights: str, batch: int, size: int, seconds: float, rounds: int)
                 spent = 0.0
                 while spent < seconds:
                     start = time.perf_counter()
-                    generator.generate(*inputs, backend=path.backend, precision=path.precision)
+                    GeneratorRuntime(generator, path.backend, path.precision)(*inputs)
                     times[path.name].append(time.perf_counter() - start)
                     spent += times[path.name][-1]
     reference = outputs[paths[0].name]

@@ -25,11 +25,12 @@ import cv2
 import numpy as np
 import torch
 
-from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
+from talking_head.data.synthetic import identities_of, render_video
+from talking_head.face_render import render_faces
 from talking_head.landmarks.align import Retargeter
 from talking_head.landmarks.detect import get_detector
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import render_faces, retarget_batch
+from talking_head.render import retarget_batch
 from talking_head.landmarks.mouth import mouth_opening, mouth_width
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,16 +45,6 @@ def cpu_name() -> str:
             return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
     except (OSError, StopIteration):
         return platform.machine()
-
-
-def heldout_identities(count: int) -> list[int]:
-    """The first ``count`` held-out synthetic identities (never trained on)."""
-    config, found, identity = SyntheticConfig(), [], 0
-    while len(found) < count:
-        if identity_split(identity, config) == "heldout":
-            found.append(identity)
-        identity += 1
-    return found
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,7 +83,7 @@ def main() -> None:
              f"photo {PHOTO.name}; weights {args.weights}", "",
              "| driver | method | faces found | opening r | width r |", "|---|---|---|---|---|"]
     sheet_rows, scores = [], {m: [] for m in methods}
-    for identity in heldout_identities(args.drivers):
+    for identity in identities_of("heldout", args.drivers):
         frames, exact = render_video(identity, 0, args.frames, args.size)
         driver_opening, driver_width = mouth_opening(exact), mouth_width(exact)
         targets = retarget_batch(Retargeter(avatar.source_landmarks), list(exact), avatar.source_landmarks)

@@ -29,7 +29,7 @@ from talking_head.finetune import FinetuneConfig
 from talking_head.hub import load_model
 from talking_head.media import iter_video_frames
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import RenderConfig, fit_height, label
+from talking_head.render import RenderConfig, caption, fit_height
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "examples" / "driver.mp4"
@@ -80,7 +80,7 @@ def old_vs_new(weights: str, old_weights: str | None, photo: Path, steps: int, s
     columns["new: the warp (default)"] = rendered_frames(new, photo, steps, size, scratch / "warp.mp4", indices)
     columns["warp + G (--generator)"] = rendered_frames(new, photo, steps, size, scratch / "new.mp4", indices,
                                                         generator=True)
-    grid = np.concatenate([np.concatenate([label(f, name) if r == 0 else f for r, f in enumerate(frames)], axis=0)
+    grid = np.concatenate([np.concatenate([caption(f, name) if r == 0 else f for r, f in enumerate(frames)], axis=0)
                            for name, frames in columns.items()], axis=1)
     Image.fromarray(grid).save(out)
     print(f"{out}: {rows} driver frames x {list(columns)}")
@@ -98,8 +98,8 @@ def open_mouths(pipe: TalkingHeadPipeline, photo: Path, out: Path, scratch: Path
     result = pipe.animate(avatar, DRIVER, scratch / "open.mp4", RenderConfig(output_size=size))
     faces = [f for i, f in enumerate(iter_video_frames(result.path)) if i in picks]
     still = fit_height(np.asarray(Image.open(photo).convert("RGB")), size)
-    grid = [np.concatenate([label(fit_height(driver[i], size), f"driver #{i}"), label(still, "photo"),
-                            label(face, "result (defaults)")], axis=1) for i, face in zip(picks, faces)]
+    grid = [np.concatenate([caption(fit_height(driver[i], size), f"driver #{i}"), caption(still, "photo"),
+                            caption(face, "result (defaults)")], axis=1) for i, face in zip(picks, faces)]
     Image.fromarray(np.concatenate(grid, axis=0)).save(out, quality=88)  # a JPEG: 0.4 MB, not 2.5 as a PNG
     print(f"{out}: driver frames {picks}, openings {[round(float(openings[i]), 2) for i in picks]}")
 

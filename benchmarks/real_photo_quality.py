@@ -58,7 +58,7 @@ from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, get_d
 from talking_head.media import VideoSink, iter_video_frames, load_photo, probe_video
 from talking_head.metrics import face_descriptor
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import RenderConfig, fit_height, label
+from talking_head.render import RenderConfig, caption, fit_height
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "astronaut.jpg"
@@ -255,7 +255,7 @@ def contact_sheet(path: Path, drivers: dict[str, Path], videos: dict[tuple[str, 
         columns += [frames_at(videos[driver, m], picks) for m in methods]
         for i, pick in enumerate(picks):
             names = [f"{driver} #{pick}", "photo", *methods]
-            rows.append(np.concatenate([label(fit_height(column[i], height), name)
+            rows.append(np.concatenate([caption(fit_height(column[i], height), name)
                                         for name, column in zip(names, columns)], axis=1))
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
 

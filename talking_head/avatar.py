@@ -141,6 +141,8 @@ OPTION_TYPES = (str, int, float, bool, type(None))
 #: The paste-back photo decides the output's width in proportion to its height (panoramas beyond this are
 #: refused: a 2 x 4000 px photo once made 512 000 px wide frames).
 MAX_PHOTO_ASPECT = 8.0
+#: The paste-back photo is kept at most this large inside an avatar file (the pipeline downscales it to this).
+MAX_PASTE_PHOTO_SIDE = 1024
 #: Floating-point dtypes the generator's weights may be stored in (they load into float32).
 WEIGHT_DTYPES = ("F32", "F16", "BF16")
 
@@ -272,8 +274,6 @@ def _check_tensor_layout(found: Header, config: ModelConfig, mouth: ModelConfig 
 
 
 def _check_photo_shape(shape: tuple[int, ...], name: str) -> None:
-    from talking_head.pipeline import MAX_PASTE_PHOTO_SIDE  # the pipeline imports this module
-
     if len(shape) != 3 or shape[2] != 3 or not 2 <= min(shape[:2]) <= max(shape[:2]) <= MAX_PASTE_PHOTO_SIDE or (
             max(shape[:2]) > MAX_PHOTO_ASPECT * min(shape[:2])):
         raise InputError(f"avatar file {name!r} has a paste-back photo of shape {list(shape)}; expected an RGB photo "

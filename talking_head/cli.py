@@ -14,24 +14,27 @@ import logging
 import sys
 from collections.abc import Iterable
 
+from talking_head.config import ks_text
+
 #: command -> (module, one-line description). Each module has ``add_arguments(parser)`` and ``main(args)``.
 COMMANDS = {
     "animate": ("talking_head.commands.animate", "photos (or a saved avatar) + a driving video -> mp4"),
     "speak": ("talking_head.commands.speak", "photos (or a saved avatar) + a voice recording or typed text -> mp4"),
     "personalize": ("talking_head.commands.personalize", "fine-tune on K photos once and save the avatar"),
     "live": ("talking_head.commands.live", "a camera (or a video file) drives a saved avatar in real time"),
-    "compare": ("talking_head.commands.compare", "K = 1/8/32 side by side on one driver, with a metrics table"),
+    "compare": ("talking_head.commands.compare",
+                f"K = {ks_text(separator='/')} side by side on one driver, with a metrics table"),
     "landmarks": ("talking_head.commands.landmarks", "the landmarks found in a photo or video, drawn over it"),
-    "synthesize": ("talking_head.data.synthesize_cli", "render the procedural synthetic talking-head dataset"),
-    "export": ("talking_head.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
-    "train": ("talking_head.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
+    "synthesize": ("talking_head.commands.synthesize", "render the procedural synthetic talking-head dataset"),
+    "export": ("talking_head.commands.export", "training checkpoint -> shippable weights folder (half precision) or Hub repo"),
+    "train": ("talking_head.commands.train", "meta-learn E, G and D on a dataset folder (resumable; torchrun for multi-GPU)"),
     "train-mouth": ("talking_head.commands.train_mouth", "meta-learn the mouth-window generator on synthetic videos "
                     "(resumable; --install adds it to a weights folder)"),
-    "preprocess": ("talking_head.data.preprocess_cli", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
+    "preprocess": ("talking_head.commands.preprocess", "crop VoxCeleb-layout videos into a dataset folder (resumable)"),
     "evaluate": (
         "talking_head.commands.evaluate",
-        "K = 1/8/32 self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline (--clip: on a "
-        "recording, the mouth's scores, the warp beside the model)",
+        (f"K = {ks_text(separator='/')} self-reenactment: SSIM, PSNR, CSIM, landmark distance vs a warp baseline "
+         "(--clip: on a recording, the mouth's scores, the warp beside the model)"),
     ),
 }
 

@@ -230,18 +230,25 @@ def choose_shots(path: str | Path, detector: LandmarkDetector, config: ClipShots
     median = float(np.median(sharpness))
     usable = [c for c in reservoir.items if c.sharpness >= config.blur_fraction * median]
     usable = usable or [max(reservoir.items, key=lambda c: c.sharpness)]
+    chosen = _chosen(usable, config, frames, moved, float(np.median(turns)), notes, path.name)
+    shots = [ClipShot(c.frame, c.face, c.index, c.index / decoded.fps, c.sharpness, why) for c, why in chosen]
+    return ClipShots(path.name, shots, frames, with_face, notes)
+
+
+def _chosen(usable: list[_Candidate], config: ClipShotsConfig, frames: int, moved: bool, straight: float,
+            notes: list[str], name: str) -> list[tuple[_Candidate, str]]:
+    """The shots among the ``usable`` candidates with why each, and a note (added to ``notes``) where fewer than
+    asked are taken: a clip of one frame, or one that does not move, gives one shot (copies would add nothing)."""
     if frames == 1 or not moved:
         best = max(usable, key=lambda c: c.sharpness)
         why = "its only frame" if frames == 1 else "the clip does not move: one shot, copies would add nothing"
-        notes.append(f"{path.name}: {why}")
-        chosen = [(best, "the sharpest frame" if frames > 1 else "the only frame")]
-    else:
-        chosen = farthest_points(usable, config.shots, config.duplicate_distance, float(np.median(turns)))
-        if len(chosen) < config.shots:
-            notes.append(f"{path.name}: {len(chosen)} distinct shots (of {config.shots} asked): the other frames "
-                         f"are near-duplicates of these in head pose and mouth")
-    shots = [ClipShot(c.frame, c.face, c.index, c.index / decoded.fps, c.sharpness, why) for c, why in chosen]
-    return ClipShots(path.name, shots, frames, with_face, notes)
+        notes.append(f"{name}: {why}")
+        return [(best, "the sharpest frame" if frames > 1 else "the only frame")]
+    chosen = farthest_points(usable, config.shots, config.duplicate_distance, straight)
+    if len(chosen) < config.shots:
+        notes.append(f"{name}: {len(chosen)} distinct shots (of {config.shots} asked): the other frames "
+                     f"are near-duplicates of these in head pose and mouth")
+    return chosen
 
 
 def farthest_points(candidates: list[_Candidate], k: int, duplicate: float, straight: float = 0.0

@@ -10,6 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+#: The shot counts K of the paper's tables: what ``compare`` and ``evaluate`` (the CLI, the app, the pipeline) run
+#: unless asked otherwise.
+PAPER_KS = (1, 8, 32)
+
+
+def ks_text(ks: tuple[int, ...] = PAPER_KS, separator: str = ", ") -> str:
+    """``(1, 8, 32)`` -> ``"1, 8, 32"``: K values as a person types and reads them."""
+    return separator.join(str(k) for k in ks)
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -19,7 +19,6 @@ targets as every method and K rendered them: the pictures behind the numbers, at
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -37,14 +36,17 @@ from PIL import Image
 from tqdm import tqdm
 
 from talking_head.baseline import warp_baseline
+from talking_head.config import PAPER_KS
 from talking_head.data.format import VideoRecord, read_frames, read_index, video_path, write_index, write_video
 from talking_head.data.synthetic import SyntheticConfig, identity_split, render_video
 from talking_head.finetune import FinetuneConfig, personalize
-from talking_head.hub import TalkingHeadModel, load_model
+from talking_head.generator_runtime import GeneratorRuntime
+from talking_head.hub import load_model
 from talking_head.landmarks.mouth import mouth_opening
 from talking_head.metrics import cosine, face_descriptor, landmark_distance, psnr, ssim
-from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
-from talking_head.render import label as caption
+from talking_head.models.talking_head_model import TalkingHeadModel
+from talking_head.options import option
+from talking_head.render import caption
 from talking_head.shot_bank import paint_region, warp_from_bank
 from talking_head.tensors import tensor_to_images, to_network
 
@@ -77,7 +79,7 @@ class EvaluateOptions:
                                     "identities")
     split: str = option("heldout", "split of --data to evaluate on")
     identities: int = option(10, "identities to evaluate (one video each)")
-    ks: tuple[int, ...] = option((1, 8, 32), "K values: how many shots the model gets")
+    ks: tuple[int, ...] = option(PAPER_KS, "K values: how many shots the model gets")
     steps: tuple[int, ...] = option((0, COMPARED_STEPS), "fine-tuning steps to compare (0 = feed-forward)")
     targets: int = option(16, "T: target frames per identity")
     clip_frames: int = option(64, "length of the rendered synthetic clips (shots come from the first half, "
@@ -219,8 +221,8 @@ def evaluate_video(model: TalkingHeadModel, frames: np.ndarray, landmarks: np.nd
             # A fine-tuned avatar has weights of its own: exporting them for ONNX Runtime (1-10 s) to render a
             # few targets would cost more than torch rendering them, and fill the graph cache.
             backend = "torch" if n > 0 else None
-            score(Method.model(n), k, tensor_to_images(avatar.generate(net_drawings[targets], warped, region,
-                                                                       backend=backend)))
+            runtime = GeneratorRuntime(avatar, backend)
+            score(Method.model(n), k, tensor_to_images(runtime(net_drawings[targets], warped, region)))
     return scores
 
 
@@ -500,15 +502,3 @@ def evaluate(options: EvaluateOptions) -> list[dict]:
     plot_results(rows, out, floor)
     Image.fromarray(samples_grid(first_targets, renderings)).save(out / "samples.png")
     return rows
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, EvaluateOptions)
-
-
-def main(args: argparse.Namespace) -> None:
-    options = dataclass_from_args(EvaluateOptions, args)
-    rows = evaluate(options)
-    print(results_table(rows))
-    print(comparison_table(rows))
-    print(f"written to {options.out}/results.md, results.json and plots")

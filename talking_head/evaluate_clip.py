@@ -39,8 +39,9 @@ from talking_head.avatar import Avatar
 from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots
 from talking_head.errors import InputError
 from talking_head.evaluate import mean_and_stderr
+from talking_head.face_render import finish_faces, texture_for
 from talking_head.finetune import FinetuneConfig
-from talking_head.landmarks.align import EYES, Retargeter, crop_face, similarity_matrix
+from talking_head.landmarks.align import EYES, RETARGET_MODES, Retargeter, crop_face, similarity_matrix
 from talking_head.landmarks.detect import DlibBackend, LandmarkDetector
 from talking_head.landmarks.mouth import mouth_opening, mouth_width
 from talking_head.landmarks.smooth import CentredSmoother, smooth_stream
@@ -49,14 +50,7 @@ from talking_head.media import iter_video_frames
 from talking_head.metrics import box_ssim, face_box, mouth_box, mouth_landmark_distance, pearson
 from talking_head.options import option
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import (
-    DrivingVideo,
-    RenderConfig,
-    driver_landmarks,
-    finish_faces,
-    retarget_batch,
-    texture_for,
-)
+from talking_head.render import DrivingVideo, RenderConfig, driver_landmarks, retarget_batch
 from talking_head.tensors import tensor_to_images
 
 log = logging.getLogger(__name__)
@@ -80,7 +74,7 @@ class ClipOptions:
                                    "(several clips are pooled)")
     output_size: int = option(256, "with --clip: side of the rendered and real face crops, in pixels")
     retarget: str = option("absolute", "with --clip: how the driver's landmarks reach the avatar (absolute: as they "
-                           "are, the paper's self-reenactment)", choices=["relative", "absolute"])
+                           "are, the paper's self-reenactment)", choices=list(RETARGET_MODES))
     worst: int = option(3, "with --clip: the worst targets (by the model's mouth SSIM) shown per setting")
     shot_choice: str = option("even", "with --clip: how the K shots are taken from the first half: even (spread "
                               "evenly over the frames with a face) or cover (as a clip among --photos is: pose and "

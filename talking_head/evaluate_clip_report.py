@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from talking_head.evaluate_clip import METHODS, ClipResult
-from talking_head.render import label
+from talking_head.render import caption
 
 #: Column -> (header, higher is better); a series' column is its Pearson r against the real frames.
 COLUMNS = {"mouth_ssim": ("mouth SSIM", True), "face_ssim": ("face SSIM", True), "mouth_lmd": ("mouth LMD", False),
@@ -65,9 +65,9 @@ def worst_picture(result: ClipResult) -> np.ndarray | None:
     rows = []
     for setting in sorted(result.worst):
         for worst in result.worst[setting]:
-            rows.append(np.concatenate([label(worst.real, f"{setting.label}: {Path(worst.clip).stem} {worst.frame}"),
-                                        label(worst.warp, "warp"),
-                                        label(worst.model, f"model (mouth SSIM {worst.score:.2f})")], axis=1))
+            rows.append(np.concatenate([caption(worst.real, f"{setting.label}: {Path(worst.clip).stem} {worst.frame}"),
+                                        caption(worst.warp, "warp"),
+                                        caption(worst.model, f"model (mouth SSIM {worst.score:.2f})")], axis=1))
     return np.concatenate(rows, axis=0) if rows else None
 
 

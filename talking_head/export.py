@@ -1,4 +1,4 @@
-"""``python -m talking_head export``: a training checkpoint -> a shippable weights folder (or Hub repo).
+"""A training checkpoint -> a shippable weights folder (or Hub repo): ``python -m talking_head export``.
 
 Drops the optimiser state, optionally stores the weights in half precision (loading casts back to
 float32) and reports what that costs: the largest difference of G's output between the two.
@@ -9,7 +9,6 @@ outside this project (``talking_head.onnx_backend.export_onnx`` says what it com
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -17,8 +16,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from talking_head.hub import MOUTH_FILE, NETWORK_FILES, TalkingHeadModel, save_model
-from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
+from talking_head.models.talking_head_model import MOUTH_FILE, NETWORK_FILES, TalkingHeadModel, save_model
+from talking_head.options import option
 from talking_head.train import STATE_FILE
 
 
@@ -81,9 +80,28 @@ def write_weights(model: TalkingHeadModel, out: str | Path, dtype: torch.dtype) 
     return out
 
 
+def absolute_paths(value: Any) -> list[str]:
+    """Every absolute path (POSIX or Windows) in ``value``, a record of dicts, lists and strings, standing alone or
+    as a word of a longer string (``"train --data /home/me/data"``)."""
+    if isinstance(value, dict):
+        return [path for item in value.values() for path in absolute_paths(item)]
+    if isinstance(value, list):
+        return [path for item in value for path in absolute_paths(item)]
+    if not isinstance(value, str):
+        return []
+    words = [value, *value.replace("=", " ").split()]
+    return sorted({word for word in words if PurePosixPath(word).is_absolute() or PureWindowsPath(word).drive})
+
+
 def export(options: ExportOptions) -> tuple[Path, float]:
+    """The checkpoint as a shippable folder, and G's largest output difference from float32 in it. Refused (a
+    ValueError, nothing written) where its config would still record a path of this machine."""
     model = TalkingHeadModel.from_pretrained(options.checkpoint)
     model.provenance = without_paths(model.provenance)
+    left = absolute_paths({"model": model.config.to_dict(), "provenance": model.provenance})
+    if left:
+        raise ValueError(f"refusing to export {options.checkpoint}: its config.json would record this machine's "
+                         f"paths {', '.join(left)}; remove them from its provenance first")
     step = training_step(options.checkpoint)
     if step is not None:  # config.json then says which step the shipped weights are
         model.provenance["step"] = step
@@ -97,10 +115,6 @@ def export(options: ExportOptions) -> tuple[Path, float]:
     return out, error
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, ExportOptions)
-
-
 def export_avatar_onnx(avatar_path: str | Path) -> Path:
     """An avatar's generator, psi baked in, as ``AVATAR.onnx``: inputs landmark images (+ warped shots) at the
     model's resolution, outputs the painting (+ mask); the model config is in the graph's metadata."""
@@ -109,13 +123,3 @@ def export_avatar_onnx(avatar_path: str | Path) -> Path:
 
     avatar_path = Path(avatar_path)
     return export_onnx(Avatar.load(avatar_path).generator, avatar_path.with_suffix(".onnx"), psi_as_input=False)
-
-
-def main(args: argparse.Namespace) -> None:
-    options = dataclass_from_args(ExportOptions, args)
-    if options.onnx:
-        print(f"{export_avatar_onnx(options.onnx)}: the avatar's generator as ONNX (psi baked in)")
-        return
-    out, error = export(options)
-    size = sum(p.stat().st_size for p in out.iterdir() if p.suffix == ".safetensors") / 2**20
-    print(f"{out}: {size:.1f} MiB of weights; largest output difference from the float32 model: {error:.2e}")

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from talking_head.device import pick_device
-from talking_head.hub import TalkingHeadModel
 from talking_head.losses import ContentLoss, GanPhases, LossWeights, make_optimizers
 from talking_head.models import Generator, PersonalGenerator
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.options import option
 from talking_head.shot_bank import choose_shots, paint_region, warp_from_bank
 from talking_head.warp import warp_to_landmarks

@@ -36,15 +36,15 @@ import torch
 
 from talking_head.avatar import Avatar
 from talking_head.device import autocast
-from talking_head.landmarks.align import Retargeter
+from talking_head.face_render import GENERATOR_BY_DEFAULT, MOUTH_BY_DEFAULT, BatchGenerator, finish_faces, texture_for
+from talking_head.landmarks.align import RETARGET_MODES, Retargeter
 from talking_head.landmarks.smooth import LandmarkSmoother
 from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb_uint8
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.options import option
-from talking_head.render import (GENERATOR_BY_DEFAULT, MOUTH_BY_DEFAULT, BatchGenerator, finish_faces, fit_height,
-                                 texture_for)
-from talking_head.stages import Ahead
+from talking_head.render import RenderConfig, fit_height
+from talking_head.stages import ThreadedStage
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
 if TYPE_CHECKING:
@@ -69,15 +69,16 @@ LIVE_SPLINE_GRID = 64
 
 @dataclass(frozen=True)
 class LiveConfig:
-    output_size: int = option(256, "side of the generated face in pixels")
+    output_size: int = option(RenderConfig.output_size, "side of the generated face in pixels")
     reference_frames: int = option(5, "the first frames with a face, averaged, are the neutral pose (re-centre "
                                    "sets it again)")
-    retarget: str = option("relative", "relative: the camera's motion on the avatar's face shape; absolute: the "
-                           "camera's landmarks as they are", choices=["relative", "absolute"])
+    retarget: str = option(RenderConfig.retarget, "relative: the camera's motion on the avatar's face shape; absolute: "
+                           "the camera's landmarks as they are", choices=list(RETARGET_MODES))
     smooth: bool = option(True, "smooth the landmarks over time (One-Euro filter)")
     camera_fps: float = option(25.0, "the camera's frame rate, for the smoothing (the live command uses its camera's or "
                                "video's own)")
-    mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
+    mark_position: str = option(RenderConfig.mark_position, "corner of the visible 'synthetic' mark",
+                                choices=list(POSITIONS))
     track: TrackConfig = option(TrackConfig(), "following the face between detections")
     rate_window: int = option(25, "frames/s is measured over this many frames")
     spline_grid: int = option(LIVE_SPLINE_GRID, "side of the grid the warp's spline is evaluated on (animate uses "
@@ -94,8 +95,8 @@ class LiveConfig:
             raise ValueError(f"output_size must be at least 32, got {self.output_size}")
         if self.reference_frames < 1 or self.camera_fps <= 0 or self.rate_window < 2 or self.spline_grid < 8:
             raise ValueError("reference_frames >= 1, camera_fps > 0, rate_window >= 2 and spline_grid >= 8 are needed")
-        if self.retarget not in ("relative", "absolute"):
-            raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
+        if self.retarget not in RETARGET_MODES:
+            raise ValueError(f"retarget must be one of {RETARGET_MODES}, got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
             raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
 
@@ -113,10 +114,6 @@ class LiveFrame:
     index: int = 0  # steps taken by the session, this one included
     calibrating: bool = False  # still collecting the neutral reference
     captured_at: float = 0.0  # when the camera frame shown here was captured (the session's clock)
-
-    def describe(self) -> str:
-        """One line for a display: ``23.5 frames/s, latency 61 ms``."""
-        return f"{self.fps:.1f} frames/s, latency {self.latency_ms:.0f} ms"
 
 
 class LiveSession:
@@ -166,13 +163,13 @@ class LiveSession:
         """
         return self.finish(self.prepare(frame, captured_at))
 
-    def prepare(self, frame: np.ndarray, captured_at: float | None = None) -> Posed:
+    def prepare(self, frame: np.ndarray, captured_at: float | None = None) -> PreparedFrame:
         """The first half of a step: the face found, smoothed, retargeted, and the avatar's shots warped onto it."""
         captured_at = self.clock() if captured_at is None else captured_at
         with self._prepare_lock, torch.inference_mode():
             return self._prepare(frame, captured_at)
 
-    def _prepare(self, frame: np.ndarray, captured_at: float) -> Posed:
+    def _prepare(self, frame: np.ndarray, captured_at: float) -> PreparedFrame:
         start = self.clock()
         timings = dict.fromkeys(STAGES, 0.0)
         face = None
@@ -185,7 +182,7 @@ class LiveSession:
         timings["landmarks"] = (self.clock() - start) * 1000
         if face is None:
             hint = HINT_NO_FACE_YET if self.retargeter.reference is None else HINT_FACE_LOST
-            return Posed(captured_at, timings, None, None, hint, self.calibrating)
+            return PreparedFrame(captured_at, timings, None, None, hint, self.calibrating)
         mark = self.clock()
         landmarks = self.smoother(face.landmarks) if self.smoother else face.landmarks
         if self.calibrating:
@@ -198,9 +195,9 @@ class LiveSession:
                   if self.avatar.texture_path else None)
         timings["warp"] = (self.clock() - mark) * 1000
         hint = "Hold still, looking ahead: setting the neutral pose." if self.calibrating else None
-        return Posed(captured_at, timings, target, warped, hint, self.calibrating)
+        return PreparedFrame(captured_at, timings, target, warped, hint, self.calibrating)
 
-    def finish(self, posed: Posed) -> LiveFrame:
+    def finish(self, posed: PreparedFrame) -> LiveFrame:
         """The second half of a step: the generator's face on the warp, marked; the last good frame when
         ``posed`` has no face."""
         with self._finish_lock, torch.inference_mode():
@@ -224,7 +221,7 @@ class LiveSession:
 
 
 @dataclass(frozen=True)
-class Posed:
+class PreparedFrame:
     """A frame half-way through a step (:meth:`LiveSession.prepare`): where the avatar's face goes, its warp."""
 
     captured_at: float
@@ -243,17 +240,17 @@ def run_live(frames: Iterable[np.ndarray | tuple[np.ndarray, float]], avatar: Av
     before the step.
 
     The next frame is prepared (landmarks, retargeting, warp) on a thread of its own while this one is
-    generated; it is taken from ``frames`` only when generation of the last one starts (``Ahead`` with
+    generated; it is taken from ``frames`` only when generation of the last one starts (``ThreadedStage`` with
     depth 0), so a camera's frame is as fresh as it can be.
     """
     session = session or LiveSession(avatar, config, detector)
 
-    def prepared() -> Iterator[Posed]:
+    def prepared() -> Iterator[PreparedFrame]:
         for item in frames:
             frame, captured_at = item if isinstance(item, tuple) else (item, None)
             yield session.prepare(frame, captured_at)
 
-    with Ahead(prepared(), depth=0, name="live landmarks+warp") as posed:
+    with ThreadedStage(prepared(), depth=0, name="live landmarks+warp") as posed:
         for item in posed:
             yield session.finish(item)
 

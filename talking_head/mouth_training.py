@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from talking_head.config import mouth_model
 from talking_head.data.synthetic import identities_of, render_video
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.losses import ssim
 from talking_head.models import Embedder, Generator
 from talking_head.mouth_finetune import L1_WEIGHT, WindowBatch, embed, mouth_loss, video_windows
@@ -82,6 +82,9 @@ def _write_chunk(path: Path, identities: list[int], first: int, options: MouthTr
         embeddings.append(embed(embedder, frames[shots], points[shots]))
         if made:
             batches.append(made[0])
+    if not batches:
+        raise ValueError(f"no open mouth in the second half of the videos of identities {identities}: nothing to "
+                         f"learn from; use more --frames")
     windows = WindowBatch.cat(batches)
     tensors = {name: getattr(windows, name).half().contiguous() for name in STORED}
     save_file({**tensors, "person": windows.person, "embeddings": torch.cat(embeddings)},

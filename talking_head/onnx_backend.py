@@ -158,7 +158,7 @@ class OnnxPainter:
         return outputs[0], outputs[1] if len(outputs) > 1 else None
 
 
-def _agrees(painter: OnnxPainter, personal: PersonalGenerator) -> bool:
+def _reproduces_torch(painter: OnnxPainter, personal: PersonalGenerator) -> bool:
     """Whether the graph computes what torch does, in float32, on one fixed input (a damaged or stale file
     that still loads would not)."""
     config, size = personal.config, personal.config.image_size
@@ -212,7 +212,7 @@ def _load_or_export(path: Path, personal: PersonalGenerator, threads: int) -> On
                 export_onnx(personal, path)
                 logger.info("exported the generator for ONNX Runtime to %s", path)
             painter = OnnxPainter(path, threads)
-            if _agrees(painter, personal):
+            if _reproduces_torch(painter, personal):
                 path.touch()  # used now: the last graph the prune would remove
                 prune_cache(path.parent)
                 return painter

@@ -24,21 +24,23 @@ import numpy as np
 import torch
 from PIL import Image
 
-from talking_head.avatar import Avatar
+from talking_head.avatar import MAX_PASTE_PHOTO_SIDE, Avatar
 from talking_head.clip_shots import ClipShots, ClipShotsConfig, choose_shots, is_video
+from talking_head.config import PAPER_KS
 from talking_head.device import pick_device
 from talking_head.errors import InputError
+from talking_head.face_render import render_faces
 from talking_head.finetune import FinetuneConfig, personalize
-from talking_head.hub import LoadedModel, TalkingHeadModel, load_model
+from talking_head.hub import LoadedModel, load_model
 from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, NoFaceError, detect_face, get_detector
 from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
 from talking_head.media import load_photo
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.mouth_finetune import personal_mouth
-from talking_head.render import (DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video,
-                                 render_faces)
-from talking_head.shot_bank import BANK_IMAGE_SIZE, BANK_MARGIN, BANK_SIZE
+from talking_head.render import DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video
+from talking_head.shot_bank import BANK_IMAGE_SIZE, bank_box
 from talking_head.speech.liveliness import LivelinessConfig
 from talking_head.speech.speak import SpeechResult, speak
 from talking_head.speech.tts import DEFAULT_VOICE
@@ -47,8 +49,6 @@ from talking_head.tensors import to_network
 logger = logging.getLogger(__name__)
 
 PhotoInput = str | Path | np.ndarray | Image.Image | ClipShots  # ClipShots: a clip's shots, chosen
-#: The paste-back photo is kept at most this large inside an avatar file.
-MAX_PASTE_PHOTO_SIDE = 1024
 
 
 @dataclass
@@ -234,7 +234,7 @@ class TalkingHeadPipeline:
 
     # -- 4. K = 1 / 8 / 32 side by side -------------------------------------------------------------
     def compare(self, photos: Sequence[PhotoInput], driver: str | Path, out_path: str | Path,
-                ks: Sequence[int] = (1, 8, 32), steps: int | None = None, config: RenderConfig = RenderConfig(),
+                ks: Sequence[int] = PAPER_KS, steps: int | None = None, config: RenderConfig = RenderConfig(),
                 progress: Progress | None = None, finetune: FinetuneConfig | None = None, face: int = 1,
                 shots: int | None = None) -> Comparison:
         """Personalise once per K on the first K photos (``steps`` and ``finetune`` as in :meth:`personalize`),
@@ -249,7 +249,7 @@ class TalkingHeadPipeline:
         avatars, rows = [], []
         for index, k in enumerate(chosen):
             stage = _subrange(progress, index / (len(chosen) + 1), (index + 1) / (len(chosen) + 1), f"K={k}: ")
-            avatar = self.personalize(_first(prepared, k), steps, stage, finetune)
+            avatar = self.personalize(_first_shots(prepared, k), steps, stage, finetune)
             avatars.append(avatar)
             rows.append({"K": k, "steps": avatar.info["steps"], "seconds": avatar.info["seconds"],
                          **self._score(avatar, prepared, k, config)})
@@ -308,7 +308,7 @@ def _shareable(config: FinetuneConfig) -> dict[str, object]:
     return options
 
 
-def _first(shots: Shots, k: int) -> Shots:
+def _first_shots(shots: Shots, k: int) -> Shots:
     return replace(shots, crops=shots.crops[:k], landmarks=shots.landmarks[:k], bank_crops=shots.bank_crops[:k],
                    bank_landmarks=shots.bank_landmarks[:k])
 
@@ -318,14 +318,6 @@ def _subrange(progress: Progress | None, start: float, end: float, prefix: str) 
     if progress is None:
         return None
     return lambda fraction, text: progress(start + (end - start) * fraction, prefix + text)
-
-
-def bank_box(box: CropBox) -> CropBox:
-    """The crop ``box`` grown by the bank's margin on every side (the same centre)."""
-    x0, y0, side = box
-    grown = side * BANK_IMAGE_SIZE / BANK_SIZE
-    pad = side * BANK_MARGIN / BANK_SIZE
-    return x0 - pad, y0 - pad, grown
 
 
 def face_notes(name: str, face: FaceDetection, number: int, image_size: int) -> list[str]:

@@ -1,12 +1,13 @@
-"""Driving: a video's landmarks, retargeted onto one or more avatars, rendered to an mp4, as a stream.
+"""The video layer: a video's landmarks, retargeted onto one or more avatars, rendered to an mp4, as a stream.
 
-The stages, each a function of its own, run one batch of frames at a time:
+The faces themselves (landmarks in, face pixels out) are ``talking_head.face_render``'s. The stages, each a function
+of its own, run one batch of frames at a time:
 
     decode (media.iter_video_frames) -> track and smooth (driver_landmarks) -> retarget (retarget_batch)
-    -> choose shots and warp (texture_for) -> generate and composite (render_faces, AvatarColumn)
+    -> choose shots and warp (face_render.texture_for) -> generate and composite (render_faces, AvatarColumn)
     -> lay out (FrameLayout.compose) -> encode (media.VideoSink)
 
-and as a pipeline on three threads (``stages.Ahead``): decoding and landmarks, then retargeting to
+and as a pipeline on three threads (``stages.ThreadedStage``): decoding and landmarks, then retargeting to
 compositing, then laying out and encoding each work on their own frames at once, a bounded queue
 between them, so memory stays flat however long the driving video is (``max_frames_in_flight``).
 """
@@ -26,20 +27,16 @@ import torch
 
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
-from talking_head.landmarks.align import Retargeter, from_crop_coords
+from talking_head.face_render import GENERATOR_BY_DEFAULT, MOUTH_BY_DEFAULT, BatchGenerator, render_faces
+from talking_head.landmarks.align import DEFAULT_RETARGET, RETARGET_MODES, Retargeter, from_crop_coords
 from talking_head.landmarks.detect import LandmarkDetector
-from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.landmarks.smooth import CentredSmoother, smooth_stream
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.media import VideoInfo, VideoSink, iter_video_frames, probe_driver
-from talking_head.mouth_window import refine_mouths
 from talking_head.options import option
-from talking_head.shot_bank import BANK_FRAME, paint_region, warp_from_bank
-from talking_head.warp import GRID_SIZE
-from talking_head.stages import Ahead
-from talking_head.tensors import images_to_tensor, tensor_to_images
-from talking_head.watermark import POSITIONS, stamp_synthetic
+from talking_head.stages import ThreadedStage
+from talking_head.watermark import DEFAULT_POSITION, POSITIONS, stamp_synthetic
 
 logger = logging.getLogger(__name__)
 
@@ -47,29 +44,10 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 
 
-#: Whether the learned generator paints over the warp (inside the mouth) unless asked otherwise. Off: on real
-#: talking video the warp alone scored at least as well at K = 1 and 8, feed-forward and fine-tuned (mouth SSIM
-#: 0.770 vs 0.750 at K = 1, 0.801 vs 0.773 feed-forward and 0.798 fine-tuned at K = 8, self-reenactment of a real
-#: clip), and dlib's real-photo judge saw no gain, while G took half of the rendering time (docs/generator.md).
-GENERATOR_BY_DEFAULT = False
-#: Whether the mouth-window generator repaints open mouths unless asked otherwise (where the avatar has one). Off
-#: until it beats the warp on real faces (docs/mouth.md): it learnt the mouth on synthetic heads.
-MOUTH_BY_DEFAULT = False
-
-
-def unused_finetuning(steps: int, generator: bool, mouth: bool = MOUTH_BY_DEFAULT) -> str | None:
-    """What to tell a person who asked for fine-tuning steps with both learned generators off (the steps train only
-    them, so the frames would not change), or None."""
-    if steps > 0 and not generator and not mouth:
-        return (f"{steps} fine-tuning steps train the learned generators, which are off: turn one on to render with "
-                f"it (the warp alone is the default)")
-    return None
-
-
 @dataclass(frozen=True)
 class RenderConfig:
-    retarget: str = option("relative", "relative: the driver's motion on the photo's face shape; absolute: the "
-                           "driver's landmarks as they are (the paper)", choices=["relative", "absolute"])
+    retarget: str = option(DEFAULT_RETARGET, "relative: the driver's motion on the photo's face shape; absolute: the "
+                           "driver's landmarks as they are (the paper)", choices=list(RETARGET_MODES))
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
     output_size: int = option(256, "height of each generated panel in pixels (at most the limit, env "
@@ -84,14 +62,14 @@ class RenderConfig:
     max_seconds: float | None = option(None, "longest driving video accepted, in seconds (None: the limit, env "
                                        "TALKING_HEAD_MAX_VIDEO_SECONDS)")
     trim: bool = option(False, "trim a longer driving video to max_seconds instead of rejecting it")
-    mark_position: str = option("bottom-right", "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
+    mark_position: str = option(DEFAULT_POSITION, "corner of the visible 'synthetic' mark", choices=list(POSITIONS))
     smooth: bool = option(True, "smooth the driver's landmarks over time, each frame with as many after it as before "
                           "(no delay)")
     track: TrackConfig = option(TrackConfig(), "following the driver's face between detections")
 
     def __post_init__(self) -> None:
-        if self.retarget not in ("relative", "absolute"):
-            raise ValueError(f"retarget must be 'relative' or 'absolute', got {self.retarget!r}")
+        if self.retarget not in RETARGET_MODES:
+            raise ValueError(f"retarget must be one of {RETARGET_MODES}, got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
             raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
         if self.output_size < 32 or self.batch_size < 1:  # the largest size is a limit: check_driver
@@ -138,89 +116,12 @@ def driver_landmarks(frames: Iterable[np.ndarray], tracker: FaceTracker, smoothe
 
 
 # ---------------------------------------------------------------------------------------------------
-# Retargeting, texture and generation
+# Retargeting (the faces themselves: face_render)
 # ---------------------------------------------------------------------------------------------------
 
 def retarget_batch(retargeter: Retargeter, driver: list[np.ndarray | None], fallback: np.ndarray) -> np.ndarray:
     """(T, 68, 2) target landmarks in the avatar's crop pixels; ``fallback`` where the driver has no face yet."""
     return np.stack([retargeter(lm) if lm is not None else fallback for lm in driver]).astype(np.float32)
-
-
-def texture_for(avatar: Avatar, targets: np.ndarray, size: int, grid_size: int = GRID_SIZE) -> torch.Tensor:
-    """The avatar's shots warped onto (T, 68, 2) targets (crop pixels): (T, 3, size, size) in [-1, 1].
-
-    Per target, the face comes from the shot posed most like it and the mouth from the shot whose
-    mouth is most like it; the bank (a ``BANK_SIZE`` crop with a margin of the photo around it) is
-    sampled once, at the output's size. ``grid_size``: see ``warp.sampling_map``.
-    """
-    bank_points = torch.from_numpy(np.asarray(avatar.bank_landmarks, np.float32))
-    out_points = torch.from_numpy(targets * np.float32(size / avatar.image_size))
-    return warp_from_bank(avatar.bank_images, bank_points, out_points, size, mode="bicubic", frame=BANK_FRAME,
-                          grid_size=grid_size)
-
-
-class BatchGenerator:
-    """Runs an avatar's generator on batches, halving the batch on CUDA out-of-memory instead of failing."""
-
-    def __init__(self, avatar: Avatar, batch_size: int) -> None:
-        self.avatar, self.batch_size = avatar, batch_size
-
-    def __call__(self, landmark_images: torch.Tensor, warped: torch.Tensor | None = None,
-                 paint_region: torch.Tensor | None = None) -> torch.Tensor:
-        outputs, start = [], 0
-        while start < landmark_images.shape[0]:
-            end = start + self.batch_size
-            try:
-                chunks = (t[start:end] if t is not None else None for t in (warped, paint_region))
-                outputs.append(self.avatar.generator.generate(landmark_images[start:end], *chunks).cpu())
-            except torch.cuda.OutOfMemoryError:
-                if self.batch_size == 1:
-                    raise
-                self.batch_size //= 2
-                torch.cuda.empty_cache()
-                logger.warning("GPU out of memory: rendering in batches of %d", self.batch_size)
-                continue
-            start = end
-        return torch.cat(outputs)
-
-
-def render_faces(avatar: Avatar, targets: np.ndarray, size: int, generate: BatchGenerator | None = None,
-                 generator: bool = GENERATOR_BY_DEFAULT, mouth: bool = MOUTH_BY_DEFAULT) -> np.ndarray:
-    """The avatar's face on (T, 68, 2) targets (crop pixels): (T, size, size, 3) uint8; the warp
-    (:func:`texture_for`, on the texture path), then :func:`finish_faces`."""
-    warped = texture_for(avatar, targets, size) if avatar.texture_path else None
-    return finish_faces(avatar, targets, size, warped, generate, generator, mouth)
-
-
-def finish_faces(avatar: Avatar, targets: np.ndarray, size: int, warped: torch.Tensor | None,
-                 generate: BatchGenerator | None = None, generator: bool = GENERATOR_BY_DEFAULT,
-                 mouth: bool = MOUTH_BY_DEFAULT) -> np.ndarray:
-    """The faces shown for (T, 68, 2) targets given their warp: the warp itself, its open mouths repainted with
-    ``mouth`` (where the avatar has a mouth generator), then with ``generator`` (and always without a warp: a
-    pure-synthesis avatar) :func:`generate_faces`. (T, size, size, 3) uint8."""
-    if warped is not None and mouth and avatar.mouth is not None:
-        warped = refine_mouths(avatar.mouth, warped, torch.from_numpy(targets * np.float32(size / avatar.image_size)))
-    if warped is not None and not generator:
-        return tensor_to_images(warped)
-    return generate_faces(avatar, targets, size, warped, generate)
-
-
-def generate_faces(avatar: Avatar, targets: np.ndarray, size: int, warped: torch.Tensor | None,
-                   generate: BatchGenerator | None = None) -> np.ndarray:
-    """The generator's faces on (T, 68, 2) targets given their warp (None: pure synthesis), (T, size, size, 3) uint8.
-
-    On the texture path the generator's mask blends its painting into the warped shots at ``size``,
-    inside the mouth only (``shot_bank.paint_region``); the pure-synthesis generator draws at its own
-    resolution, resized to ``size``.
-    """
-    generate = generate or BatchGenerator(avatar, len(targets))
-    drawings = np.stack([draw_landmarks(t, avatar.image_size) for t in targets])
-    region = (paint_region(torch.from_numpy(targets * np.float32(size / avatar.image_size)), size)
-              if warped is not None else None)
-    faces = tensor_to_images(generate(images_to_tensor(drawings), warped, region))
-    if faces.shape[1] != size:
-        faces = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_LINEAR) for f in faces])
-    return faces
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -285,8 +186,8 @@ def fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
-def label(image: np.ndarray, text: str) -> np.ndarray:
-    """A caption in the top-left corner (column names of comparison videos)."""
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` with ``text`` in its top-left corner (column names of comparison videos)."""
     out = image.copy()
     scale = max(0.35, image.shape[0] / 400)
     cv2.putText(out, text, (6, int(22 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
@@ -326,11 +227,11 @@ class FrameLayout:
 
     def compose(self, driver_frame: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
         """One output frame from the driver's frame and each avatar's face (already ``height`` tall)."""
-        panels = [label(p, text) for p, text in zip(faces, self.labels)] if self.labels else list(faces)
+        panels = [caption(p, text) for p, text in zip(faces, self.labels)] if self.labels else list(faces)
         if self.source is not None:
             panels.insert(0, self.source)
         if self.driver_width:
-            panels.insert(0, label(cv2.resize(driver_frame, (self.driver_width, self.height),
+            panels.insert(0, caption(cv2.resize(driver_frame, (self.driver_width, self.height),
                                               interpolation=cv2.INTER_AREA), "driver"))
         return stamp_synthetic(np.concatenate(panels, axis=1), self.mark_position)
 
@@ -453,9 +354,9 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
                                               audio_from=driver if info.has_audio else None,
                                               audio_seconds=max_frames / info.fps if max_frames else None))
         decoded = iter_video_frames(driver, max_frames, info)
-        landmarks = stages.enter_context(Ahead(driver_landmarks(decoded, tracker, smoother),
+        landmarks = stages.enter_context(ThreadedStage(driver_landmarks(decoded, tracker, smoother),
                                                QUEUE_BATCHES * config.batch_size, "decode+landmarks"))
-        rendered = stages.enter_context(Ahead(render(_batched(landmarks, config.batch_size)), QUEUE_BATCHES,
+        rendered = stages.enter_context(ThreadedStage(render(_batched(landmarks, config.batch_size)), QUEUE_BATCHES,
                                               "retarget+warp+generate"))
         for batch, panels in rendered:
             faceless += sum(not found for _, _, found in batch)

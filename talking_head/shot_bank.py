@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talking_head.landmarks.align import CropBox
 from talking_head.mouth_inside import paint_batch, shot_palette
 from talking_head.warp import GRID_SIZE, CropFrame, sample, sampling_map
 
@@ -62,6 +63,15 @@ SEAM_CLOSING = (0.7, 0.25)
 PHOTO_SHOWS_INSIDE = (0.03, 0.08)
 #: The seam of shut lips, RGB.
 CAVITY_COLOUR = (38, 16, 18)
+
+
+def bank_box(box: CropBox) -> CropBox:
+    """A face's crop ``box`` (x0, y0, side in photo pixels) grown by the bank's margin on every side (the same
+    centre): where a bank image is cut from the photo."""
+    x0, y0, side = box
+    grown = side * BANK_IMAGE_SIZE / BANK_SIZE
+    pad = side * BANK_MARGIN / BANK_SIZE
+    return x0 - pad, y0 - pad, grown
 
 
 def _centred_complex(landmarks: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Rendering a video is a chain of generators (decode -> landmarks -> retarget -> warp -> generate ->
 lay out -> encode). Run one after another they leave a core idle whenever a stage is single-threaded
-(dlib, the ffmpeg pipes, laying out frames). :class:`Ahead` runs the chain up to one link on its own
+(dlib, the ffmpeg pipes, laying out frames). :class:`ThreadedStage` runs the chain up to one link on its own
 thread, so that link and everything after it work at once; dlib's HOG, OpenCV, torch and pipe I/O do
 their heavy work outside the GIL. The queue between them is bounded (``depth`` items), so memory stays
 flat however long the stream is.
@@ -35,7 +35,7 @@ class _Failed:
 _END = object()
 
 
-class Ahead(Generic[T]):
+class ThreadedStage(Generic[T]):
     """Iterate ``items`` on a thread named ``name``, at most ``depth`` items ahead of the consumer.
 
     ``depth`` 0 hands each item over only when the consumer asks for it, and the thread takes the next
@@ -43,7 +43,7 @@ class Ahead(Generic[T]):
     stale by the time it is used. Use it as a context manager (or call :meth:`close`) so that the
     thread stops when the consumer does::
 
-        with Ahead(decode_and_detect(video), depth=16, name="landmarks") as stream:
+        with ThreadedStage(decode_and_detect(video), depth=16, name="landmarks") as stream:
             for item in stream: ...
     """
 
@@ -115,7 +115,7 @@ class Ahead(Generic[T]):
             self._changed.notify_all()
         self._thread.join()
 
-    def __enter__(self) -> Ahead[T]:
+    def __enter__(self) -> ThreadedStage[T]:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:

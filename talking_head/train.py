@@ -14,7 +14,6 @@ with ``torch.distributed``; gloo on CPU, NCCL on GPUs).
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -32,9 +31,9 @@ from safetensors.torch import load_file, save_file
 from talking_head.config import MODEL_SIZES, ModelConfig
 from talking_head.data.episodes import Episode, EpisodeSampler
 from talking_head.device import pick_device
-from talking_head.hub import TalkingHeadModel
 from talking_head.losses import ContentLoss, GanPhases, LossWeights, embedding_match, make_optimizers
-from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
+from talking_head.models.talking_head_model import TalkingHeadModel
+from talking_head.options import option, required
 from talking_head.shot_bank import episode_textures, paint_region
 from talking_head.tensors import tensor_to_images
 
@@ -330,7 +329,7 @@ def train(options: TrainOptions) -> Path:
         episode = sampler.sample(options.batch_size, step * world + rank).to(device)
         losses = training_step(model, phases, episode, options)
         step += 1
-        out_of_time = _agree(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world,
+        out_of_time = _rank_zero_decides(bool(options.max_minutes) and time.monotonic() - began > options.max_minutes * 60, world,
                              device)
         if rank == 0:
             elapsed = time.monotonic() - began
@@ -342,7 +341,7 @@ def train(options: TrainOptions) -> Path:
     return out / "checkpoint"
 
 
-def _agree(flag: bool, world: int, device: torch.device) -> bool:
+def _rank_zero_decides(flag: bool, world: int, device: torch.device) -> bool:
     """Rank 0's decision, shared by all ranks (so none waits forever in an all-reduce); sent as a tensor on
     ``device``, the process group's (NCCL refuses CPU tensors)."""
     if world == 1:
@@ -376,16 +375,3 @@ def _truncate_log(path: Path, step: int) -> None:
         return
     kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
     path.write_text("".join(line + "\n" for line in kept))
-
-
-def read_log(out: str | Path) -> list[dict[str, float]]:
-    path = Path(out) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataclass_arguments(parser, TrainOptions)
-
-
-def main(args: argparse.Namespace) -> None:
-    print(train(dataclass_from_args(TrainOptions, args)))

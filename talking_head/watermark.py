@@ -7,9 +7,11 @@ import numpy as np
 
 MARK_TEXT = "SYNTHETIC - AI generated"
 POSITIONS = ("bottom-right", "bottom-left", "top-right", "top-left")
+#: Where the mark goes unless asked otherwise (``RenderConfig.mark_position``, read by live mode and the app).
+DEFAULT_POSITION = POSITIONS[0]
 
 
-def stamp_synthetic(frame: np.ndarray, position: str = "bottom-right") -> np.ndarray:
+def stamp_synthetic(frame: np.ndarray, position: str = DEFAULT_POSITION) -> np.ndarray:
     """Return ``frame`` (H, W, 3 uint8) with a legible label in one corner, sized to the frame."""
     if position not in POSITIONS:
         raise ValueError(f"unknown mark position {position!r}; choose one of {POSITIONS}")
@@ -31,10 +33,3 @@ def stamp_synthetic(frame: np.ndarray, position: str = "bottom-right") -> np.nda
     cv2.putText(out, MARK_TEXT, (x0 + pad, y0 + pad + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
                 thickness, cv2.LINE_AA)
     return out
-
-
-def mark_region(shape: tuple[int, int], position: str = "bottom-right") -> tuple[slice, slice]:
-    """Where :func:`stamp_synthetic` draws on a frame of ``shape`` (for tests and for checks)."""
-    blank = np.zeros((*shape, 3), dtype=np.uint8)
-    ys, xs = np.nonzero(stamp_synthetic(blank + 255, position)[..., 0] < 255)
-    return slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1)

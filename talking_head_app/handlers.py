@@ -37,13 +37,15 @@ import spaces.config
 
 from talking_head.avatar import Avatar
 from talking_head.clip_shots import ClipShotsConfig
+from talking_head.config import ks_text
 from talking_head.device import describe_rendering, pick_device
 from talking_head.errors import InputError
 from talking_head.evaluate_clip import evaluate_clips
 from talking_head.evaluate_clip_report import results_table
+from talking_head.face_render import GENERATOR_BY_DEFAULT, unused_finetuning
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
-from talking_head.render import GENERATOR_BY_DEFAULT, Progress, RenderConfig, RenderResult, unused_finetuning
+from talking_head.render import Progress, RenderConfig, RenderResult
 from talking_head_app.clip_input import (
     ClipComparison,
     check_clip_to_compare,
@@ -279,11 +281,12 @@ class TalkingHeadApp:
 
     # -- UI events --------------------------------------------------------------------------------------
     @visitor_errors
-    def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float, retarget: str = "relative",
-                 paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
-                 mark_position: str = "bottom-right", seed: float = 0, generator: bool = GENERATOR_BY_DEFAULT,
-                 clip: str | None = None, shots: float | None = None, progress: gr.Progress = gr.Progress()
-                 ) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
+    def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float,
+                 retarget: str = RenderConfig.retarget, paste_back: bool = RenderConfig.paste_back,
+                 side_by_side: bool = RenderConfig.side_by_side, output_size: float = RenderConfig.output_size,
+                 mark_position: str = RenderConfig.mark_position, seed: float = 0,
+                 generator: bool = RenderConfig.generator, clip: str | None = None, shots: float | None = None,
+                 progress: gr.Progress = gr.Progress()) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
         """Photos and/or a clip of yourself (``shots`` frames of it) + driving video -> (the shots with their
         landmarks, result mp4, avatar file, notes in markdown)."""
         clip = clip_path(clip)
@@ -319,9 +322,10 @@ class TalkingHeadApp:
         return list(zip(overlays, captions)), _bullets([taken, *captions, *from_clip.notes])
 
     @visitor_errors
-    def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = "relative",
-                       paste_back: bool = False, side_by_side: bool = False, output_size: float = 256,
-                       mark_position: str = "bottom-right", generator: bool = GENERATOR_BY_DEFAULT,
+    def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = RenderConfig.retarget,
+                       paste_back: bool = RenderConfig.paste_back, side_by_side: bool = RenderConfig.side_by_side,
+                       output_size: float = RenderConfig.output_size, mark_position: str = RenderConfig.mark_position,
+                       generator: bool = RenderConfig.generator,
                        progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """A saved avatar + driving video -> (result mp4, notes): no fine-tuning."""
         if not avatar_file:
@@ -333,8 +337,8 @@ class TalkingHeadApp:
         return str(result.path), _describe(result, avatar.info, job.render.generator)
 
     @visitor_errors
-    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = "1, 8, 32",
-                steps: float = FinetuneConfig().steps, generator: bool = GENERATOR_BY_DEFAULT, clip: str | None = None,
+    def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = ks_text(),
+                steps: float = FinetuneConfig().steps, generator: bool = RenderConfig.generator, clip: str | None = None,
                 progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos (or one clip of yourself, see :meth:`_clip_comparison`) + driving video -> (mp4 with one labelled
         column per K, metrics table in markdown)."""
@@ -521,7 +525,7 @@ def output_size_choices(max_size: int, sizes: Sequence[int] = (128, 256, 512)) -
     """The output heights the UI offers under the server's cap (``TALKING_HEAD_MAX_OUTPUT_SIZE``) and the
     default: a visitor is never offered a size that would then be refused."""
     allowed = [s for s in sizes if s <= max_size] or [max_size]
-    return allowed, min(allowed, key=lambda s: abs(s - 256))
+    return allowed, min(allowed, key=lambda s: abs(s - RenderConfig.output_size))
 
 
 def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -> list[int]:
@@ -536,15 +540,15 @@ def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -
     try:
         ks = sorted({int(item) for item in items if item})
     except ValueError:
-        raise InputError(f"K values must be whole numbers separated by commas, like '1, 8, 32'; got {quoted(text)}"
-                         ) from None
+        raise InputError(f"K values must be whole numbers separated by commas, like '{ks_text()}'; got "
+                         f"{quoted(text)}") from None
     if not ks or ks[0] < 1 or ks[-1] > max_shots or len(ks) > max_count:
-        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '1, 8, 32'; "
+        raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '{ks_text()}'; "
                          f"got {quoted(text)}")
     return ks
 
 
-def plain(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
+def escape_markdown(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
     """``text`` as markdown that shows it as it is: on one line, cut to ``limit`` characters, markdown's
     punctuation escaped and HTML's as entities (no link, picture, formula or markup gets through)."""
     text = " ".join(str(text).split())
@@ -554,13 +558,13 @@ def plain(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
 
 def _bullets(notes: Sequence[str]) -> str:
     """Notes as a markdown list, each shown as plain text (a clip's name is the visitor's)."""
-    return "\n".join(f"- {plain(note)}" for note in notes)
+    return "\n".join(f"- {escape_markdown(note)}" for note in notes)
 
 
 def clip_comparison_table(plan: ClipComparison, rows: list[dict[str, Any]], notes: Sequence[str]) -> str:
     """``evaluate --clip``'s table (warp, model and their difference per K) under a line saying what was measured."""
     targets = rows[0]["targets"] if rows else 0
-    header = (f"Each K's shots from the first {plan.half} frames of {plain(plan.shots.name)}, measured on {targets} "
+    header = (f"Each K's shots from the first {plan.half} frames of {escape_markdown(plan.shots.name)}, measured on {targets} "
               f"frames of its second half as the truth (`evaluate --clip`'s self-reenactment; warp: the default, "
               f"model: with the learned generator; ↑ higher is better, ↓ lower).")
     return f"{header}\n\n{results_table(rows)}\n\n{_bullets([*plan.notes, *notes])}"
@@ -571,10 +575,10 @@ def _describe(result: RenderResult, info: dict[str, Any], generator: bool,
     """Timings and notes for the visitor, as markdown: ``stages`` before rendering, then rendering. What
     comes from ``info`` (an uploaded avatar's, the sharer's text) is shown as plain text."""
     stages = [*stages, (f"rendering {result.num_frames} frames at {result.fps:g} fps", result.seconds)]
-    header = (f"**K = {plain(info.get('k', '?'))}**, weights: {plain(info.get('weights', '?'))}, "
-              f"device: {plain(info.get('device', '?'))}")
+    shown = {key: escape_markdown(info.get(key, "?")) for key in ("k", "weights", "device")}
+    header = f"**K = {shown['k']}**, weights: {shown['weights']}, device: {shown['device']}"
     lines = [header, "", "| stage | seconds |", "|---|---|", *(f"| {name} | {sec:.1f} |" for name, sec in stages)]
-    notes = [plain(note) for note in info.get("notes", [])[:MAX_SHOWN_NOTES]]
+    notes = [escape_markdown(note) for note in info.get("notes", [])[:MAX_SHOWN_NOTES]]
     if result.frames_without_face:
         notes.append(f"{result.frames_without_face} driver frames had no face: the last face seen was repeated")
     if not result.has_audio:

@@ -18,8 +18,16 @@ from talking_head.pipeline import Shots
 from talking_head.render import RenderConfig
 from talking_head.speech.liveliness import LivelinessConfig
 from talking_head.speech.tts import DEFAULT_VOICE
-from talking_head_app.handlers import (GPU_SECONDS_FIXED, GPU_SECONDS_PER_FACE, GPU_SECONDS_PER_FRAME,
-                                       ZERO_GPU_MAX_SECONDS, TalkingHeadApp, _reporter, _seed, visitor_errors)
+from talking_head_app.handlers import (
+    GPU_SECONDS_FIXED,
+    GPU_SECONDS_PER_FACE,
+    GPU_SECONDS_PER_FRAME,
+    ZERO_GPU_MAX_SECONDS,
+    TalkingHeadApp,
+    _reporter,
+    _seed,
+    visitor_errors,
+)
 from talking_head_app.jobs import one_queue, stoppable
 
 #: espeak-ng voices offered for typed text (it has many more; these read their own languages well).

@@ -20,8 +20,8 @@ import torch
 from gradio_client import Client
 
 from talking_head.config import ModelConfig
-from talking_head.hub import TalkingHeadModel
 from talking_head.limits import Limits
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head_app.handlers import AppSettings, TalkingHeadApp
 

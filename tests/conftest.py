@@ -15,7 +15,7 @@ from app_support import build_tiny_app, free_port, load_app_module
 from app_support import tiny_weights as save_tiny_weights
 
 from talking_head.config import ModelConfig
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head_app.handlers import TalkingHeadApp
 
 

@@ -21,7 +21,7 @@ from talking_head.avatar import Avatar
 from talking_head.clip_shots import ClipShotsConfig, choose_shots
 from talking_head.data.demo import write_driver_video
 from talking_head.media import VideoSink, iter_video_frames, probe_video
-from talking_head_app.handlers import OVERLAY_SIDE, TalkingHeadApp, plain
+from talking_head_app.handlers import OVERLAY_SIDE, TalkingHeadApp, escape_markdown
 
 REFUSED = "Please check your input"  # the title of every InputError the app shows
 CLIP_FRAMES = 24  # the test app's limit is 3 s: at 25 fps, a clip of 76 frames or more is too long
@@ -61,7 +61,7 @@ def test_a_clip_shows_its_chosen_shots_with_landmarks_times_and_reasons(tiny_app
         drawn = (thumbnail != bare).any(axis=-1).mean()
         assert thumbnail.shape == bare.shape and 0.01 < drawn < 0.5  # the crop, with its landmarks drawn on it
     assert f"me\\.mp4\\: 8 shots from {CLIP_FRAMES} frames" in notes
-    assert all(f"- {plain(caption)}" in notes.splitlines() for _, caption in gallery)  # each time and reason, whole
+    assert all(f"- {escape_markdown(caption)}" in notes.splitlines() for _, caption in gallery)  # each time and reason, whole
     assert len(tiny_app.preview_clip(str(clip), 3)[0]) == 3
     assert tiny_app.preview_clip(None) == ([], "")  # the clip was removed
 

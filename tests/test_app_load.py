@@ -24,6 +24,7 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 from queue_visitor import QueueVisitor, image_payload
 
+from talking_head.clip_shots import ClipShotsConfig
 from talking_head_app.handlers import quoted
 from talking_head_app.live_tab import LiveSettings, default_streams
 
@@ -119,7 +120,8 @@ def test_a_job_whose_visitor_leaves_stops_within_seconds(app_server: tuple[str, 
     url, pid, _ = app_server
     tab = QueueVisitor(url)
     job = tab.submit("gen-btn", "click", [[tab.upload(PERSON[1])], tab.upload(driver_video), LONG_STEPS, "relative",
-                                          False, False, 256, "bottom-right", 0, False])
+                                          False, False, 256, "bottom-right", 0, False, None,
+                                          ClipShotsConfig().shots])  # no clip
     wait_for(lambda: any("fine-tuning step" in text for text in job.progress), timeout=60)
     worker, busy = job_thread(pid)
     assert busy > 0.2

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from gradio_client import handle_file
 from app_support import RecordingProgress, visitor
+from gradio_client import handle_file
 from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 from speech_support import needs_espeak, syllables, write_wav
 

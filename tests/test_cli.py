@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from PIL import Image
 from skimage import data
 
 from talking_head.cli import build_parser, main
-from talking_head.commands.common import FINETUNE_RENAMED, finetune_config
+from talking_head.commands.common import FINETUNE_RENAMED, ConsoleProgress, finetune_config
 from talking_head.device import describe_rendering
 from talking_head.finetune import FinetuneConfig
 from talking_head.landmarks.rasterize import LANDMARK_PARTS
@@ -65,7 +66,9 @@ def test_personalize_save_then_animate_the_avatar_and_compare(trained_tiny: Path
     main(["animate", "--avatar", str(avatar), "--driver", str(driver_video), "--out", str(tmp_path / "a.mp4"),
           "--output-size", "64", *weights])
     assert probe_video(tmp_path / "a.mp4").num_frames == 30
-    assert f"generator: {describe_rendering(torch.device('cpu'))}" in capsys.readouterr().err  # e.g. bf16 autocast
+    err = capsys.readouterr().err
+    assert f"generator: {describe_rendering(torch.device('cpu'))}" in err  # e.g. bf16 autocast
+    assert "\r" not in err and "rendering" not in err  # stderr is no terminal here: no progress bar in it
     main(["compare", "--photos", *map(str, synthetic_photos), "--driver", str(driver_video), "--ks", "1", "2", "8",
           "--steps", "0", "--out", str(tmp_path / "c.mp4"), "--output-size", "64", *weights])
     info = probe_video(tmp_path / "c.mp4")
@@ -139,3 +142,25 @@ def test_fine_tuning_without_the_generator_says_it_changes_nothing(trained_tiny:
     assert "note: 1 fine-tuning steps train the learned generators, which are off" in capsys.readouterr().err
     main([*common, "--out", str(tmp_path / "g.mp4"), "--generator"])
     assert "fine-tuning steps train" not in capsys.readouterr().err
+
+
+class Terminal(io.StringIO):
+    """What a terminal's stderr says of itself."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_with_the_time_left_on_a_terminal_and_silent_elsewhere() -> None:
+    shown, piped = Terminal(), io.StringIO()
+    for file in (shown, piped):
+        progress = ConsoleProgress(file)
+        for step in range(5):
+            progress(step / 4, f"rendering {step}/4")
+        progress(0.5, "encoding")  # a stage after the first: a new bar
+        assert progress.bar is not None
+        progress.bar.close()
+    assert piped.getvalue() == ""
+    lines = shown.getvalue().replace("\r", "\n")
+    assert " 50.0% |" in lines and "100.0% |" in lines and "rendering 4/4" in lines and "encoding" in lines
+    assert re.search(r"\[\d\d:\d\d<\d\d:\d\d\]", lines)  # elapsed < time left

@@ -47,7 +47,8 @@ def talking_clip(frames: int = FRAMES, identity: int = 33) -> tuple[np.ndarray, 
     motion = video_motion(identity, 0, frames)
     motion = replace(motion, yaw=0.2 * motion.yaw + burst(TURN_AT, frames, np.radians(30)),
                      pitch=0.3 * motion.pitch, roll=0.3 * motion.roll,
-                     mouth=np.minimum(0.45 * motion.mouth + burst(OPEN_AT, frames, 1.0), 1.0))
+                     mouth=np.minimum(0.45 * motion.mouth + burst(OPEN_AT, frames, 1.0), 1.0),
+                     rounding=np.zeros(frames))  # about pose and opening: dlib read a rounded still mouth apart in two encodings
     camera = make_camera(person, motion, rotation_matrices(motion.yaw, motion.pitch, motion.roll), SIDE)
     video, landmarks = render(person, motion, expression_layout(person, motion), camera, SIDE)
     return video, landmarks, motion.yaw
@@ -179,7 +180,7 @@ def tiny_weights(tmp_path_factory) -> Path:
     import torch
 
     from talking_head.config import ModelConfig
-    from talking_head.hub import TalkingHeadModel
+    from talking_head.models.talking_head_model import TalkingHeadModel
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny_weights")

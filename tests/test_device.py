@@ -11,8 +11,10 @@ from test_golden import fixed_input
 from talking_head import device as device_module
 from talking_head.device import (BACKEND_ENV, PRECISION_ENV, Precision, autocast, describe_rendering, precision,
                                  rendering_backend)
-from talking_head.hub import BUNDLED_CHECKPOINT, TalkingHeadModel
+from talking_head.generator_runtime import GeneratorRuntime
+from talking_head.hub import BUNDLED_CHECKPOINT
 from talking_head.models import PersonalGenerator
+from talking_head.models.talking_head_model import TalkingHeadModel
 
 CPU = torch.device("cpu")
 FP32, BF16 = Precision(False, False, "test"), Precision(True, False, "test")
@@ -81,7 +83,7 @@ def test_bf16_and_float32_frames_of_the_bundled_checkpoint_agree() -> None:
     personal = PersonalGenerator.from_generator(model.generator, model.generator.project(embedding), embedding,
                                                 model.config)
     warped = F.interpolate(picture, size=256, mode="bilinear", align_corners=False)  # the default output size
-    frames = {p: personal.generate(drawing, warped, backend="torch", precision=p) for p in (FP32, BF16)}
+    frames = {p: GeneratorRuntime(personal, "torch", p)(drawing, warped) for p in (FP32, BF16)}
     difference = (frames[BF16] - frames[FP32]).abs()
     assert 0 < difference.mean() <= FRAME_MEAN_TOLERANCE and difference.max() <= FRAME_MAX_TOLERANCE
     painted = personal.generator.paint(drawing, personal.psi, picture)[0]

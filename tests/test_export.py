@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 import torch
 
-from talking_head.export import ExportOptions, export
-from talking_head.hub import TalkingHeadModel
+from talking_head.export import ExportOptions, absolute_paths, export
+from talking_head.models.talking_head_model import TalkingHeadModel
 
 
 def test_export_halves_the_weights_keeps_the_card_and_reports_the_cost(tiny_model: TalkingHeadModel,
@@ -39,3 +41,19 @@ def test_an_export_records_no_path_of_the_machine_that_trained_it(trained_tiny: 
     assert not Path(provenance["data"]).is_absolute()
     shipped = (Path(__file__).resolve().parents[1] / "checkpoints" / "config.json").read_text()
     assert '"/' not in shipped  # the bundled checkpoint's too
+
+
+def test_export_refuses_a_config_that_would_still_record_a_path(tiny_model: TalkingHeadModel, tmp_path: Path) -> None:
+    """A path inside a longer string (a command line) is not cut by ``without_paths``: the export refuses it rather
+    than ship it, and writes nothing."""
+    tiny_model.provenance = {"command": "train --data /home/me/voxceleb --out runs/x", "notes": ["copied from C:\\runs\\x"]}
+    tiny_model.save_pretrained(tmp_path / "run")
+    with pytest.raises(ValueError, match="refusing to export") as refused:
+        export(ExportOptions(checkpoint=str(tmp_path / "run"), out=str(tmp_path / "ship")))
+    assert "/home/me/voxceleb" in str(refused.value) and "C:\\runs\\x" in str(refused.value)
+    assert not (tmp_path / "ship").exists()
+    assert absolute_paths({"a": ["runs/x", "x=/tmp/y"], "b": 3}) == ["/tmp/y"]
+    tiny_model.provenance = {"command": "train --data data/voxceleb --out runs/x"}  # relative: fine
+    tiny_model.save_pretrained(tmp_path / "relative")
+    out, _ = export(ExportOptions(checkpoint=str(tmp_path / "relative"), out=str(tmp_path / "ship")))
+    assert json.loads((out / "config.json").read_text())["provenance"] == tiny_model.provenance

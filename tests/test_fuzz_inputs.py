@@ -25,9 +25,10 @@ from skimage import data
 
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
+from talking_head.face_render import render_faces
 from talking_head.media import iter_video_frames, probe_driver
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import paste_into_photo, render_faces
+from talking_head.render import paste_into_photo
 
 AVATARS, PHOTOS, DRIVERS = 200, 60, 60
 #: Seconds one damaged file may take to load, decode or be refused (generous: the CPU is shared).

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from talking_head.hub import BUNDLED_CHECKPOINT, TalkingHeadModel
+from talking_head.hub import BUNDLED_CHECKPOINT
 from talking_head.landmarks.rasterize import draw_landmarks
+from talking_head.models.talking_head_model import TalkingHeadModel
 
 SIZE = 128  # the bundled small model's image size
 #: Far above what thread counts change (measured: 1 vs 2 threads differ by 2e-8), far below what a changed

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from huggingface_hub import constants
 from hub_server import FakeHub, Fault
+from huggingface_hub import constants
 
 from talking_head.config import ModelConfig
-from talking_head.hub import TalkingHeadModel, WeightsError, WeightsNotFoundError, load_model
+from talking_head.errors import WeightsError, WeightsNotFoundError
+from talking_head.hub import load_model
+from talking_head.models.talking_head_model import TalkingHeadModel
 
 REPO = "talking-head/tiny-test"
 TESTS = Path(__file__).resolve().parent
@@ -193,3 +195,20 @@ def test_altered_tensor_bytes_are_a_weights_error(hub: FakeHub, tmp_path: Path) 
     hub.faults["generator.safetensors"] = Fault.FLIPPED_DATA  # header intact, last 64 bytes of data wrong
     with pytest.raises(WeightsError, match="generator.safetensors"):
         load_model(REPO)
+
+
+def test_weights_with_a_mouth_generator_bring_it_from_the_hub(hub: FakeHub, tmp_path: Path) -> None:
+    from talking_head.config import mouth_model
+    from talking_head.models.talking_head_model import MOUTH_FILE
+
+    torch.manual_seed(0)
+    config = ModelConfig.named("tiny", num_videos=4)
+    published = TalkingHeadModel(config, mouth=mouth_model(config)).eval()
+    published.save_pretrained(tmp_path / "with_mouth")
+    hub.add_commit(REPO, tmp_path / "with_mouth")
+
+    loaded = load_model(REPO).model
+    assert ("HEAD", f"/{REPO}/resolve/main/{MOUTH_FILE}") in hub.requests
+    assert loaded.mouth is not None and loaded.mouth.config == mouth_model(config)
+    for name, value in published.mouth.state_dict().items():
+        assert torch.equal(loaded.mouth.state_dict()[name], value), name

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from talking_head.config import ModelConfig
-from talking_head.hub import (NETWORK_FILES, TalkingHeadModel, WeightsError, WeightsNotFoundError, load_model,
-                              save_model)
+from talking_head.errors import WeightsError, WeightsNotFoundError
+from talking_head.hub import load_model
+from talking_head.models.talking_head_model import NETWORK_FILES, TalkingHeadModel, save_model
 
 
 def render(model: TalkingHeadModel) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from talking_head.errors import InputError
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.limits import Limits
 from talking_head.media import probe_driver
 from talking_head.pipeline import TalkingHeadPipeline

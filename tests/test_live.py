@@ -72,7 +72,7 @@ def test_the_avatar_follows_the_driver_and_every_frame_is_marked(avatar: Avatar,
     still = [s.image.astype(np.float32) for s in run_live([frames[10]] * 12, avatar, CONFIG)]
     assert np.abs(still[-1] - still[-2]).mean() < 0.05 < moving.max()
     assert all(set(s.timings_ms) == set(STAGES) and s.latency_ms > 0 for s in shown)
-    assert shown[-1].fps > 0 and "frames/s" in shown[-1].describe()
+    assert shown[-1].fps > 0
 
 
 def test_sessions_keep_their_own_avatar_and_state(avatar: Avatar, other_avatar: Avatar,

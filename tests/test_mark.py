@@ -19,20 +19,20 @@ from talking_head.avatar import Avatar
 from talking_head.media import GENERATED_NOTICE, iter_video_frames
 from talking_head.pipeline import TalkingHeadPipeline
 from talking_head.render import RenderConfig
-from talking_head.watermark import POSITIONS, mark_region, stamp_synthetic
+from talking_head.watermark import POSITIONS, stamp_synthetic
 from talking_head_app.handlers import AppSettings, TalkingHeadApp
 
 SIZE = 256
 #: Every input of the app's handlers and every field of RenderConfig, none of which turns the mark off.
 HANDLER_INPUTS = {
     "generate": ["photos", "driver", "steps", "retarget", "paste_back", "side_by_side", "output_size",
-                 "mark_position", "seed", "generator", "progress"],
+                 "mark_position", "seed", "generator", "clip", "shots", "progress"],
     "animate_avatar": ["avatar_file", "driver", "retarget", "paste_back", "side_by_side", "output_size",
                        "mark_position", "generator", "progress"],
-    "compare": ["photos", "driver", "ks", "steps", "generator", "progress"],
+    "compare": ["photos", "driver", "ks", "steps", "generator", "clip", "progress"],
 }
-RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "generator", "batch_size", "max_seconds",
-                 "trim", "mark_position", "smooth", "track"]
+RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "generator", "mouth", "batch_size",
+                 "max_seconds", "trim", "mark_position", "smooth", "track"]
 #: The corner whose mark never overlaps ``position``'s (the box is most of a 256-px frame wide).
 ACROSS = {"bottom-right": "top-right", "top-right": "bottom-right", "bottom-left": "top-left",
           "top-left": "bottom-left"}
@@ -56,10 +56,10 @@ def renders(pipe: TalkingHeadPipeline, synthetic_photos: list[Path], driver_vide
 
 
 def region(position: str) -> np.ndarray:
-    """The mark's box as a boolean (H, W) mask."""
-    rows, cols = mark_region((SIZE, SIZE), position)
+    """The mark's box as a boolean (H, W) mask: the bounding box of what the stamp darkens on a white frame."""
+    ys, xs = np.nonzero(stamp_synthetic(np.full((SIZE, SIZE, 3), 255, np.uint8), position)[..., 0] < 255)
     mask = np.zeros((SIZE, SIZE), bool)
-    mask[rows, cols] = True
+    mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
     return mask
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from talking_head.config import MODEL_SIZES, ModelConfig
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.models.blocks import bake_spectral_norm
 
 

@@ -12,11 +12,11 @@ from PIL import Image
 from skimage import data
 
 from talking_head.data.synthetic import render_video
+from talking_head.face_render import render_faces
 from talking_head.landmarks import Retargeter, get_detector
 from talking_head.landmarks.align import inter_ocular_distance
 from talking_head.landmarks.mouth import mouth_opening, mouth_width
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import render_faces
 
 LOWER_LIP = [55, 56, 57, 58, 59, 65, 66, 67]
 

@@ -15,7 +15,7 @@ from talking_head.commands.train_mouth import install
 from talking_head.config import ModelConfig, mouth_model
 from talking_head.data.synthetic import render_video
 from talking_head.errors import InputError
-from talking_head.hub import MOUTH_FILE, TalkingHeadModel
+from talking_head.models.talking_head_model import MOUTH_FILE, TalkingHeadModel
 from talking_head.landmarks.mouth import mouth_opening
 from talking_head.models import Generator, PersonalGenerator
 from talking_head.mouth_finetune import finetune_mouth, leave_one_out_windows, mouth_loss
@@ -23,7 +23,7 @@ from talking_head.mouth_training import MouthTrainOptions, train_mouth
 from talking_head.mouth_window import (OPEN_FROM, TRAINING_WINDOW, refine_mouths, training_points, training_windows,
                                        window_corners, window_side)
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import render_faces, unused_finetuning
+from talking_head.face_render import render_faces, unused_finetuning
 from talking_head.tensors import images_to_tensor
 
 
@@ -88,6 +88,7 @@ def test_training_windows_and_their_points_agree(clip):
 
 def test_fine_tuning_on_the_persons_own_shots_lowers_their_loss(clip, tiny_config):
     frames, points = clip
+    torch.manual_seed(0)  # measured over seeds 0-4: the loss falls by 0.05-0.08
     generator = Generator(replace(mouth_model(tiny_config), image_size=32, base_channels=8,
                                   generator_bottleneck_resolution=8))  # smaller than shipped: seconds on a CPU
     windows = leave_one_out_windows(images_to_tensor(frames[::2]), torch.from_numpy(points[::2]),

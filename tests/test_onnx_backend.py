@@ -21,13 +21,11 @@ pytest.importorskip("onnx")
 
 from talking_head import onnx_backend  # noqa: E402 - after the skip: the backend needs onnxruntime
 from talking_head.cli import main as cli_main  # noqa: E402
-from talking_head.device import Precision  # noqa: E402
-from talking_head.hub import BUNDLED_CHECKPOINT, TalkingHeadModel  # noqa: E402
+from talking_head.generator_runtime import GeneratorRuntime  # noqa: E402
+from talking_head.hub import BUNDLED_CHECKPOINT
 from talking_head.models import PersonalGenerator  # noqa: E402
+from talking_head.models.talking_head_model import TalkingHeadModel  # noqa: E402
 from talking_head.onnx_backend import CACHE_ENV, TOLERANCE, painter_for, weights_key  # noqa: E402
-
-
-FLOAT32 = Precision(False, False, "test")
 
 
 def tiny_generator(seed: int) -> PersonalGenerator:
@@ -70,7 +68,7 @@ def test_the_bundled_generator_renders_the_same_frames_in_onnx_runtime(cache: Pa
     warped = F.interpolate(picture, size=256, mode="bilinear", align_corners=False)
     with torch.no_grad():
         expected = model.generator(drawing, psi=personal.psi, warped=warped)  # the float32 forward, no region
-    found = personal.generate(drawing, warped, backend="onnx")
+    found = GeneratorRuntime(personal, "onnx")(drawing, warped)
     assert [p.name for p in cache.iterdir()] == [f"{weights_key(personal)}.onnx"]  # it did run ONNX Runtime
     assert found.shape == expected.shape and (found - expected).abs().max() <= TOLERANCE
 
@@ -81,10 +79,10 @@ def test_one_graph_serves_every_psi_of_the_same_weights_and_is_reused(cache: Pat
     with torch.no_grad():
         second.psi.mul_(1.5)  # another person, fed forward through the same G
     frames = inputs(first, 64)
-    onnx_first, onnx_second = (g.generate(*frames, backend="onnx") for g in (first, second))
+    onnx_first, onnx_second = (GeneratorRuntime(g, "onnx")(*frames) for g in (first, second))
     assert len(list(cache.iterdir())) == 1
     for generator, found in ((first, onnx_first), (second, onnx_second)):
-        assert (found - generator.generate(*frames, backend="torch", precision=FLOAT32)).abs().max() <= TOLERANCE
+        assert (found - generator.generate(*frames)).abs().max() <= TOLERANCE
     assert (onnx_first - onnx_second).abs().max() > 0.01  # psi is an input, not baked in
 
     onnx_backend._SESSIONS.clear()  # a new process: the file on disk is loaded, not exported again
@@ -104,9 +102,9 @@ def test_a_damaged_cache_is_exported_again(cache: Path) -> None:
     onnx_backend._SESSIONS.clear()
     onnx_backend.export_onnx(tiny_generator(1), path)
     stale = path.read_bytes()
-    found = personal.generate(*frames, backend="onnx")
+    found = GeneratorRuntime(personal, "onnx")(*frames)
     assert path.read_bytes() != stale
-    assert (found - personal.generate(*frames, backend="torch", precision=FLOAT32)).abs().max() <= TOLERANCE
+    assert (found - personal.generate(*frames)).abs().max() <= TOLERANCE
 
 
 def test_without_a_usable_graph_torch_renders(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +116,7 @@ def test_without_a_usable_graph_torch_renders(cache: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(onnx_backend, "export_onnx", broken_export)
     assert painter_for(personal) is None
-    assert torch.equal(personal.generate(*frames, backend="onnx"), personal.generate(*frames, backend="torch"))
+    assert torch.equal(GeneratorRuntime(personal, "onnx")(*frames), GeneratorRuntime(personal, "torch")(*frames))
 
 
 def test_export_onnx_writes_an_avatars_generator_that_runs_alone(tmp_path: Path,

@@ -16,20 +16,21 @@ import torch
 from safetensors import safe_open
 
 from talking_head import pipeline as pipeline_module
-from talking_head import render
+from talking_head import face_render, render
 from talking_head.avatar import Avatar
 from talking_head.config import ModelConfig
 from talking_head.data.synthetic import render_video
 from talking_head.errors import InputError
+from talking_head.face_render import render_faces
 from talking_head.finetune import FinetuneConfig, personalize
-from talking_head.hub import TalkingHeadModel
+from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.landmarks.detect import NoFaceError, get_detector
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.landmarks.smooth import CentredSmoother
 from talking_head.landmarks.track import TrackConfig
 from talking_head.media import VideoSink, iter_video_frames, probe_video
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import RenderConfig, render_faces
+from talking_head.render import RenderConfig
 from talking_head.shot_bank import paint_region, warp_from_bank
 from talking_head.tensors import to_network
 
@@ -203,7 +204,7 @@ def test_avatar_round_trip_in_a_fresh_process_gives_identical_frames(avatar: Ava
     here = render_faces(avatar, avatar.source_landmarks[None] + np.float32(1.5), 96)
     # Same thread count as this process: float sums may be split differently across threads.
     code = (f"import sys, numpy, torch; torch.set_num_threads({torch.get_num_threads()}); "
-            "from talking_head.avatar import Avatar; from talking_head.render import render_faces; "
+            "from talking_head.avatar import Avatar; from talking_head.face_render import render_faces; "
             "a = Avatar.load(sys.argv[1]); "
             "sys.stdout.buffer.write(render_faces(a, a.source_landmarks[None] + numpy.float32(1.5), 96).tobytes())")
     child = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
@@ -349,7 +350,7 @@ def test_weights_are_shown_by_origin_and_name_never_by_a_server_path(synthetic_p
         assert not re.search(r"""(^|[\s"'`:=])/""", shown), shown  # nothing that starts like an absolute path
 
 
-class _RefusingGenerator(render.BatchGenerator):
+class _RefusingGenerator(face_render.BatchGenerator):
     """A batch generator that fails the test if it is ever called."""
 
     def __call__(self, *args, **kwargs):
@@ -361,7 +362,7 @@ def test_the_default_shows_the_warp_and_runs_the_generator_only_when_asked(avata
     ``generator=True`` runs it over the warp."""
     targets = np.repeat(avatar.source_landmarks[None], 2, axis=0)
     targets[1, 55:60, 1] += 3.0  # the lower lip drops
-    warp = render.tensor_to_images(render.texture_for(avatar, targets, 64))
+    warp = face_render.tensor_to_images(face_render.texture_for(avatar, targets, 64))
     shown = render_faces(avatar, targets, 64, _RefusingGenerator(avatar, 2))
     assert np.array_equal(shown, warp)
     with pytest.raises(AssertionError, match="not asked for"):

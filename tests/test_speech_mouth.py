@@ -3,6 +3,7 @@ voice alone, and exactly where typed text's phones say), rounded on o and u."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,7 @@ def test_typed_text_gives_speech_with_phone_times(tmp_path: Path) -> None:
     phones = speak_text("Bob bought a map of Peru.", tmp_path / "bob.wav")
     names = [p.name for p in phones]
     assert names.count("b") >= 2 and "m" in names and "p" in names
-    assert all(a.end <= b.start + 1e-9 for a, b in zip(phones, phones[1:]))
+    assert all(a.end <= b.start + 1e-9 for a, b in itertools.pairwise(phones))
     assert probe_audio(tmp_path / "bob.wav").duration == pytest.approx(phones[-1].end, abs=0.3)
     with pytest.raises(InputError, match="type something"):
         speak_text("   ", tmp_path / "none.wav")

@@ -1,4 +1,4 @@
-"""stages.Ahead: a link of a stream on its own thread, a bounded queue ahead; errors surface, nothing hangs."""
+"""stages.ThreadedStage: a link of a stream on its own thread, a bounded queue ahead; errors surface, nothing hangs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from talking_head.errors import InputError
-from talking_head.stages import Ahead
+from talking_head.stages import ThreadedStage
 
 
 def stage_threads(name: str) -> list[threading.Thread]:
@@ -26,7 +26,7 @@ def counted(n: int, log: list[int]) -> Iterator[int]:
 def test_items_arrive_in_order_and_the_thread_runs_at_most_depth_ahead() -> None:
     produced: list[int] = []
     taken, ahead = [], []
-    with Ahead(counted(50, produced), depth=3, name="ordered") as stream:
+    with ThreadedStage(counted(50, produced), depth=3, name="ordered") as stream:
         for item in stream:
             time.sleep(0.002)  # a slower consumer: the producer fills the queue and waits
             ahead.append(len(produced) - len(taken))
@@ -44,7 +44,7 @@ def test_an_error_on_the_thread_is_raised_in_the_consumer_after_the_items_before
         raise error
 
     taken = []
-    with pytest.raises(InputError) as raised, Ahead(source(), depth=2, name="failing") as stream:
+    with pytest.raises(InputError) as raised, ThreadedStage(source(), depth=2, name="failing") as stream:
         for item in stream:
             taken.append(item)
     assert raised.value is error and taken == [0, 1, 2]
@@ -65,7 +65,7 @@ def test_a_consumer_that_stops_early_stops_the_thread_and_closes_its_source() ->
             closed_on.append(threading.current_thread().name)
             cleaned.set()
 
-    with pytest.raises(RuntimeError, match="consumer failed"), Ahead(endless(), depth=2, name="endless") as stream:
+    with pytest.raises(RuntimeError, match="consumer failed"), ThreadedStage(endless(), depth=2, name="endless") as stream:
         for item in stream:
             if item == 5:
                 raise RuntimeError("consumer failed")
@@ -77,8 +77,8 @@ def test_chained_stages_all_stop_when_the_last_consumer_fails() -> None:
     def numbers() -> Iterator[int]:
         yield from range(10**6)
 
-    first = Ahead(numbers(), depth=4, name="first")
-    second = Ahead((n * 2 for n in first), depth=4, name="second")
+    first = ThreadedStage(numbers(), depth=4, name="first")
+    second = ThreadedStage((n * 2 for n in first), depth=4, name="second")
     with pytest.raises(ValueError), first, second:
         for doubled in second:
             if doubled > 20:
@@ -89,7 +89,7 @@ def test_chained_stages_all_stop_when_the_last_consumer_fails() -> None:
 def test_depth_zero_takes_the_next_item_only_when_the_consumer_takes_this_one() -> None:
     """A camera's frame is fetched while the consumer works on the last one, never two frames early."""
     fetched: list[int] = []
-    with Ahead(counted(6, fetched), depth=0, name="handover") as stream:
+    with ThreadedStage(counted(6, fetched), depth=0, name="handover") as stream:
         for item in stream:
             time.sleep(0.02)  # the consumer's work: the thread fetched item + 1 meanwhile, and no more
             assert len(fetched) <= item + 2
@@ -98,4 +98,4 @@ def test_depth_zero_takes_the_next_item_only_when_the_consumer_takes_this_one() 
 
 def test_depth_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="depth"):
-        Ahead(iter(()), depth=-1, name="none")
+        ThreadedStage(iter(()), depth=-1, name="none")

@@ -14,8 +14,14 @@ from app_support import free_port
 from safetensors.torch import load_file
 
 from talking_head import train as train_module
-from talking_head.hub import TalkingHeadModel
-from talking_head.train import TrainOptions, read_log, train
+from talking_head.models.talking_head_model import TalkingHeadModel
+from talking_head.train import TrainOptions, train
+
+
+def read_log(out: str | Path) -> list[dict[str, float]]:
+    """The run's log.jsonl, one dict a line (none before the first line is written)."""
+    path = Path(out) / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
 
 
 def options(data: Path, out: Path, **overrides) -> TrainOptions:
@@ -190,7 +196,7 @@ def test_agree_broadcasts_on_the_process_groups_device(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(train_module.dist, "broadcast", broadcast)
     with pytest.raises(Sent):
-        train_module._agree(True, 2, torch.device("meta"))
+        train_module._rank_zero_decides(True, 2, torch.device("meta"))
     assert sent == [torch.device("meta")]
 
 
@@ -200,6 +206,6 @@ def test_agree_works_in_an_nccl_group(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MASTER_PORT", str(free_port()))
     train_module.dist.init_process_group("nccl", rank=0, world_size=1)
     try:
-        assert train_module._agree(True, 2, torch.device("cuda", 0)) is True  # world 2: take the broadcast path
+        assert train_module._rank_zero_decides(True, 2, torch.device("cuda", 0)) is True  # world 2: take the broadcast path
     finally:
         train_module.dist.destroy_process_group()

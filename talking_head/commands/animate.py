@@ -6,16 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from talking_head.commands.common import (add_face_argument, add_finetune_arguments, add_model_and_render_arguments,
-                                          add_shots_argument, build_pipeline, console_progress, exit_on_input_error,
-                                          finetune_config, note_unused_finetuning, render_config)
+from talking_head.commands.common import (ConsoleProgress, add_face_argument, add_finetune_arguments,
+                                          add_model_and_render_arguments, add_shots_argument, build_pipeline,
+                                          exit_on_input_error, finetune_config, note_unused_finetuning, photos_help,
+                                          render_config)
 from talking_head.errors import InputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--photos", nargs="+", type=Path, help="1 to 32 photos of one person, or clips of them "
-                        "(each gives --shots frames)")
+    source.add_argument("--photos", nargs="+", type=Path, help=photos_help())
     source.add_argument("--avatar", type=Path, help="an avatar saved by `personalize --save` (no fine-tuning)")
     parser.add_argument("--driver", type=Path, required=True, help="driving video (its motion and audio are used)")
     parser.add_argument("--out", type=Path, default=Path("out.mp4"), help="mp4 to write")
@@ -35,13 +35,13 @@ def main(args: argparse.Namespace) -> None:
             avatar = Avatar.load(args.avatar, pipe.device)
         else:
             note_unused_finetuning(finetune_config(args), render_config(args))
-            avatar = pipe.personalize(args.photos, progress=console_progress, finetune=finetune_config(args),
+            avatar = pipe.personalize(args.photos, progress=ConsoleProgress(), finetune=finetune_config(args),
                                       face=args.face, shots=args.shots)
             for note in avatar.info["notes"]:  # which frames of a clip were taken and why, faces found
                 print(f"note: {note}", file=sys.stderr)
             if args.save:
                 avatar.save(args.save)
-        result = pipe.animate(avatar, args.driver, args.out, render_config(args), console_progress)
+        result = pipe.animate(avatar, args.driver, args.out, render_config(args), ConsoleProgress())
     except InputError as error:
         exit_on_input_error(error)
     print(f"{result.path}: {result.num_frames} frames at {result.fps:g} fps, {result.width}x{result.height}, "

@@ -6,11 +6,15 @@ import argparse
 import logging
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
+from tqdm import tqdm
+
+from talking_head.face_render import unused_finetuning
 from talking_head.finetune import FinetuneConfig
+from talking_head.limits import Limits
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
-from talking_head.render import RenderConfig, unused_finetuning
+from talking_head.render import RenderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,7 @@ def add_model_and_render_arguments(parser: argparse.ArgumentParser, render: bool
 def build_pipeline(args: argparse.Namespace):
     """The pipeline on the weights asked for; weights that cannot be had end the command like bad input."""
     from talking_head.device import describe_rendering
-    from talking_head.hub import WeightsError, WeightsNotFoundError
+    from talking_head.errors import WeightsError, WeightsNotFoundError
     from talking_head.pipeline import TalkingHeadPipeline
 
     o = dataclass_from_args(ModelOptions, args)
@@ -51,6 +55,12 @@ def build_pipeline(args: argparse.Namespace):
         exit_on_input_error(error)
     print(f"weights: {pipe.weights}; generator: {describe_rendering(pipe.device)}", file=sys.stderr)
     return pipe
+
+
+def photos_help() -> str:
+    """``--photos``' help, with the number of photos this process accepts (``Limits.max_shots``, which the
+    environment may change)."""
+    return f"1 to {Limits.from_env().max_shots} photos of one person, or clips of them (each gives --shots frames)"
 
 
 def add_face_argument(parser: argparse.ArgumentParser) -> None:
@@ -88,9 +98,24 @@ def finetune_config(args: argparse.Namespace) -> FinetuneConfig:
     return dataclass_from_args(FinetuneConfig, args, renamed=FINETUNE_RENAMED)
 
 
-def console_progress(fraction: float, text: str) -> None:
-    """A one-line progress display for terminals."""
-    print(f"\r{fraction * 100:5.1f}% {text:<40}", end="" if fraction < 1 else "\n", file=sys.stderr, flush=True)
+class ConsoleProgress:
+    """A command's ``Progress``: tqdm's bar on stderr (per cent done, what is happening, time spent and left) when
+    stderr is a terminal, nothing when it is not (a log file or a pipe gets no carriage returns). A stage that
+    reaches 1 closes its bar; the next stage opens a new one."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file or sys.stderr
+        self.bar: tqdm | None = None
+
+    def __call__(self, fraction: float, text: str) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=100, file=self.file, disable=None, dynamic_ncols=True, leave=True,
+                            bar_format="{percentage:5.1f}% |{bar}| {desc} [{elapsed}<{remaining}]")
+        self.bar.set_description_str(text, refresh=False)
+        self.bar.update(min(100.0, max(0.0, fraction * 100)) - self.bar.n)
+        if fraction >= 1:
+            self.bar.close()
+            self.bar = None
 
 
 def exit_on_input_error(error: Exception) -> NoReturn:

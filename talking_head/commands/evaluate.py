@@ -19,14 +19,18 @@ from talking_head.options import add_dataclass_arguments, dataclass_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    evaluate.add_arguments(parser)
+    add_dataclass_arguments(parser, EvaluateOptions)
     add_dataclass_arguments(parser, ClipOptions)
 
 
 def main(args: argparse.Namespace) -> None:
     clip = dataclass_from_args(ClipOptions, args)
     if not clip.clip:
-        evaluate.main(args)
+        options = dataclass_from_args(EvaluateOptions, args)
+        rows = evaluate.evaluate(options)
+        print(evaluate.results_table(rows))
+        print(evaluate.comparison_table(rows))
+        print(f"written to {options.out}/results.md, results.json and plots")
         return
     try:
         evaluate_clips(dataclass_from_args(EvaluateOptions, args), clip)
@@ -38,10 +42,10 @@ def evaluate_clips(options: EvaluateOptions, clip: ClipOptions) -> None:
     """``--clip``: the protocol on each clip (pooled), the table printed and written to ``options.out``."""
     import torch
 
+    from talking_head.errors import WeightsError, WeightsNotFoundError
     from talking_head.evaluate_clip import evaluate_clips as measure
     from talking_head.evaluate_clip_report import results_table, write_report
     from talking_head.finetune import FinetuneConfig
-    from talking_head.hub import WeightsError, WeightsNotFoundError
     from talking_head.pipeline import TalkingHeadPipeline
 
     if options.threads:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from talking_head.commands.common import (add_face_argument, add_model_and_render_arguments, build_pipeline,
-                                          console_progress, exit_on_input_error, render_config)
+from talking_head.commands.common import (ConsoleProgress, add_face_argument, add_model_and_render_arguments,
+                                          build_pipeline, exit_on_input_error, photos_help, render_config)
 from talking_head.errors import InputError
 from talking_head.options import add_dataclass_arguments, dataclass_from_args
 from talking_head.speech.liveliness import LivelinessConfig
@@ -16,7 +16,7 @@ from talking_head.speech.tts import DEFAULT_VOICE
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--photos", nargs="+", type=Path, help="1 to 32 photos of one person")
+    source.add_argument("--photos", nargs="+", type=Path, help=photos_help())
     source.add_argument("--avatar", type=Path, help="an avatar saved by `personalize --save`")
     voice = parser.add_mutually_exclusive_group(required=True)
     voice.add_argument("--audio", type=Path, help="a recording of the voice (wav, mp3, ogg, m4a, webm; a video's "
@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> None:
         else:
             avatar = pipe.personalize(args.photos, steps=0, face=args.face)
         result = pipe.speak(avatar, args.out, args.audio, args.text, render_config(args),
-                            dataclass_from_args(LivelinessConfig, args), args.voice, console_progress)
+                            dataclass_from_args(LivelinessConfig, args), args.voice, ConsoleProgress())
     except InputError as error:
         exit_on_input_error(error)
     for note in result.notes:

@@ -11,7 +11,7 @@ import torch
 
 from talking_head.config import mouth_model
 from talking_head.export import without_paths, write_weights
-from talking_head.hub import TalkingHeadModel, load_network
+from talking_head.models.talking_head_model import TalkingHeadModel, load_network
 from talking_head.models import Generator
 from talking_head.mouth_training import MouthTrainOptions, train_mouth
 from talking_head.options import add_dataclass_arguments, dataclass_from_args

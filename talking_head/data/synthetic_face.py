@@ -187,6 +187,32 @@ _IRIS = np.array([[0.30, 0.18, 0.10], [0.18, 0.10, 0.06], [0.30, 0.45, 0.62], [0
 
 def make_identity(rng: np.random.Generator) -> Identity:
     """Sample a person: face proportions (a deformation of the mean layout), head solid, colours, hair."""
+    pts = _face_proportions(rng)
+    cranium, jaw, nose = _head_solids(rng, pts)
+    layout = np.concatenate([pts, _layout_depth(pts, (cranium, jaw, nose))[:, None]], axis=1)
+
+    skin = _sample_colour(rng, _SKIN, 0.02)
+    hair = _sample_colour(rng, _HAIR, 0.03)
+    lips = np.clip(skin * np.array([0.82, 0.55, 0.55]) + rng.normal(0, 0.03, 3), 0, 1)
+    brows = np.clip(0.5 * hair + 0.5 * skin * 0.35, 0, 1) * rng.uniform(0.7, 1.0)
+    bg = rng.uniform(0.1, 0.9, (3, 3)) * rng.uniform(0.4, 1.0, (3, 1))
+    style = rng.random()
+    return Identity(
+        layout=layout, cranium=cranium, jaw=jaw, nose=nose, ears=_ears(pts, cranium), skin=skin, lips=lips, hair=hair,
+        brows=brows, iris=_sample_colour(rng, _IRIS, 0.03), shirt=rng.uniform(0.05, 0.9, 3),
+        background=bg,
+        hairline=rng.uniform(-0.75, -0.52) if style > 0.08 else -1.2,
+        hairline_curve=rng.uniform(0.0, 0.45),
+        hair_side=rng.uniform(0.0, 0.35),
+        hair_volume=rng.uniform(0.03, 0.16),
+        hair_length=rng.uniform(-0.1, 0.3) if style < 0.75 else rng.uniform(0.6, 1.4),
+        brow_thickness=rng.uniform(0.022, 0.04),
+        texture_seed=int(rng.integers(2**31)))
+
+
+def _face_proportions(rng: np.random.Generator) -> np.ndarray:
+    """(68, 2) face points: the mean layout with a sampled width, face length, jaw, eyes, brows, nose and lips
+    (each draw of ``rng`` in a fixed order: an identity's id always gives the same face)."""
     pts = MEAN_LAYOUT_2D.copy()
     width = rng.uniform(0.9, 1.1)
     pts[:, 0] *= width
@@ -206,6 +232,13 @@ def make_identity(rng: np.random.Generator) -> Identity:
     pts[31:36, 1] += nose_len
     pts[28:31, 1] += nose_len * np.array([0.33, 0.66, 1.0])
     pts[31:36, 0] *= rng.uniform(0.8, 1.25)
+    _sample_lips(rng, pts)
+    pts += rng.normal(0.0, 0.004, pts.shape)  # a little asymmetry, as in every real face
+    return pts
+
+
+def _sample_lips(rng: np.random.Generator, pts: np.ndarray) -> None:
+    """The mouth's width, each lip's thickness and the mouth's height, in place in (68, 2) ``pts``."""
     mouth = pts[48:68].mean(0)
     pts[48:68, 0] = mouth[0] + (pts[48:68, 0] - mouth[0]) * rng.uniform(0.85, 1.15)
     upper, lower = rng.uniform(0.6, 1.4), rng.uniform(0.7, 1.35)
@@ -215,8 +248,10 @@ def make_identity(rng: np.random.Generator) -> Identity:
     for idx in (np.r_[54:60, 48], [64, 65, 66, 67, 60]):
         pts[idx, 1] = line + (pts[idx, 1] - line) * lower
     pts[48:68, 1] += rng.uniform(-0.02, 0.025)
-    pts += rng.normal(0.0, 0.004, pts.shape)  # a little asymmetry, as in every real face
 
+
+def _head_solids(rng: np.random.Generator, pts: np.ndarray) -> tuple[Ellipsoid, Ellipsoid, Ellipsoid]:
+    """Cranium, jaw and nose ellipsoids sized to the (68, 2) face points."""
     half_width = np.abs(pts[JAW, 0]).max()
     a = half_width * rng.uniform(1.08, 1.16)
     centre_y = rng.uniform(0.33, 0.39)
@@ -227,31 +262,18 @@ def make_identity(rng: np.random.Generator) -> Identity:
     nose = Ellipsoid((0.0, 0.5 * (nose_top + nose_bottom), depth - 0.2),
                      (rng.uniform(0.075, 0.1), 0.5 * (nose_bottom - nose_top) + 0.02, rng.uniform(0.15, 0.19)),
                      tilt=rng.uniform(0.15, 0.35))
+    return cranium, jaw, nose
 
-    z = _surface_z((cranium, jaw, nose), pts)
-    jaw_weight = 0.35 + 0.65 * (1.0 - np.abs(pts[JAW, 0]) / half_width)
+
+def _layout_depth(pts: np.ndarray, solids: tuple[Ellipsoid, Ellipsoid, Ellipsoid]) -> np.ndarray:
+    """(68,) depth of each face point: on the head's surface, the jaw outline round the cheek's side, lips a
+    little in front and eyes a little behind it."""
+    z = _surface_z(solids, pts)
+    jaw_weight = 0.35 + 0.65 * (1.0 - np.abs(pts[JAW, 0]) / np.abs(pts[JAW, 0]).max())
     z[JAW] = -0.1 + (z[JAW] + 0.1) * jaw_weight   # the jaw outline runs round the cheek's side
     z[48:68] += 0.02
     z[36:48] -= 0.01
-    layout = np.concatenate([pts, z[:, None]], axis=1)
-
-    skin = _sample_colour(rng, _SKIN, 0.02)
-    hair = _sample_colour(rng, _HAIR, 0.03)
-    lips = np.clip(skin * np.array([0.82, 0.55, 0.55]) + rng.normal(0, 0.03, 3), 0, 1)
-    brows = np.clip(0.5 * hair + 0.5 * skin * 0.35, 0, 1) * rng.uniform(0.7, 1.0)
-    bg = rng.uniform(0.1, 0.9, (3, 3)) * rng.uniform(0.4, 1.0, (3, 1))
-    style = rng.random()
-    return Identity(
-        layout=layout, cranium=cranium, jaw=jaw, nose=nose, ears=_ears(pts, cranium), skin=skin, lips=lips, hair=hair,
-        brows=brows, iris=_sample_colour(rng, _IRIS, 0.03), shirt=rng.uniform(0.05, 0.9, 3),
-        background=bg,
-        hairline=rng.uniform(-0.75, -0.52) if style > 0.08 else -1.2,
-        hairline_curve=rng.uniform(0.0, 0.45),
-        hair_side=rng.uniform(0.0, 0.35),
-        hair_volume=rng.uniform(0.03, 0.16),
-        hair_length=rng.uniform(-0.1, 0.3) if style < 0.75 else rng.uniform(0.6, 1.4),
-        brow_thickness=rng.uniform(0.022, 0.04),
-        texture_seed=int(rng.integers(2**31)))
+    return z
 
 
 def _ears(pts: np.ndarray, head: Ellipsoid) -> tuple[Ellipsoid, Ellipsoid]:

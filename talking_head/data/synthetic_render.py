@@ -362,14 +362,52 @@ def _single_thread():
 
 def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.ndarray, layers: np.ndarray,
                    tex: Textures, crop_box: tuple[int, int, int, int], s: int) -> np.ndarray:
-    """Ray-cast, shade and composite a few frames (T, S, S, 3) uint8, given their feature layers."""
-    t = len(lm)
+    """Ray-cast, shade and composite a few frames (T, S, S, 3) uint8, given their feature layers: the head, then
+    in front of the background and body, the ears where the head does not hide them, then the hair's volume."""
     y0, y1, x0, x1 = crop_box
     layers = torch.from_numpy(layers).permute(0, 3, 1, 2).float().div_(255.0)
-    features, coverage, clip, nostrils = layers[:, :3], layers[:, 3:4], layers[:, 4:5], layers[:, 5:6]
+    wx, wy, rays = _pixel_rays(camera, crop_box, s)
+    scene = _Scene(identity, motion, camera, crop_box, rays, *_local_light(camera, motion))
+    head = _head_surface(scene)
+    head_colour = _head_colour(scene, head, layers, tex)
+    head_a = head.coverage.unsqueeze(1) * (1 - layers[:, 4:5])  # the mouth's clip layer cuts the head open
+    img = _body_and_background(identity, motion, camera, lm, tex, (wx, wy), s)
+    crop = img[:, :, y0:y1, x0:x1]
+    crop.lerp_(head_colour, head_a)
+    t_front = _draw_ears(scene, crop, head.t, head_a)
+    _draw_hair_shell(scene, crop, tex, head.t, t_front)
+    return img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
-    # World (x, y) of every pixel centre, and the head-local rays through the crop.
-    rot = torch.from_numpy(camera.rotation).float()
+
+@dataclass(frozen=True)
+class _Scene:
+    """What each stage of a chunk's rendering reads: the person, the motion, the camera, the head crop's rays and
+    the light in head-local coordinates (per frame)."""
+    identity: Identity
+    motion: Motion
+    camera: Camera
+    crop_box: tuple[int, int, int, int]
+    rays: Rays
+    light: Vec  # towards the light
+    half: Vec   # halfway between the light and the camera (the specular highlight's direction)
+
+
+@dataclass(frozen=True)
+class _HeadHit:
+    """Where the rays meet the head (the egg of cranium and jaw, with the nose blended into it)."""
+    t: torch.Tensor          # (T, H, W) ray parameter of the hit, inf where missed
+    coverage: torch.Tensor   # (T, H, W) in [0, 1], an anti-aliased silhouette
+    point: Vec               # the hit point on the egg, head-local
+    unit: Vec                # the hit point on the unit sphere (where the hairline is decided)
+    normal: Vec              # the surface normal, the nose's blended in
+    surface: tuple[torch.Tensor, torch.Tensor]  # (x, y) of the skin texture's lookup, the nose's blended in
+    nose_weight: torch.Tensor  # (T, H, W) how much of each pixel is the nose
+
+
+def _pixel_rays(camera: Camera, crop_box: tuple[int, int, int, int], s: int
+                ) -> tuple[torch.Tensor, torch.Tensor, Rays]:
+    """World x (T, 1, S) and y (T, S, 1) of every pixel centre, and the head-local rays through the head crop."""
+    y0, y1, x0, x1 = crop_box
     pivot = camera.pivot
     off = torch.from_numpy(camera.offset).float()
     wx = (torch.arange(s, dtype=torch.float32)[None, None, :] - off[:, 0, None, None]) / camera.scale  # (T, 1, S)
@@ -379,21 +417,33 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     rays = Rays(cx, cy, tuple(rn[:, 0, k] for k in range(3)), tuple(rn[:, 1, k] for k in range(3)),
                 tuple(rn[:, 2, k] * (5.0 - pivot[2]) + pivot[k] for k in range(3)),
                 tuple(-rn[:, 2, k] for k in range(3)))
+    return wx, wy, rays
+
+
+def _local_light(camera: Camera, motion: Motion) -> tuple[Vec, Vec]:
+    """The world's light, and the half vector between it and the camera, in head-local coordinates per frame."""
+    rot = torch.from_numpy(camera.rotation).float()
     light_local = torch.einsum("tij,i->tj", rot, torch.from_numpy(motion.light).float())[:, :, None, None]
     view_local = rot[:, 2, :, None, None]              # towards the camera, head-local
     half_local = _normalize(tuple(light_local[:, k] + view_local[:, k] for k in range(3)))
-    light_l = tuple(light_local[:, k] for k in range(3))
+    return tuple(light_local[:, k] for k in range(3)), half_local
 
-    px_radius = camera.scale * 0.5 * (identity.cranium.radii[0] + identity.cranium.radii[1])
+
+def _head_px_radius(identity: Identity, camera: Camera) -> float:
+    """The head's radius in pixels, the scale of its anti-aliased silhouette."""
+    return camera.scale * 0.5 * (identity.cranium.radii[0] + identity.cranium.radii[1])
+
+
+def _head_surface(scene: _Scene) -> _HeadHit:
+    """The egg of cranium and jaw, with the nose blended into it over a few pixels of depth so that it reads as
+    one surface. The nose is ray-cast only in the box its bounding sphere projects to."""
+    identity, camera = scene.identity, scene.camera
     halves = (identity.cranium, identity.jaw)
-    t_head, cov_head, p_head, upper = _egg_hit(rays, *halves, px_radius)
+    t_head, cov_head, p_head, upper = _egg_hit(scene.rays, *halves, _head_px_radius(identity, camera))
     unit, n_head = _ellipsoid_frame(p_head, upper, halves)
-
-    # The nose blends into the face over a few pixels of depth, so it reads as one surface. It (and
-    # each ear below) is ray-cast only in the box its bounding sphere projects to.
     nose = identity.nose
-    rows, cols = _part_box(nose, camera, crop_box)
-    near = rays.crop(rows, cols)
+    rows, cols = _part_box(nose, camera, scene.crop_box)
+    near = scene.rays.crop(rows, cols)
     t_n, _, disc_n = ray_cast(near, nose)
     depth_gap = (t_head[:, rows, cols].clamp(max=1e3) - t_n) * camera.scale
     w = (depth_gap * 0.35).clamp(0, 1) * (0.5 + 0.5 * disc_n * camera.scale * 0.08).clamp(0, 1)
@@ -412,71 +462,90 @@ def _render_frames(identity: Identity, motion: Motion, camera: Camera, lm: np.nd
     surface_x, surface_y = p_head[0].clone(), p_head[1].clone()
     surface_x[:, rows, cols] += w * (p_nose[0] - surface_x[:, rows, cols])
     surface_y[:, rows, cols] += w * (p_nose[1] - surface_y[:, rows, cols])
-    shade = (motion.ambient + (1 - motion.ambient) * _dot(normal, light_l).clamp(min=0)).unsqueeze(1)
-    spec = _dot(normal, half_local).clamp_(min=0)
+    return _HeadHit(t_head, cov_head, p_head, unit, normal, (surface_x, surface_y), nose_w)
+
+
+def _hair_alpha(identity: Identity, u: Vec, soft: float, limit: float, side_depth: float) -> torch.Tensor:
+    """Hair above a (temple-curved) hairline, and on the sides/back of the skull down to ``limit``;
+    below the equator only at the sides (hair hangs beside the face, never under the chin)."""
+    front = (identity.hairline + identity.hairline_curve * u[0] * u[0] - u[1]) * soft
+    side = torch.minimum((side_depth - u[2]) * soft, (limit - u[1]) * soft)
+    side = torch.minimum(side, (u[0] * u[0] - 0.5 - 4 * u[1]) * soft)
+    return torch.maximum(front, side).add(0.5).clamp(0, 1)
+
+
+def _head_colour(scene: _Scene, head: _HeadHit, layers: torch.Tensor, tex: Textures) -> torch.Tensor:
+    """The head's shaded colour (T, 3, H, W): skin and hair from the textures, the landmark-driven features
+    (premultiplied; the nose hides what is behind it when the head turns), diffuse light and a highlight."""
+    identity, motion = scene.identity, scene.motion
+    shade = (motion.ambient + (1 - motion.ambient) * _dot(head.normal, scene.light).clamp(min=0)).unsqueeze(1)
+    spec = _dot(head.normal, scene.half).clamp_(min=0)
     for _ in range(4):   # ** 16 by squaring: pow is ten times slower
         spec = spec * spec
     spec = (spec * 0.1).unsqueeze(1)
-
-    def hair_alpha(u: Vec, soft: float, limit: float, side_depth: float) -> torch.Tensor:
-        """Hair above a (temple-curved) hairline, and on the sides/back of the skull down to ``limit``;
-        below the equator only at the sides (hair hangs beside the face, never under the chin)."""
-        front = (identity.hairline + identity.hairline_curve * u[0] * u[0] - u[1]) * soft
-        side = torch.minimum((side_depth - u[2]) * soft, (limit - u[1]) * soft)
-        side = torch.minimum(side, (u[0] * u[0] - 0.5 - 4 * u[1]) * soft)
-        return torch.maximum(front, side).add(0.5).clamp(0, 1)
-
-    soft = camera.scale * 0.6
-    hair_head = (hair_alpha(unit, soft, min(identity.hair_length, 0.3), identity.hair_side) * (1 - nose_w)).unsqueeze(1)
-    albedo = _lookup(tex.skin, surface_x, surface_y).lerp_(_lookup(tex.hair, p_head[0], p_head[1]), hair_head)
-
-    # Landmark-driven features (premultiplied); the nose hides what is behind it when the head turns.
-    front = 1 - nose_w.unsqueeze(1)
+    soft = scene.camera.scale * 0.6
+    hair = _hair_alpha(identity, head.unit, soft, min(identity.hair_length, 0.3), identity.hair_side)
+    hair_head = (hair * (1 - head.nose_weight)).unsqueeze(1)
+    albedo = _lookup(tex.skin, *head.surface).lerp_(_lookup(tex.hair, head.point[0], head.point[1]), hair_head)
+    features, coverage, nostrils = layers[:, :3], layers[:, 3:4], layers[:, 5:6]
+    front = 1 - head.nose_weight.unsqueeze(1)
     albedo.mul_(1 - coverage * front).add_(features * front)
     albedo.lerp_(_rgb(identity.skin * 0.25).expand_as(albedo), 0.85 * nostrils)
-    head_colour = albedo.mul_(shade).add_(spec)
-    head_a = cov_head.unsqueeze(1) * (1 - clip)
+    return albedo.mul_(shade).add_(spec)
 
-    # Background, shoulders, and a neck (a world-space cylinder) darkening into the chin's shadow.
+
+def _body_and_background(identity: Identity, motion: Motion, camera: Camera, lm: np.ndarray, tex: Textures,
+                         world: tuple[torch.Tensor, torch.Tensor], s: int) -> torch.Tensor:
+    """(T, 3, S, S): the background, shoulders, and a neck (a world-space cylinder) darkening into the chin's
+    shadow. ``world``: the pixels' world x and y (``_pixel_rays``)."""
+    wx, wy = world
     m0 = tex.margin
     bx, by = (int(round(v * s / 128)) for v in motion.background_shift)
-    img = tex.background[:, m0 + by: m0 + by + s, m0 + bx: m0 + bx + s][None].repeat(t, 1, 1, 1)
+    img = tex.background[:, m0 + by: m0 + by + s, m0 + bx: m0 + bx + s][None].repeat(len(lm), 1, 1, 1)
     neck_r = 0.66 * identity.cranium.radii[0]
     nx = (wx / neck_r).clamp(-1, 1)
     light = motion.light
     neck_light = motion.ambient + (1 - motion.ambient) * (nx * light[0] + (1 - nx * nx).sqrt() * light[2]).clamp(min=0)
     chin_y = torch.from_numpy((lm[:, 8, 1] - camera.offset[:, 1]) / camera.scale).float()[:, None, None]
     chin_shadow = 0.45 + 0.35 * ((wy - chin_y) / 0.25).clamp(0, 1)
-    neck_a = ((1 - (wx / neck_r).abs()) * neck_r * camera.scale).clamp(0, 1) * (wy > pivot[1])
+    neck_a = ((1 - (wx / neck_r).abs()) * neck_r * camera.scale).clamp(0, 1) * (wy > camera.pivot[1])
     shoulder_y = float(identity.layout[8, 1]) + 0.1 + 0.25 * torch.exp(-(wx / (1.5 * neck_r)) ** 2)
     body_a = ((wy - shoulder_y) * camera.scale).clamp(0, 1)
     img.lerp_(_rgb(identity.shirt) * (0.5 + 0.5 * neck_light.unsqueeze(1)), body_a.unsqueeze(1))
     img.lerp_(_rgb(identity.skin) * (neck_light * chin_shadow).unsqueeze(1), neck_a.unsqueeze(1))
-    crop = img[:, :, y0:y1, x0:x1]
-    crop.lerp_(head_colour, head_a)
+    return img
 
-    # Ears: in front of the head only where it does not hide them, so they turn into and out of view.
+
+def _draw_ears(scene: _Scene, crop: torch.Tensor, t_head: torch.Tensor, head_a: torch.Tensor) -> torch.Tensor:
+    """Ears drawn into ``crop``, in front of the head only where it does not hide them, so they turn into and out
+    of view. Returns the ray parameter of what is in front (head or ear; inf elsewhere)."""
+    identity, motion, camera = scene.identity, scene.motion, scene.camera
     ear_albedo = _rgb(identity.skin * np.array([1.0, 0.9, 0.88]))
     t_front = torch.where(head_a[:, 0] > 0.5, t_head, torch.full_like(t_head, float("inf")))
     for ear in identity.ears:
-        rows, cols = _part_box(ear, camera, crop_box)
-        t_e, _, disc_e = ray_cast(rays.crop(rows, cols), ear)
+        rows, cols = _part_box(ear, camera, scene.crop_box)
+        t_e, _, disc_e = ray_cast(scene.rays.crop(rows, cols), ear)
         ear_a = (0.5 + 0.5 * disc_e * camera.scale * ear.radii[1]).clamp_(0, 1) * (t_e < t_front[:, rows, cols])
-        p_e = rays.crop(rows, cols).at(t_e.clamp(max=1e3))
+        p_e = scene.rays.crop(rows, cols).at(t_e.clamp(max=1e3))
         n_e = _normalize(tuple((pc - c) / rr ** 2 for pc, c, rr in zip(p_e, ear.center, ear.radii)))
-        ear_shade = motion.ambient + (1 - motion.ambient) * _dot(n_e, light_l).clamp(min=0)
+        ear_shade = motion.ambient + (1 - motion.ambient) * _dot(n_e, scene.light).clamp(min=0)
         crop[:, :, rows, cols].lerp_(ear_albedo * (0.85 * ear_shade).unsqueeze(1), ear_a.unsqueeze(1))
         t_front[:, rows, cols] = torch.minimum(t_front[:, rows, cols], t_e.masked_fill(ear_a < 0.5, float("inf")))
+    return t_front
 
-    # Hair volume: a shell around the skull showing hair wherever the hair pattern says so.
+
+def _draw_hair_shell(scene: _Scene, crop: torch.Tensor, tex: Textures, t_head: torch.Tensor,
+                     t_front: torch.Tensor) -> None:
+    """Hair's volume drawn into ``crop``: a shell around the skull showing hair wherever the hair pattern says so,
+    where nothing is in front of it."""
+    identity, motion, camera = scene.identity, scene.motion, scene.camera
     vol = 1 + identity.hair_volume
-    shells = tuple(Ellipsoid(e.center, tuple(r_ * vol for r_ in e.radii)) for e in halves)
-    t_s, cov_s, p_s, upper_s = _egg_hit(rays, *shells, px_radius * vol)
+    shells = tuple(Ellipsoid(e.center, tuple(r_ * vol for r_ in e.radii)) for e in (identity.cranium, identity.jaw))
+    t_s, cov_s, p_s, upper_s = _egg_hit(scene.rays, *shells, _head_px_radius(identity, camera) * vol)
     u_s, n_s = _ellipsoid_frame(p_s, upper_s, shells)
-    shell_a = cov_s * hair_alpha(u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55))
+    soft = camera.scale * 0.6
+    shell_a = cov_s * _hair_alpha(identity, u_s, soft * vol, identity.hair_length, max(identity.hair_side, 0.55))
     shell_a = shell_a * (t_s < torch.minimum(t_head, t_front) + 1e-3)
     # "Wrapped" diffuse light: hair is a fuzzy volume, so its grazing edges do not go black.
-    shell_shade = motion.ambient + (1 - motion.ambient) * ((_dot(n_s, light_l) + 0.5) / 1.5).clamp(min=0)
+    shell_shade = motion.ambient + (1 - motion.ambient) * ((_dot(n_s, scene.light) + 0.5) / 1.5).clamp(min=0)
     crop.lerp_(_lookup(tex.hair, p_s[0], p_s[1]) * shell_shade.unsqueeze(1), shell_a.unsqueeze(1))
-
-    return img.clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()

@@ -16,6 +16,7 @@ Resumable: a clip whose output file exists is skipped, and files are written ato
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,3 +108,9 @@ def preprocess_videos(src: str | Path, dst: str | Path, image_size: int = 128, e
         write_video(dst, person, name, frames, landmarks, split=split_of(person) if split_of else "train",
                     source=f"video:{path.relative_to(src).as_posix()}")
     return write_index(dst, image_size)
+
+
+def person_split(person: str, heldout_fraction: float) -> str:
+    """"heldout" or "train" for a person, from a hash of the name: stable however many people there are."""
+    draw = int.from_bytes(hashlib.sha256(person.encode()).digest()[:8], "big") / 2 ** 64
+    return "heldout" if draw < heldout_fraction else "train"

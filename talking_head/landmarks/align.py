@@ -26,6 +26,10 @@ VERTICAL_OFFSET = 0.05
 #: corners): head pose is measured on these, so opening the mouth does not read as a head motion.
 RIGID_POINTS = (0, 16, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
 RIGHT_EYE, LEFT_EYE = slice(36, 42), slice(42, 48)
+#: How a driver's landmarks reach the photo's face (``retarget``): the first is every default (``RenderConfig``'s,
+#: live mode's, the app's), relative motion being what users of talking-head tools ask for most.
+RETARGET_MODES = ("relative", "absolute")
+DEFAULT_RETARGET = RETARGET_MODES[0]
 
 CropBox = tuple[float, float, float]  # (x0, y0, side) in image pixels
 
@@ -240,7 +244,7 @@ def _scale_mouth_across(expression: np.ndarray, reference: np.ndarray, ratio: fl
 
 
 def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: np.ndarray,
-             mode: str = "relative") -> np.ndarray:
+             mode: str = DEFAULT_RETARGET) -> np.ndarray:
     """The source's landmarks moved as the driver moved from ``driver_reference`` to ``driver_current``.
 
     All three are (68, 2) in one coordinate frame (crop pixels). The driver's reference is aligned
@@ -272,8 +276,8 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
     offset = np.array([b_ref.real, b_ref.imag])
     if mode == "absolute":
         return (current @ align.T + offset).astype(np.float32)
-    if mode != "relative":
-        raise ValueError(f"unknown retargeting mode {mode!r}: choose 'relative' or 'absolute'")
+    if mode not in RETARGET_MODES:
+        raise ValueError(f"unknown retargeting mode {mode!r}: choose one of {RETARGET_MODES}")
     head, shift = _affine(reference[rigid], current[rigid])  # the driver's head motion
     unposed = (current - shift) @ np.linalg.inv(head).T  # the driver's current face in its reference pose
     expression = _scale_mouth_across(_expression(unposed - reference, reference), reference,
@@ -298,9 +302,9 @@ def retarget(source: np.ndarray, driver_reference: np.ndarray, driver_current: n
 class Retargeter:
     """Streaming ``retarget``: the reference is the supplied neutral frame, else the first driver frame."""
 
-    def __init__(self, source: np.ndarray, mode: str = "relative", reference: np.ndarray | None = None) -> None:
-        if mode not in ("relative", "absolute"):
-            raise ValueError(f"unknown retargeting mode {mode!r}: choose 'relative' or 'absolute'")
+    def __init__(self, source: np.ndarray, mode: str = DEFAULT_RETARGET, reference: np.ndarray | None = None) -> None:
+        if mode not in RETARGET_MODES:
+            raise ValueError(f"unknown retargeting mode {mode!r}: choose one of {RETARGET_MODES}")
         self.source = as_landmarks(source, "source")
         self.mode = mode
         self.reference = None if reference is None else as_landmarks(reference, "reference")

@@ -2,7 +2,7 @@
 
 The voice is read into per-frame tracks first (tens of numbers a second: ``tracks``, ``liveliness``); the
 frames are then made and encoded as a stream, a batch at a time, the driving path's retarget, warp and
-layout on a thread of their own (``stages.Ahead``): memory is flat in the voice's length.
+layout on a thread of their own (``stages.ThreadedStage``): memory is flat in the voice's length.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from talking_head.speech.liveliness import HeadTracks, LivelinessConfig, head_tr
 from talking_head.speech.tracks import WIDEST_OPENING, MouthTracks, voice_tracks
 from talking_head.speech.tts import DEFAULT_VOICE, speak_text
 from talking_head.speech.visemes import with_phones
-from talking_head.stages import Ahead
+from talking_head.stages import ThreadedStage
 
 #: Speech shuts the mouth between syllables (espeak-ng English: 7-11 times a second it is open); music and
 #: noise seldom fall silent in the lips' band.
@@ -141,8 +141,9 @@ def render_tracks(avatar: Avatar, mouth: MouthTracks, head: HeadTracks, audio: P
                 yield driver, column(driver)
 
     written = 0
-    with VideoSink(out_path, layout.width, layout.height, mouth.fps, audio_from=audio,
-                   audio_seconds=total / mouth.fps) as sink, Ahead(rendered(), QUEUE_BATCHES, "speech") as batches:
+    with (VideoSink(out_path, layout.width, layout.height, mouth.fps, audio_from=audio,
+                    audio_seconds=total / mouth.fps) as sink,
+          ThreadedStage(rendered(), QUEUE_BATCHES, "speech") as batches):
         for driver, panels in batches:
             for landmarks, panel in zip(driver, panels):
                 drawing = draw_landmarks(landmarks, side) if layout.driver_width else None

@@ -7,7 +7,7 @@ from test_preprocess import voxceleb  # noqa: F401 - the fixture: a tiny VoxCele
 
 from talking_head.cli import main
 from talking_head.data.format import read_frames, read_index
-from talking_head.data.preprocess_cli import person_split
+from talking_head.data.video import person_split
 
 
 def test_the_command_writes_a_dataset_with_held_out_people(voxceleb, tmp_path, capsys):  # noqa: F811

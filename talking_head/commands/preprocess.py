@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 from dataclasses import dataclass
 
-from talking_head.data.video import preprocess_videos
+from talking_head.data.video import person_split, preprocess_videos
 from talking_head.landmarks.detect import get_detector
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option, required
 
@@ -22,12 +21,6 @@ class PreprocessOptions:
     heldout_fraction: float = option(0.0, "share of people marked held-out, chosen by a hash of their name "
                                           "(stable across runs); 1 marks a whole test set held-out")
     landmarks: str = option("auto", "landmark backend", choices=["auto", "face_alignment", "dlib"])
-
-
-def person_split(person: str, heldout_fraction: float) -> str:
-    """"heldout" or "train" for a person, from a hash of the name: stable however many people there are."""
-    draw = int.from_bytes(hashlib.sha256(person.encode()).digest()[:8], "big") / 2 ** 64
-    return "heldout" if draw < heldout_fraction else "train"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
