@@ -238,7 +238,7 @@ def _reserved_seconds(job: Job, *_: Any, **__: Any) -> int:
     return min(job.gpu_seconds, ZERO_GPU_MAX_SECONDS)
 
 
-def _reporter(progress: Callable[..., Any]) -> Progress:
+def gradio_progress(progress: Callable[..., Any]) -> Progress:
     """The pipeline's ``progress(fraction, text)`` shown on Gradio's progress bar. The pipeline reports after
     every photo, fine-tuning step and rendered batch: there a cancelled job stops (:func:`check_stop`)."""
 
@@ -292,11 +292,11 @@ class TalkingHeadApp:
         clip = clip_path(clip)
         photos = self._photo_paths(photos, clip)
         job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position,
-                                               generator), steps=self._steps(steps), seed=_seed(seed))
+                                               generator), steps=self._steps(steps), seed=checked_seed(seed))
         began = time.monotonic()
         from_clip = chosen_shots(self.pipeline, clip, self._clip_shots(shots)) if clip else None
         shots_taken = self.pipeline.prepare_shots([*photos, from_clip] if from_clip else photos,
-                                                 _reporter(progress))
+                                                 gradio_progress(progress))
         detect_seconds = time.monotonic() - began
         avatar_path, result, info = self._personalize_and_animate_on_gpu(job, shots_taken, progress)
         notes = _describe(result, info, job.render.generator,
@@ -403,24 +403,24 @@ class TalkingHeadApp:
     def _personalize_and_animate(self, job: Job, shots: Shots, progress: Callable[..., Any]
                                  ) -> tuple[Path, RenderResult, dict[str, Any]]:
         with self.folders.job() as folder:
-            avatar = self.pipeline.personalize(shots, job.steps, _reporter(progress), FinetuneConfig(seed=job.seed))
+            avatar = self.pipeline.personalize(shots, job.steps, gradio_progress(progress), FinetuneConfig(seed=job.seed))
             avatar_path = avatar.save(folder / "avatar.safetensors")
-            result = self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
+            result = self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, gradio_progress(progress))
         return avatar_path, result, avatar.info
 
     def _animate(self, job: Job, avatar: Avatar, progress: Callable[..., Any]) -> RenderResult:
         with self.folders.job() as folder:
-            return self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, _reporter(progress))
+            return self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, gradio_progress(progress))
 
     def _compare(self, job: Job, photos: list[str], ks: list[int], progress: Callable[..., Any]) -> Comparison:
         with self.folders.job() as folder:
             return self.pipeline.compare(photos, job.driver, folder / "comparison.mp4", ks, job.steps, job.render,
-                                         _reporter(progress))
+                                         gradio_progress(progress))
 
     def _compare_clip(self, job: Job, plan: ClipComparison, progress: Callable[..., Any]) -> Comparison:
         """The columns from the plan's shots, then each K measured by ``evaluate --clip`` on the clip's second half
         (it takes the same shots: ``plan.options``); its table replaces the one measured on the other shots."""
-        report = _reporter(progress)
+        report = gradio_progress(progress)
         with self.folders.job() as folder:
             comparison = self.pipeline.compare([plan.shots], job.driver, folder / "comparison.mp4", plan.ks,
                                                job.steps, job.render, report)
@@ -452,7 +452,7 @@ def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
-def _seed(seed: object) -> int:
+def checked_seed(seed: object) -> int:
     return whole_number(0 if seed is None else seed, "the seed", 0, MAX_SEED)
 
 

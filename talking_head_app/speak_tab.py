@@ -24,8 +24,8 @@ from talking_head_app.handlers import (
     GPU_SECONDS_PER_FRAME,
     ZERO_GPU_MAX_SECONDS,
     TalkingHeadApp,
-    _reporter,
-    _seed,
+    checked_seed,
+    gradio_progress,
     visitor_errors,
 )
 from talking_head_app.jobs import one_queue, stoppable
@@ -63,15 +63,15 @@ class SpeakHandlers:
             raise InputError("record or upload a voice, or type something to say (one of them, not both)")
         if text is not None and voice not in VOICES:
             raise InputError(f"choose a voice among {', '.join(VOICES)}")
-        shots = self.app.pipeline.prepare_shots(paths, _reporter(progress))
-        return self._speak_on_gpu(shots, audio, text, voice, _seed(seed), progress)
+        shots = self.app.pipeline.prepare_shots(paths, gradio_progress(progress))
+        return self._speak_on_gpu(shots, audio, text, voice, checked_seed(seed), progress)
 
     def _speak(self, shots: Shots, audio: str | None, text: str | None, voice: str, seed: int,
                progress: gr.Progress) -> tuple[str, str]:
         with self.app.folders.job() as folder:
             avatar = self.app.pipeline.personalize(shots, 0)
             result = self.app.pipeline.speak(avatar, folder / "spoken.mp4", audio, text, RenderConfig(),
-                                             LivelinessConfig(seed=seed), voice, _reporter(progress))
+                                             LivelinessConfig(seed=seed), voice, gradio_progress(progress))
         video = result.render
         lines = [f"{video.num_frames} frames at {video.fps:g} fps, rendered in {video.seconds:.1f} s, with the voice",
                  *result.notes]

@@ -146,7 +146,7 @@ BROW_STRENGTH = 0.5
 MOUTH_WIDTH_RATIO_RANGE = (0.67, 1.5)
 
 
-def _face_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def face_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors along the eyes (right to left eye) and down the face, in image pixels (y down)."""
     right, left = points[RIGHT_EYE].mean(axis=0), points[LEFT_EYE].mean(axis=0)
     across = (left - right) / max(float(np.linalg.norm(left - right)), 1e-6)
@@ -155,13 +155,13 @@ def _face_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def mouth_gap(points: np.ndarray) -> float:
     """The inner lips' opening (lower minus upper, along the face's down axis), in pixels; < 0 if crossed."""
-    _, down = _face_axes(points)
+    _, down = face_axes(points)
     return float(np.mean([(points[lower] - points[upper]) @ down for upper, lower in INNER_LIP_PAIRS]))
 
 
 def _open_mouth(points: np.ndarray, gap: float) -> np.ndarray:
     """``points`` with the lower lip (and the jaw, by its share) moved so the inner-lip gap is ``gap``."""
-    _, down = _face_axes(points)
+    _, down = face_axes(points)
     move = (gap - mouth_gap(points)) * down
     out = points.copy()
     out[list(LOWER_LIP_POINTS)] += move
@@ -210,7 +210,7 @@ def _expression(residual: np.ndarray, reference: np.ndarray) -> np.ndarray:
     none (the jaw follows the mouth's opening, set apart), the eyes and mouth lose their mean sideways
     drift, and the brows only rise, by ``BROW_STRENGTH`` of their rise against the eyes.
     """
-    across, down = _face_axes(reference)
+    across, down = face_axes(reference)
     out = np.zeros_like(residual)
     for region in (EYES, MOUTH):
         moved = residual[list(region)]
@@ -236,7 +236,7 @@ def _scale_mouth_across(expression: np.ndarray, reference: np.ndarray, ratio: fl
     "O". Added as the driver's displacement, an "O" left her mouth a wide smile-shaped opening (dlib's width r
     0.26-0.44 against the driver's on held-out synthetic drivers).
     """
-    across, _ = _face_axes(reference)
+    across, _ = face_axes(reference)
     out = expression.copy()
     mouth = list(MOUTH)
     out[mouth] += np.outer(expression[mouth] @ across, across) * (ratio - 1)

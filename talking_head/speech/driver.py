@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from talking_head.data.synthetic_face import LOWER_LIDS, UPPER_LIDS
-from talking_head.landmarks.align import LOWER_LIP_POINTS, RIGID_POINTS, _face_axes, inter_ocular_distance, mouth_gap
+from talking_head.landmarks.align import LOWER_LIP_POINTS, RIGID_POINTS, face_axes, inter_ocular_distance, mouth_gap
 from talking_head.speech.liveliness import HeadTracks
 from talking_head.speech.tracks import MouthTracks
 
@@ -28,14 +28,14 @@ ROUNDING_PUSH = 0.06
 BROW_RISE = 0.12
 
 
-def face_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Unit vectors across (right eye to left) and down the face (``align``'s), and the eye distance."""
-    return *_face_axes(points), inter_ocular_distance(points)
+    return *face_axes(points), inter_ocular_distance(points)
 
 
 def shape_mouth(points: np.ndarray, opening: float, rounding: float) -> np.ndarray:
     """``points`` (68, 2) with the inner lips ``opening`` eye distances apart and rounded by ``rounding``."""
-    across, down, eye = face_axes(points)
+    across, down, eye = face_frame(points)
     out = points.copy()
     drop = opening * eye - mouth_gap(points)
     out[list(LOWER_LIP_POINTS)] += drop * down
@@ -52,7 +52,7 @@ def shape_mouth(points: np.ndarray, opening: float, rounding: float) -> np.ndarr
 
 def shape_eyes_and_brows(points: np.ndarray, blink: float, brows: float) -> np.ndarray:
     """``points`` with the upper lids ``blink`` of the way down to the lower ones and the brows raised."""
-    _, down, eye = face_axes(points)
+    _, down, eye = face_frame(points)
     out = points.copy()
     out[UPPER_LIDS] += (out[LOWER_LIDS] - out[UPPER_LIDS]) * blink
     out[BROWS] -= BROW_RISE * brows * eye * down
@@ -63,7 +63,7 @@ def pose_head(points: np.ndarray, yaw: float, pitch: float, roll: float) -> np.n
     """``points`` turned as a head is by small angles, seen from the front: rolled in the image, squeezed across
     by a turn and down by a nod, and moved by as much as the face's front travels (about an eye distance of
     depth in front of the turning axis)."""
-    across, down, eye = face_axes(points)
+    across, down, eye = face_frame(points)
     centre = points[list(RIGID_POINTS)].mean(0)
     local = np.stack([(points - centre) @ across, (points - centre) @ down], -1)
     local *= (np.cos(yaw), np.cos(pitch))

@@ -5,9 +5,9 @@ Why these (measured on espeak-ng speech with known phone times, docs/speak.md): 
 and m, but a voiced b and a nasal m still sound, low (the voice bar, the nasal murmur, below ~400 Hz);
 what falls silent there is the band of the vowels' formants. Loudness in 500-2500 Hz, against its own
 peak over the last and next 0.3 s, was under the closure threshold at 88 % of the bilabials' middles
-(10 sentences, 82 bilabials), the whole band's loudness at 18 %. Rounded vowels (o, u, w) pull the second formant down, so their
-energy leans below ~1200 Hz: the tilt (low band over high band) follows rounding, if weakly (r 0.24
-against the rounded phones; Praat's F2 reached 0.31, not worth a dependency).
+(10 sentences, 82 bilabials), the whole band's loudness at 18 %. Rounded vowels (o, u, w) pull the second
+formant down, so their energy leans below ~1200 Hz: the tilt (low band over high band) follows rounding, if
+weakly (r 0.24 against the rounded phones; Praat's F2 reached 0.31, not worth a dependency).
 """
 
 from __future__ import annotations
