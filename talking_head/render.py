@@ -253,13 +253,18 @@ class DrivingVideo:
         return min(self.info.num_frames, self.max_frames or self.info.num_frames)
 
 
+def check_output_size(config: RenderConfig, limits: Limits) -> None:
+    """An :class:`InputError` when ``config`` asks for a taller output than ``limits`` allow (a driver's, a voice's)."""
+    if config.output_size > limits.max_output_size:
+        raise InputError(f"the output height is {config.output_size} px; at most {limits.max_output_size} px can be "
+                         f"made here")
+
+
 def check_driver(driver: str | Path, config: RenderConfig, limits: Limits) -> DrivingVideo:
     """``driver`` as ``config`` will render it under ``limits``, or an :class:`InputError` saying why it cannot
     be (unreadable, too long without ``config.trim``, an output size over the limit). Cheap: it reads the
     container, so a request can be refused before any model work."""
-    if config.output_size > limits.max_output_size:
-        raise InputError(f"the output height is {config.output_size} px; at most {limits.max_output_size} px can be "
-                         f"made here")
+    check_output_size(config, limits)
     info = probe_driver(driver, limits)
     longest = limits.max_video_seconds if config.max_seconds is None else config.max_seconds
     if info.duration <= longest + 1e-6:

@@ -22,7 +22,15 @@ from talking_head.landmarks.align import Retargeter
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.limits import Limits
 from talking_head.media import VideoSink
-from talking_head.render import QUEUE_BATCHES, AvatarColumn, FrameLayout, Progress, RenderConfig, RenderResult
+from talking_head.render import (
+    QUEUE_BATCHES,
+    AvatarColumn,
+    FrameLayout,
+    Progress,
+    RenderConfig,
+    RenderResult,
+    check_output_size,
+)
 from talking_head.speech.audio import iter_audio, probe_audio
 from talking_head.speech.driver import driver_frame
 from talking_head.speech.features import VoiceFeatures, voice_features
@@ -105,9 +113,7 @@ def speak(avatar: Avatar, out_path: str | Path, audio: str | Path | None = None,
     if (audio is None) == (text is None):
         raise InputError("give either a voice recording or a text to say, not both")
     limits = limits or Limits.from_env()
-    if config.output_size > limits.max_output_size:
-        raise InputError(f"the output height is {config.output_size} px; at most {limits.max_output_size} px can be "
-                         f"made here")
+    check_output_size(config, limits)
     with tempfile.TemporaryDirectory(prefix="talking-head-speech-") as folder:
         if text is not None:
             spoken = Path(folder) / "speech.wav"
