@@ -18,13 +18,12 @@ from talking_head.evaluate import (
     FEED_FORWARD,
     EvaluateOptions,
     Method,
-    beats_baseline,
-    comparison_table,
     evaluate,
     frame_plan,
     load_video_frames,
     summarize,
 )
+from talking_head.evaluate_report import beats_baseline, comparison_table, write_report
 
 METRIC_KEYS = ("ssim", "psnr", "csim", "landmark_distance", "detected")
 
@@ -80,8 +79,9 @@ def test_the_protocol_writes_the_papers_table_reproducibly_with_plots(tiny_weigh
     assert not np.array_equal(baseline, feed_forward) and not np.array_equal(real, feed_forward)
 
     # Again with only the feed-forward model: the same baseline and feed-forward numbers, no steps plot.
-    evaluate(EvaluateOptions(out=str(second), weights=str(tiny_weights), identities=2, ks=(1,), steps=(0,),
-                             targets=2, device="cpu"))
+    written = write_report(second, evaluate(EvaluateOptions(out=str(second), weights=str(tiny_weights), identities=2,
+                                                            ks=(1,), steps=(0,), targets=2, device="cpu")))
+    assert sorted(written) == sorted(second.iterdir())  # the report names every file it writes
     again = rows_by_key(second)
     assert set(again) == {key for key in rows if key[0] != "fine-tuned" and key[1] == 1}
     for key, row in again.items():
@@ -99,8 +99,9 @@ def test_a_dataset_folder_is_evaluated_at_the_models_resolution(tiny_weights, ti
     assert np.abs(frames[1].astype(int) - resized).max() <= 1
     np.testing.assert_allclose(landmarks, original * 32 / 48, rtol=1e-6)
 
-    evaluate(EvaluateOptions(out=str(tmp_path), weights=str(tiny_weights), data=str(tiny_dataset), identities=5,
-                             ks=(2,), steps=(0,), targets=3, device="cpu"))
+    options = EvaluateOptions(out=str(tmp_path), weights=str(tiny_weights), data=str(tiny_dataset), identities=5,
+                              ks=(2,), steps=(0,), targets=3, device="cpu")
+    write_report(tmp_path, evaluate(options))
     result = json.loads((tmp_path / "results.json").read_text())
     heldout_people = {r.person for r in records if r.split == "heldout"}
     assert result["rows"][0]["identities"] == len(heldout_people) < 5  # only held-out people, one video each

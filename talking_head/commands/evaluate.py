@@ -1,6 +1,6 @@
 """``python -m talking_head evaluate``: the few-shot self-reenactment protocol, on synthetic held-out identities
-or a dataset folder (``talking_head.evaluate``), or on recordings of one's own (``--clip``:
-``talking_head.evaluate_clip``, reported by ``talking_head.evaluate_clip_report``)."""
+or a dataset folder (``talking_head.evaluate``, reported by ``talking_head.evaluate_report``), or on recordings
+of one's own (``--clip``: ``talking_head.evaluate_clip``, reported by ``talking_head.evaluate_clip_report``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from talking_head import evaluate
+from talking_head import evaluate, evaluate_report
 from talking_head.commands.common import exit_on_input_error
 from talking_head.errors import InputError
 from talking_head.evaluate import EvaluateOptions
@@ -27,9 +27,10 @@ def main(args: argparse.Namespace) -> None:
     clip = dataclass_from_args(ClipOptions, args)
     if not clip.clip:
         options = dataclass_from_args(EvaluateOptions, args)
-        rows = evaluate.evaluate(options)
-        print(evaluate.results_table(rows))
-        print(evaluate.comparison_table(rows))
+        evaluation = evaluate.evaluate(options)
+        evaluate_report.write_report(Path(options.out), evaluation)
+        print(evaluate_report.results_table(evaluation.rows))
+        print(evaluate_report.comparison_table(evaluation.rows))
         print(f"written to {options.out}/results.md, results.json and plots")
         return
     try:
