@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from talking_head.evaluate_clip import METHODS, ClipResult
+from talking_head.evaluate_report import clearly_better, column_header, difference_cell
 from talking_head.render import caption
 
 #: Column -> (header, higher is better); a series' column is its Pearson r against the real frames.
@@ -26,16 +27,15 @@ def cell(row: dict, who: str, name: str) -> str:
     value, stderr = row.get(f"{who}_{name}"), row.get(f"{who}_{name}_stderr")
     if value is None:
         return "n/a"
-    text = f"{value:+.3f}" if who == "difference" else f"{value:.3f}"
-    text += f" ± {stderr:.3f}" if stderr is not None else ""
     if who == "difference" and stderr is not None:
-        text += " ✓" if (value if COLUMNS[name][1] else -value) > stderr else " ✗"
-    return text
+        return difference_cell(value, stderr, clearly_better(value, stderr, COLUMNS[name][1]))
+    text = f"{value:+.3f}" if who == "difference" else f"{value:.3f}"
+    return text + (f" ± {stderr:.3f}" if stderr is not None else "")
 
 
 def results_table(rows: list[dict]) -> str:
     """Per setting: the warp, the model and the model minus the warp (target by target), a column per metric."""
-    headers = [f"{title} {'↑' if higher else '↓'}" for title, higher in COLUMNS.values()]
+    headers = [column_header(title, higher) for title, higher in COLUMNS.values()]
     lines = ["| K | setting | | " + " | ".join(headers) + " |", "|---" * (len(COLUMNS) + 3) + "|"]
     for row in rows:
         setting = row["label"].split(", ", 1)[1]

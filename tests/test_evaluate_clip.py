@@ -15,6 +15,7 @@ import pytest
 from talking_head import evaluate_clip
 from talking_head.cli import main
 from talking_head.data.synthetic import render_video
+from talking_head.evaluate_clip_report import cell
 from talking_head.media import VideoSink
 
 SIZE = 128  # rendered and real face crops: small, so that the test is quick
@@ -103,3 +104,17 @@ def test_bad_clips_end_in_a_message(kind, tiny_weights, tmp_path, capsys):
     message = capsys.readouterr().err
     assert {"one frame": "at least 2", "no face": "no face", "not a video": "could not be read"}[kind] in message
     assert "Traceback" not in message and not (tmp_path / "out" / "results.json").exists()
+
+
+def test_a_cell_marks_a_difference_only_when_it_has_an_error_to_be_judged_by():
+    # The judgement is evaluate_report's, shared with the K-shot table: better by more than the error, in
+    # the metric's own direction.
+    row = {"difference_mouth_ssim": 0.02, "difference_mouth_ssim_stderr": 0.01, "difference_mouth_lmd": 0.02,
+           "difference_mouth_lmd_stderr": 0.01, "difference_face_ssim": 0.005, "difference_face_ssim_stderr": 0.01,
+           "difference_width_r": -0.1, "model_face_ssim": 0.5, "model_face_ssim_stderr": 0.01}
+    assert cell(row, "difference", "mouth_ssim") == "+0.020 ± 0.010 ✓"
+    assert cell(row, "difference", "mouth_lmd") == "+0.020 ± 0.010 ✗"  # a larger distance is worse
+    assert cell(row, "difference", "face_ssim") == "+0.005 ± 0.010 ✗"  # within its error
+    assert cell(row, "difference", "width_r") == "-0.100"  # no error: nothing to judge by
+    assert cell(row, "model", "face_ssim") == "0.500 ± 0.010"
+    assert cell(row, "warp", "opening_r") == "n/a"
