@@ -172,6 +172,12 @@ class TalkingHeadPipeline:
             raise InputError(f"{name}: {error}") from None
         return [(image, found, face_notes(name, found, face, self.image_size))]
 
+    def faces_in_photo(self, photo: PhotoInput, side: int) -> list[np.ndarray]:
+        """Each face of ``photo`` as a ``side`` px crop, largest first: numbered as ``face=N`` numbers them, so a
+        person can see which number is whom before choosing (the app's face picker)."""
+        image = load_photo(photo)
+        return [crop_face(image, found.landmarks, side)[0] for found in self.detector.detect(image)]
+
     @staticmethod
     def landmark_overlays(shots: Shots, side: int | None = None) -> list[np.ndarray]:
         """Each face crop (resized to ``side``, default its own) with the landmarks found on it drawn on top,
@@ -335,7 +341,7 @@ def face_notes(name: str, face: FaceDetection, number: int, image_size: int) -> 
     if face.num_faces > 1:
         which = "the largest" if number == 1 else f"number {number} by size"
         notes.append(f"{name}: {face.num_faces} faces found; face {number} ({which}, {face.width:.0f} px across) is "
-                     f"used (choose another with --face N, by size)")
+                     f"used (choose another by its number by size: --face N; in the app, Face to use)")
     side = crop_box(face.landmarks)[2]
     if side < image_size:
         notes.append(f"{name}: small face ({face.width:.0f} px across), enlarged {image_size / side:.1f}x to the "
