@@ -297,3 +297,13 @@ def is_blue(image: np.ndarray) -> bool:
     """Whether a crop is of the blue astronaut (her face is red over blue; the blue one's blue over red)."""
     red, _, blue = image.reshape(-1, 3).astype(float).mean(axis=0)
     return bool(blue > red)
+
+
+def test_pasted_back_the_apps_default_height_is_the_photos_own(tiny_app: TalkingHeadApp, driver_video: Path) -> None:
+    """The output height's default ('auto') follows the library: 256 alone, the photo's own pasted back."""
+    _, pasted, _, _ = tiny_app.generate([str(ASTRONAUT)], str(driver_video), 0, paste_back=True,
+                                        progress=RecordingProgress())
+    _, alone, _, _ = tiny_app.generate([str(ASTRONAUT)], str(driver_video), 0, progress=RecordingProgress())
+    photo = Image.open(ASTRONAUT)
+    assert (probe_video(pasted).width, probe_video(pasted).height) == photo.size != (256, 256)
+    assert probe_video(alone).height == 256
