@@ -269,13 +269,8 @@ def test_the_faces_of_a_group_photo_are_shown_numbered_and_the_one_picked_is_use
     """Two astronauts side by side, the right one smaller and blue (red and blue swapped: who is who shows in
     every crop): the picker shows both, numbered by size as ``face`` takes them, and generate with face 2
     personalises the smaller one (issue 28, point 3)."""
-    astronaut = data.astronaut()
-    blue = np.asarray(Image.fromarray(astronaut[..., ::-1]).resize((384, 384), Image.Resampling.LANCZOS))
-    pair = np.full((512, 896, 3), 128, np.uint8)
-    pair[:, :512], pair[64:448, 512:] = astronaut, blue
-    photo, alone = tmp_path / "pair.png", tmp_path / "alone.png"
-    Image.fromarray(pair).save(photo)
-    Image.fromarray(astronaut).save(alone)
+    photo, alone = two_astronauts(tmp_path / "pair.png"), tmp_path / "alone.png"
+    Image.fromarray(data.astronaut()).save(alone)
 
     shown = tiny_app.find_faces([str(photo), str(alone)])
     assert [caption for _, caption in shown] == ["pair.png: face 1 (the largest)", "pair.png: face 2"]
@@ -291,6 +286,22 @@ def test_the_faces_of_a_group_photo_are_shown_numbered_and_the_one_picked_is_use
         tiny_app.generate([str(photo)], str(driver_video), 0, face=3, progress=RecordingProgress())
     with pytest.raises(gr.Error, match="the face number must be between 1 and 100"):
         tiny_app.generate([str(photo)], str(driver_video), 0, face="the left one", progress=RecordingProgress())
+
+
+def test_the_face_picker_answers_an_api_caller_as_docs_api_md_shows(server: str, tmp_path: Path) -> None:
+    photo = two_astronauts(tmp_path / "group.jpg")
+    faces = visitor(server, tmp_path).predict([handle_file(photo)], api_name="/find_faces")
+    assert [face["caption"] for face in faces] == ["group.jpg: face 1 (the largest)", "group.jpg: face 2"]
+
+
+def two_astronauts(path: Path) -> Path:
+    """The astronaut, and beside her, smaller and blue (red and blue swapped), herself: a photo of two faces."""
+    astronaut = data.astronaut()
+    blue = np.asarray(Image.fromarray(astronaut[..., ::-1]).resize((384, 384), Image.Resampling.LANCZOS))
+    pair = np.full((512, 896, 3), 128, np.uint8)
+    pair[:, :512], pair[64:448, 512:] = astronaut, blue
+    Image.fromarray(pair).save(path)
+    return path
 
 
 def is_blue(image: np.ndarray) -> bool:
