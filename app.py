@@ -21,7 +21,7 @@ from talking_head.config import ks_text
 from talking_head.landmarks.align import RETARGET_MODES
 from talking_head.render import RenderConfig
 from talking_head.watermark import POSITIONS
-from talking_head_app.handlers import AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
+from talking_head_app.handlers import AUTO_OUTPUT_SIZE, AppSettings, TalkingHeadApp, checked_by_the_app, short_refusals
 from talking_head_app.jobs import one_queue, stoppable
 from talking_head_app.live_tab import LiveHandlers, build_live_tab
 from talking_head_app.speak_tab import build_speak_tab
@@ -56,7 +56,6 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
     """The UI around ``app``'s handlers (the Live tab's: ``live``, default made here), with its queue
     configured (not launched)."""
     settings, limits = app.settings, app.pipeline.limits
-    output_sizes, default_output_size = app.output_sizes
     with gr.Blocks(title="talking-head", delete_cache=(settings.sweep_seconds, settings.file_ttl_seconds)) as demo:
         gr.Markdown(INTRO.format(max_shots=limits.max_shots))
         with gr.Tab("Animate"):
@@ -64,6 +63,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                 with gr.Column():
                     photos = gr.File(label=f"Photos of one person (1 to {limits.max_shots})", file_count="multiple",
                                      file_types=["image"], elem_id="photos")
+                    faces, face = face_picker()
                     clip = gr.Video(label=CLIP_LABEL, sources=["upload", "webcam"], format=VIDEO_FORMAT,
                                     height=CLIP_HEIGHT, elem_id="clip")
                     clip_shots = clip_shots_slider(limits.max_shots)
@@ -72,7 +72,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                     steps = gr.Slider(0, settings.max_steps, value=settings.default_steps, step=1,
                                       label="Fine-tuning steps", info="0 = feed-forward (fastest); steps train the "
                                       "learned generator, used only when it is on (Advanced)")
-                    render_options, seed, generator = advanced_options(output_sizes, default_output_size)
+                    render_options, seed, generator = advanced_options(app.output_height_choices)
                     generate = gr.Button("Generate", variant="primary", elem_id="gen-btn")
                     overlays = gr.Gallery(label="Your shots with the landmarks found (a clip's: when, and why "
                                           "each was taken)", columns=4, height="auto",
@@ -94,15 +94,17 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
         build_speak_tab(app)
         gr.Markdown(INTENDED_USE)
 
-        checked_by_the_app(steps, seed, cmp.steps, clip_shots)
+        checked_by_the_app(steps, seed, cmp.steps, clip_shots, face)
         short_refusals(photos, clip, driver, avatar_in, cmp.photos, cmp.clip, cmp.driver, render_options.retarget,
                        render_options.output_size, render_options.mark_position)
         # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
         # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
         job = one_queue(settings.concurrency)
         show_clip_shots(app, clip, clip_shots, [overlays, notes], job)
+        photos.change(stoppable(app.find_faces), [photos], [faces], api_name="find_faces", trigger_mode="always_last",
+                      **job)
         generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed, generator, clip,
-                                                 clip_shots],
+                                                 clip_shots, face],
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
         animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options, generator], [result, notes],
                       api_name="animate_avatar", **job)
@@ -118,6 +120,14 @@ def show_clip_shots(app: TalkingHeadApp, clip: gr.Video, clip_shots: gr.Slider, 
                "trigger_mode": "always_last", **job}
     clip.change(api_name="preview_clip", **preview)
     clip_shots.release(api_name=False, **preview)
+
+
+def face_picker() -> tuple[gr.Gallery, gr.Number]:
+    """Where a photo holds several faces: the faces found, numbered by size, and the number of the one to use."""
+    faces = gr.Gallery(label="Faces found where a photo holds several (numbered by size)", columns=6, height="auto",
+                       object_fit="contain", elem_id="faces", interactive=False)
+    face = gr.Number(1, precision=0, minimum=1, label="Face to use (by size: 1 = the largest)", elem_id="face")
+    return faces, face
 
 
 def clip_shots_slider(max_shots: int) -> gr.Slider:
@@ -137,8 +147,7 @@ class RenderOptions(NamedTuple):
     mark_position: gr.Dropdown
 
 
-def advanced_options(output_sizes: list[int], default_output_size: int
-                     ) -> tuple[RenderOptions, gr.Number, gr.Checkbox]:
+def advanced_options(output_sizes: list[tuple[str, str | int]]) -> tuple[RenderOptions, gr.Number, gr.Checkbox]:
     """The Animate tab's Advanced accordion: the render options, the seed and the learned generator's switch."""
     with gr.Accordion("Advanced", open=False):
         retarget = gr.Radio(list(RETARGET_MODES), value=RenderConfig.retarget, label="Motion transfer",
@@ -146,7 +155,7 @@ def advanced_options(output_sizes: list[int], default_output_size: int
                             "driver's landmarks as they are (the paper)")
         paste_back = gr.Checkbox(RenderConfig.paste_back, label="Paste the face back into the first photo")
         side_by_side = gr.Checkbox(RenderConfig.side_by_side, label="Side by side: driver | photo | result")
-        output_size = gr.Dropdown(output_sizes, value=default_output_size,
+        output_size = gr.Dropdown(output_sizes, value=AUTO_OUTPUT_SIZE,
                                   label="Output height (pixels)")
         mark_position = gr.Dropdown(list(POSITIONS), value=RenderConfig.mark_position,
                                     label="Corner of the 'synthetic' mark (always shown)")

@@ -185,7 +185,7 @@ def budget(args: argparse.Namespace, driver: Path) -> None:
     rows = []
     for size in args.sizes:
         config = RenderConfig(output_size=size)
-        layout = FrameLayout.plan([avatar], (info.width, info.height), config, None)
+        layout = FrameLayout.plan([avatar], (info.width, info.height), config, None, pipe.limits)
         retargeter = Retargeter(avatar.source_landmarks, config.retarget)
         times = dict.fromkeys(("retarget", "warp", "generate", "composite", "encode"), 0.0)
         with VideoSink(Path(tempfile.gettempdir()) / f"budget_{size}.mp4", layout.width, layout.height,

@@ -58,7 +58,7 @@ from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, get_d
 from talking_head.media import VideoSink, iter_video_frames, load_photo, probe_video
 from talking_head.metrics import face_descriptor
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import RenderConfig, caption, fit_height
+from talking_head.render import DEFAULT_OUTPUT_SIZE, RenderConfig, caption, fit_height
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "examples" / "astronaut.jpg"
@@ -277,7 +277,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--old-weights", help="the old pure-synthesis checkpoint (skipped when not given)")
     parser.add_argument("--steps", type=int, default=FinetuneConfig().steps,
                         help="fine-tuning steps (default: the app's)")
-    parser.add_argument("--output-size", type=int, default=RenderConfig().output_size)
+    parser.add_argument("--output-size", type=int, default=DEFAULT_OUTPUT_SIZE)
     parser.add_argument("--frames", type=int, default=75, help="frames per driver at most")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_photo_quality.md")

@@ -141,7 +141,8 @@ OPTION_TYPES = (str, int, float, bool, type(None))
 #: The paste-back photo decides the output's width in proportion to its height (panoramas beyond this are
 #: refused: a 2 x 4000 px photo once made 512 000 px wide frames).
 MAX_PHOTO_ASPECT = 8.0
-#: The paste-back photo is kept at most this large inside an avatar file (the pipeline downscales it to this).
+#: The paste-back photo is kept at most this large inside an avatar file (the pipeline cuts it around the face to
+#: this, at the photo's own resolution: ``render.photo_window``).
 MAX_PASTE_PHOTO_SIDE = 1024
 #: Floating-point dtypes the generator's weights may be stored in (they load into float32).
 WEIGHT_DTYPES = ("F32", "F16", "BF16")

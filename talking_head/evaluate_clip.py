@@ -50,7 +50,7 @@ from talking_head.media import iter_video_frames
 from talking_head.metrics import box_ssim, face_box, mouth_box, mouth_landmark_distance, pearson
 from talking_head.options import option
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import DrivingVideo, RenderConfig, driver_landmarks, retarget_batch
+from talking_head.render import DEFAULT_OUTPUT_SIZE, DrivingVideo, RenderConfig, driver_landmarks, retarget_batch
 from talking_head.tensors import tensor_to_images
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ClipOptions:
     clip: tuple[str, ...] = option((), "self-reenactment on these recordings instead of synthetic identities: "
                                    "shots from each one's first half, its second half drives and is the truth "
                                    "(several clips are pooled)")
-    output_size: int = option(256, "with --clip: side of the rendered and real face crops, in pixels")
+    output_size: int = option(DEFAULT_OUTPUT_SIZE, "with --clip: side of the rendered and real face crops, in pixels")
     retarget: str = option("absolute", "with --clip: how the driver's landmarks reach the avatar (absolute: as they "
                            "are, the paper's self-reenactment)", choices=list(RETARGET_MODES))
     worst: int = option(3, "with --clip: the worst targets (by the model's mouth SSIM) shown per setting")

@@ -43,7 +43,7 @@ from talking_head.landmarks.detect import LandmarkDetector, get_detector, to_rgb
 from talking_head.landmarks.track import FaceTracker, TrackConfig
 from talking_head.limits import Limits
 from talking_head.options import option
-from talking_head.render import RenderConfig, fit_height
+from talking_head.render import DEFAULT_OUTPUT_SIZE, RenderConfig, fit_height
 from talking_head.stages import ThreadedStage
 from talking_head.watermark import POSITIONS, stamp_synthetic
 
@@ -69,7 +69,7 @@ LIVE_SPLINE_GRID = 64
 
 @dataclass(frozen=True)
 class LiveConfig:
-    output_size: int = option(RenderConfig.output_size, "side of the generated face in pixels")
+    output_size: int = option(DEFAULT_OUTPUT_SIZE, "side of the generated face in pixels")
     reference_frames: int = option(5, "the first frames with a face, averaged, are the neutral pose (re-centre "
                                    "sets it again)")
     retarget: str = option(RenderConfig.retarget, "relative: the camera's motion on the avatar's face shape; absolute: "

@@ -25,9 +25,10 @@ from talking_head.errors import InputError
 from talking_head.landmarks.detect import to_rgb_uint8
 from talking_head.limits import Limits
 
-#: Photos are downscaled so that their long side is at most this (a 50-megapixel photo is accepted,
-#: not rejected; the face crop is 256 px at most, so nothing visible is lost).
-MAX_PHOTO_SIDE = 2048
+#: Photos are downscaled so that their long side is at most this (a 50-megapixel photo is accepted, not
+#: rejected). A 12-megapixel phone photo (4000 x 3000) is read whole: paste-back keeps a small face of a
+#: big photo at its own size (at 2048, a half-body shot's face lost a third of its height before anything).
+MAX_PHOTO_SIDE = 4096
 #: The only image formats opened (Pillow's names; JPEG's opener also reads a phone's multi-picture
 #: JPEG, a GIF gives its first frame). Pillow knows many more, some through external programs (EPS runs
 #: Ghostscript where installed), so a file of any other format is refused, whatever its name says.

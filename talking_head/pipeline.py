@@ -39,7 +39,15 @@ from talking_head.limits import Limits
 from talking_head.media import load_photo
 from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.mouth_finetune import personal_mouth
-from talking_head.render import DrivingVideo, Progress, RenderConfig, RenderResult, check_driver, render_driven_video
+from talking_head.render import (
+    DrivingVideo,
+    Progress,
+    RenderConfig,
+    RenderResult,
+    check_driver,
+    photo_window,
+    render_driven_video,
+)
 from talking_head.shot_bank import BANK_IMAGE_SIZE, bank_box
 from talking_head.speech.liveliness import LivelinessConfig
 from talking_head.speech.speak import SpeechResult, speak
@@ -163,6 +171,12 @@ class TalkingHeadPipeline:
         except InputError as error:
             raise InputError(f"{name}: {error}") from None
         return [(image, found, face_notes(name, found, face, self.image_size))]
+
+    def faces_in_photo(self, photo: PhotoInput, side: int) -> list[np.ndarray]:
+        """Each face of ``photo`` as a ``side`` px crop, largest first: numbered as ``face=N`` numbers them, so a
+        person can see which number is whom before choosing (the app's face picker)."""
+        image = load_photo(photo)
+        return [crop_face(image, found.landmarks, side)[0] for found in self.detector.detect(image)]
 
     @staticmethod
     def landmark_overlays(shots: Shots, side: int | None = None) -> list[np.ndarray]:
@@ -327,7 +341,7 @@ def face_notes(name: str, face: FaceDetection, number: int, image_size: int) -> 
     if face.num_faces > 1:
         which = "the largest" if number == 1 else f"number {number} by size"
         notes.append(f"{name}: {face.num_faces} faces found; face {number} ({which}, {face.width:.0f} px across) is "
-                     f"used (choose another with --face N, by size)")
+                     f"used (choose another by its number by size: --face N; in the app, Face to use)")
     side = crop_box(face.landmarks)[2]
     if side < image_size:
         notes.append(f"{name}: small face ({face.width:.0f} px across), enlarged {image_size / side:.1f}x to the "
@@ -336,10 +350,6 @@ def face_notes(name: str, face: FaceDetection, number: int, image_size: int) -> 
 
 
 def _paste_photo(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, CropBox]:
-    """The first photo, downscaled for storage in the avatar, with its crop box to match."""
-    scale = min(1.0, MAX_PASTE_PHOTO_SIDE / max(image.shape[:2]))
-    if scale < 1.0:
-        image = np.asarray(Image.fromarray(image).resize(
-            (round(image.shape[1] * scale), round(image.shape[0] * scale)), Image.Resampling.LANCZOS))
-        landmarks = landmarks * scale
-    return image, crop_box(landmarks)
+    """The first photo as the avatar keeps it for pasting back: at its own resolution, cut around the face to
+    ``MAX_PASTE_PHOTO_SIDE`` (:func:`~talking_head.render.photo_window`), with its crop box to match."""
+    return photo_window(image, crop_box(landmarks), MAX_PASTE_PHOTO_SIDE)

@@ -28,7 +28,14 @@ import torch
 from talking_head.avatar import Avatar
 from talking_head.errors import InputError
 from talking_head.face_render import GENERATOR_BY_DEFAULT, MOUTH_BY_DEFAULT, BatchGenerator, render_faces
-from talking_head.landmarks.align import DEFAULT_RETARGET, RETARGET_MODES, Retargeter, from_crop_coords
+from talking_head.landmarks.align import (
+    DEFAULT_RETARGET,
+    RETARGET_MODES,
+    CropBox,
+    Retargeter,
+    crop_face,
+    from_crop_coords,
+)
 from talking_head.landmarks.detect import LandmarkDetector
 from talking_head.landmarks.smooth import CentredSmoother, smooth_stream
 from talking_head.landmarks.track import FaceTracker, TrackConfig
@@ -43,6 +50,11 @@ logger = logging.getLogger(__name__)
 #: progress(fraction in [0, 1], what is happening)
 Progress = Callable[[float, str], None]
 
+#: The output's height where ``RenderConfig.output_size`` is not set and the face is not pasted back (at most
+#: the limit, ``Limits.max_output_size``); a pasted-back face keeps the photo's own resolution instead
+#: (:func:`output_height`).
+DEFAULT_OUTPUT_SIZE = 256
+
 
 @dataclass(frozen=True)
 class RenderConfig:
@@ -50,9 +62,10 @@ class RenderConfig:
                            "driver's landmarks as they are (the paper)", choices=list(RETARGET_MODES))
     paste_back: bool = option(False, "paste the generated face back into the first photo")
     side_by_side: bool = option(False, "driver | source | result in one video")
-    output_size: int = option(256, "height of each generated panel in pixels (at most the limit, env "
-                              "TALKING_HEAD_MAX_OUTPUT_SIZE); on the texture path the face is warped from the photo "
-                              "at this size")
+    output_size: int | None = option(None, f"height of each panel in pixels, at most the limit (env "
+                                     f"TALKING_HEAD_MAX_OUTPUT_SIZE); unset: {DEFAULT_OUTPUT_SIZE}, or with "
+                                     f"--paste-back the photo's own resolution, cut around the face to the limit "
+                                     f"(the face never smaller than in the photo)")
     generator: bool = option(GENERATOR_BY_DEFAULT, "also run the learned generator over the warp, inside the mouth "
                              "(off by default: on real faces the warp alone scored as well, in half the time; "
                              "pure-synthesis avatars always use it)")
@@ -72,7 +85,7 @@ class RenderConfig:
             raise ValueError(f"retarget must be one of {RETARGET_MODES}, got {self.retarget!r}")
         if self.mark_position not in POSITIONS:
             raise ValueError(f"mark_position must be one of {POSITIONS}, got {self.mark_position!r}")
-        if self.output_size < 32 or self.batch_size < 1:  # the largest size is a limit: check_driver
+        if (self.output_size is not None and self.output_size < 32) or self.batch_size < 1:  # the largest: a limit
             raise ValueError(f"output_size must be at least 32 and batch_size at least 1, got {self.output_size}, "
                              f"{self.batch_size}")
 
@@ -140,8 +153,59 @@ TEXTURE_PASTE_FEATHER = 0.015
 SYNTHESIS_PASTE_FEATHER = 0.06
 
 
-def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, height: int) -> np.ndarray:
-    """Blend a generated crop back into the first photo, through a soft mask; then fit to ``height``.
+def photo_window(photo: np.ndarray, box: CropBox, max_side: int) -> tuple[np.ndarray, CropBox]:
+    """The part of ``photo`` around the face's crop ``box``, at most ``max_side`` a side (even sides), and the
+    box in it.
+
+    Cut, not shrunk: a small face in a big photo (a half-body shot, 3000 x 2000) keeps its own pixels, where
+    shrinking the whole photo to ``max_side`` made it a few dozen pixels tall. Only a face whose crop is over
+    half of ``max_side`` is shrunk, to half of it, so that some of the photo still shows around it (at the
+    1024 px limit that is 512 px: the texture bank's ``BANK_SIZE``, the finest detail the warp has anyway).
+    """
+    x0, y0, side = box
+    scale = min(1.0, max_side / (2 * side))
+    if scale < 1.0:
+        size = (max(2, round(photo.shape[1] * scale)), max(2, round(photo.shape[0] * scale)))
+        photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        x0, y0, side = x0 * scale, y0 * scale, side * scale
+    height, width = photo.shape[:2]
+    cut_h, cut_w = (max(2, min(n, max_side) // 2 * 2) for n in (height, width))
+    top = int(np.clip(round(y0 + side / 2 - cut_h / 2), 0, max(0, height - cut_h)))
+    left = int(np.clip(round(x0 + side / 2 - cut_w / 2), 0, max(0, width - cut_w)))
+    return photo[top:top + cut_h, left:left + cut_w], (x0 - left, y0 - top, side)
+
+
+@dataclass(frozen=True)
+class PasteView:
+    """What a pasted-back panel shows: an avatar's photo, or the part of it around the face, and the face's
+    crop box in it."""
+
+    photo: np.ndarray
+    box: CropBox
+
+    @classmethod
+    def of(cls, avatar: Avatar, config: RenderConfig, limits: Limits) -> PasteView:
+        """The whole photo where ``config`` sets the output's height (it is fitted to it); else the photo at its
+        own resolution, cut around the face to the limit (:func:`photo_window`)."""
+        if config.output_size is not None:
+            return cls(avatar.photo, avatar.photo_box)
+        return cls(*photo_window(avatar.photo, avatar.photo_box, limits.max_output_size))
+
+
+def output_height(config: RenderConfig, views: list[PasteView], limits: Limits) -> int:
+    """The output's height, resolved here only: ``config.output_size`` where set; else a pasted-back photo's
+    own (the tallest of ``views``), or ``DEFAULT_OUTPUT_SIZE`` (at most the limit)."""
+    if config.output_size is not None:
+        return _even(config.output_size)
+    if config.paste_back:
+        return max(_even(view.photo.shape[0]) for view in views)
+    return _even(min(DEFAULT_OUTPUT_SIZE, limits.max_output_size))
+
+
+def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, height: int,
+                     view: PasteView | None = None) -> np.ndarray:
+    """Blend a generated crop back into the first photo (``view``, default the avatar's whole photo) through a
+    soft mask; then fit to ``height``.
 
     ``landmarks`` are the generated face's (crop pixels of ``face``). On the texture path the crop's
     border is the photo's own background (the warp pins it), so the whole crop goes back in under a
@@ -149,8 +213,9 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
     and no seam shows. A pure-synthesis crop is pasted only inside the face (its hull raised to the
     forehead), a mask that follows the face as it moves, so the photo's own background stays outside it.
     """
-    photo, size = avatar.photo, face.shape[0]
-    x0, y0, side = avatar.photo_box
+    view = view or PasteView(avatar.photo, avatar.photo_box)
+    photo, box, size = view.photo, view.box, face.shape[0]
+    x0, y0, side = box
     scale = side / size
     matrix = np.array([[scale, 0, x0], [0, scale, y0]], dtype=np.float64)
     warped = cv2.warpAffine(face, matrix, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_CUBIC)
@@ -159,10 +224,10 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
     if avatar.texture_path:
         inset = feather + 1
         corners = np.array([[inset, inset], [size - 1 - inset, size - 1 - inset]], np.float64)
-        (ax, ay), (bx, by) = from_crop_coords(corners, avatar.photo_box, size).round().astype(int)
+        (ax, ay), (bx, by) = from_crop_coords(corners, box, size).round().astype(int)
         cv2.rectangle(mask, (ax, ay), (bx, by), 1.0, thickness=-1)
     else:
-        hull_points = from_crop_coords(landmarks, avatar.photo_box, size)
+        hull_points = from_crop_coords(landmarks, box, size)
         top = hull_points[17:27].copy()
         top[:, 1] -= (hull_points[:, 1].max() - hull_points[:, 1].min()) / 3
         hull = cv2.convexHull(np.concatenate([hull_points[:17], top]).astype(np.float32)).astype(np.int32)
@@ -172,10 +237,18 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
     return fit_height(blended, _even(height))
 
 
-def face_size(avatar: Avatar, height: int, max_size: int) -> int:
-    """The side of the face crop as it appears in the photo's panel ``height`` pixels tall (paste-back), at
-    most ``max_size``."""
-    return max(32, min(max_size, round(avatar.photo_box[2] * height / avatar.photo.shape[0])))
+def face_size(view: PasteView, height: int, max_size: int) -> int:
+    """The side of the face crop as it appears in ``view`` fitted to ``height`` pixels (paste-back), at most
+    ``max_size``: the face is rendered at the size it is shown."""
+    return max(32, min(max_size, round(view.box[2] * height / view.photo.shape[0])))
+
+
+def source_panel(avatar: Avatar, height: int) -> np.ndarray:
+    """The first photo's face crop, ``height`` pixels tall, cut from the photo itself (side-by-side's photo
+    panel): the network's small crop scaled up looked softer than the result beside it, the opposite of the
+    truth."""
+    points = from_crop_coords(avatar.source_landmarks, avatar.photo_box, avatar.source_crop.shape[0])
+    return crop_face(avatar.photo, points, height, avatar.photo_box)[0]
 
 
 def fit_height(image: np.ndarray, height: int) -> np.ndarray:
@@ -209,17 +282,19 @@ class FrameLayout:
     source: np.ndarray | None  # the source panel (side by side with one avatar), already fitted
     labels: tuple[str, ...] | None
     mark_position: str
+    views: tuple[PasteView | None, ...]  # one per avatar: what its pasted-back panel shows (None: no paste-back)
 
     @classmethod
     def plan(cls, avatars: list[Avatar], driver_size: tuple[int, int], config: RenderConfig,
-             labels: list[str] | None) -> "FrameLayout":
-        height = _even(config.output_size)
-        columns = tuple(_even(a.photo.shape[1] * height / a.photo.shape[0]) if config.paste_back else height
-                        for a in avatars)
+             labels: list[str] | None, limits: Limits) -> "FrameLayout":
+        views = [PasteView.of(a, config, limits) for a in avatars] if config.paste_back else []
+        height = output_height(config, views, limits)
+        columns = tuple(_even(v.photo.shape[1] * height / v.photo.shape[0]) for v in views) or (height,) * len(avatars)
         show_driver = config.side_by_side or bool(labels)
         driver_width = _even(driver_size[0] * height / driver_size[1]) if show_driver else 0
-        source = fit_height(avatars[0].source_crop, height) if config.side_by_side and not labels else None
-        return cls(height, columns, driver_width, source, tuple(labels) if labels else None, config.mark_position)
+        source = source_panel(avatars[0], height) if config.side_by_side and not labels else None
+        return cls(height, columns, driver_width, source, tuple(labels) if labels else None, config.mark_position,
+                   tuple(views) or (None,) * len(avatars))
 
     @property
     def width(self) -> int:
@@ -255,7 +330,7 @@ class DrivingVideo:
 
 def check_output_size(config: RenderConfig, limits: Limits) -> None:
     """An :class:`InputError` when ``config`` asks for a taller output than ``limits`` allow (a driver's, a voice's)."""
-    if config.output_size > limits.max_output_size:
+    if config.output_size is not None and config.output_size > limits.max_output_size:
         raise InputError(f"the output height is {config.output_size} px; at most {limits.max_output_size} px can be "
                          f"made here")
 
@@ -284,25 +359,27 @@ class AvatarColumn:
     generate: BatchGenerator
     face_size: int  # the side the face is rendered at
     height: int  # of a panel
-    paste_back: bool
+    view: PasteView | None  # where the face is pasted back (None: the face alone is the panel)
     generator: bool
     mouth: bool
 
     @classmethod
-    def plan(cls, avatar: Avatar, layout: FrameLayout, config: RenderConfig, limits: Limits) -> AvatarColumn:
-        size = face_size(avatar, layout.height, limits.max_output_size) if config.paste_back else layout.height
+    def plan(cls, avatar: Avatar, layout: FrameLayout, config: RenderConfig, limits: Limits,
+             view: PasteView | None) -> AvatarColumn:
+        """``avatar``'s column in ``layout``, pasted back into ``view`` (its entry of ``layout.views``)."""
+        size = face_size(view, layout.height, limits.max_output_size) if view else layout.height
         return cls(avatar, Retargeter(avatar.source_landmarks, config.retarget),
-                   BatchGenerator(avatar, config.batch_size), size, layout.height, config.paste_back, config.generator,
+                   BatchGenerator(avatar, config.batch_size), size, layout.height, view, config.generator,
                    config.mouth)
 
     def __call__(self, driver: list[np.ndarray | None]) -> list[np.ndarray]:
         """A panel ``height`` tall per frame of the driver's (smoothed) landmarks."""
         targets = retarget_batch(self.retargeter, driver, self.avatar.source_landmarks)
         faces = render_faces(self.avatar, targets, self.face_size, self.generate, self.generator, self.mouth)
-        if not self.paste_back:
+        if self.view is None:
             return [fit_height(face, self.height) for face in faces]
         scale = np.float32(self.face_size / self.avatar.image_size)
-        return [paste_into_photo(self.avatar, face, target * scale, self.height)
+        return [paste_into_photo(self.avatar, face, target * scale, self.height, self.view)
                 for face, target in zip(faces, targets)]
 
 
@@ -337,8 +414,8 @@ def render_driven_video(avatars: list[Avatar], driver: str | Path, out_path: str
     limits = limits or Limits.from_env()
     driving = check_driver(driver, config, limits)
     info, max_frames, total = driving.info, driving.max_frames, driving.frames
-    layout = FrameLayout.plan(avatars, (info.width, info.height), config, labels)
-    columns = [AvatarColumn.plan(avatar, layout, config, limits) for avatar in avatars]
+    layout = FrameLayout.plan(avatars, (info.width, info.height), config, labels, limits)
+    columns = [AvatarColumn.plan(avatar, layout, config, limits, view) for avatar, view in zip(avatars, layout.views)]
     tracker = FaceTracker(detector, config.track)
     smoother = CentredSmoother() if config.smooth else None
     faceless_limit = limits.face_within_seconds * info.fps

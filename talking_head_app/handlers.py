@@ -45,7 +45,7 @@ from talking_head.evaluate_clip_report import results_table
 from talking_head.face_render import GENERATOR_BY_DEFAULT, unused_finetuning
 from talking_head.finetune import FinetuneConfig
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
-from talking_head.render import Progress, RenderConfig, RenderResult
+from talking_head.render import DEFAULT_OUTPUT_SIZE, Progress, RenderConfig, RenderResult
 from talking_head_app.clip_input import (
     ClipComparison,
     check_clip_to_compare,
@@ -72,6 +72,12 @@ ZERO_GPU_MAX_SECONDS = 120
 GPU_SECONDS_FIXED, GPU_SECONDS_PER_STEP, GPU_SECONDS_PER_FRAME, GPU_SECONDS_PER_FACE = 10.0, 0.15, 0.03, 0.01
 #: Side of the landmark overlays shown for the uploaded photos.
 OVERLAY_SIDE = 256
+#: The output height that leaves it to the library: ``DEFAULT_OUTPUT_SIZE``, or pasted back the photo's own
+#: resolution (``render.output_height``); the UI's default.
+AUTO_OUTPUT_SIZE = "auto"
+#: The face picker: thumbnails this many pixels a side, at most this many shown (a crowd is not a portrait), and
+#: the largest face number accepted.
+FACE_THUMBNAIL_SIDE, MAX_FACES_SHOWN, MAX_FACE_NUMBER = 128, 12, 100
 #: An avatar's info is the text of whoever shared it: the notes show at most this many of its notes, each
 #: cut to this many characters, as plain text (no links, pictures or markup).
 MAX_SHOWN_NOTES, MAX_SHOWN_CHARS = 8, 200
@@ -279,24 +285,35 @@ class TalkingHeadApp:
         """The output heights offered under the pipeline's limit, and the default (:func:`output_size_choices`)."""
         return output_size_choices(self.pipeline.limits.max_output_size)
 
+    @property
+    def output_height_choices(self) -> list[tuple[str, str | int]]:
+        """The Animate tab's output heights: ``AUTO_OUTPUT_SIZE`` (the default, said in words), then the sizes."""
+        auto = (f"auto: {DEFAULT_OUTPUT_SIZE}, or pasted back the photo's own (at most "
+                f"{self.pipeline.limits.max_output_size})")
+        return [(auto, AUTO_OUTPUT_SIZE), *((str(size), size) for size in self.output_sizes[0])]
+
     # -- UI events --------------------------------------------------------------------------------------
     @visitor_errors
     def generate(self, photos: Sequence[str] | None, driver: str | None, steps: float,
                  retarget: str = RenderConfig.retarget, paste_back: bool = RenderConfig.paste_back,
-                 side_by_side: bool = RenderConfig.side_by_side, output_size: float = RenderConfig.output_size,
+                 side_by_side: bool = RenderConfig.side_by_side,
+                 output_size: float | str | None = RenderConfig.output_size,
                  mark_position: str = RenderConfig.mark_position, seed: float = 0,
                  generator: bool = RenderConfig.generator, clip: str | None = None, shots: float | None = None,
-                 progress: gr.Progress = gr.Progress()) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
+                 face: float = 1, progress: gr.Progress = gr.Progress()
+                 ) -> tuple[list[tuple[np.ndarray, str]], str, str, str]:
         """Photos and/or a clip of yourself (``shots`` frames of it) + driving video -> (the shots with their
-        landmarks, result mp4, avatar file, notes in markdown)."""
+        landmarks, result mp4, avatar file, notes in markdown). ``face``: which face of a photo holding several,
+        by size (1 = the largest; :meth:`find_faces` shows them numbered)."""
         clip = clip_path(clip)
         photos = self._photo_paths(photos, clip)
         job = self._job(driver, _render_config(retarget, paste_back, side_by_side, output_size, mark_position,
                                                generator), steps=self._steps(steps), seed=checked_seed(seed))
+        face = whole_number(1 if face is None else face, "the face number", 1, MAX_FACE_NUMBER)
         began = time.monotonic()
         from_clip = chosen_shots(self.pipeline, clip, self._clip_shots(shots)) if clip else None
         shots_taken = self.pipeline.prepare_shots([*photos, from_clip] if from_clip else photos,
-                                                 gradio_progress(progress))
+                                                 gradio_progress(progress), face=face)
         detect_seconds = time.monotonic() - began
         avatar_path, result, info = self._personalize_and_animate_on_gpu(job, shots_taken, progress)
         notes = _describe(result, info, job.render.generator,
@@ -306,6 +323,18 @@ class TalkingHeadApp:
         notes = f"**Note:** {unused} (*Advanced*).\n\n{notes}" if unused else notes
         overlays = self.pipeline.landmark_overlays(shots_taken, OVERLAY_SIDE)
         return list(zip(overlays, shot_captions(photos, from_clip))), str(result.path), str(avatar_path), notes
+
+    @visitor_errors
+    def find_faces(self, photos: Sequence[str] | str | None) -> list[tuple[np.ndarray, str]]:
+        """The faces of each photo holding several, numbered by size as ``generate``'s ``face`` picks them: shown
+        as soon as the photos arrive, before anything is rendered (a photo with one face shows none)."""
+        shown: list[tuple[np.ndarray, str]] = []
+        for path in self._photo_paths(photos) if photos else []:
+            faces = self.pipeline.faces_in_photo(path, FACE_THUMBNAIL_SIDE)
+            if len(faces) > 1:
+                shown += [(face, f"{Path(path).name}: face {number}" + (" (the largest)" if number == 1 else ""))
+                          for number, face in enumerate(faces, 1)]
+        return shown[:MAX_FACES_SHOWN]
 
     @visitor_errors
     def preview_clip(self, clip: str | None, shots: float | None = None) -> tuple[list[tuple[np.ndarray, str]], str]:
@@ -324,7 +353,8 @@ class TalkingHeadApp:
     @visitor_errors
     def animate_avatar(self, avatar_file: str | None, driver: str | None, retarget: str = RenderConfig.retarget,
                        paste_back: bool = RenderConfig.paste_back, side_by_side: bool = RenderConfig.side_by_side,
-                       output_size: float = RenderConfig.output_size, mark_position: str = RenderConfig.mark_position,
+                       output_size: float | str | None = RenderConfig.output_size,
+                       mark_position: str = RenderConfig.mark_position,
                        generator: bool = RenderConfig.generator,
                        progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """A saved avatar + driving video -> (result mp4, notes): no fine-tuning."""
@@ -512,11 +542,14 @@ def _expected(component: gr.components.Component) -> str:
     return "a value this input offers"
 
 
-def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float, mark_position: str,
-                   generator: bool = GENERATOR_BY_DEFAULT) -> RenderConfig:
+def _render_config(retarget: str, paste_back: bool, side_by_side: bool, output_size: float | str | None,
+                   mark_position: str, generator: bool = GENERATOR_BY_DEFAULT) -> RenderConfig:
+    """The render options as the UI (or an API caller) sends them; ``AUTO_OUTPUT_SIZE`` (or None) leaves the
+    output's height to the library (``render.output_height``: with paste-back, the photo's own)."""
     try:
+        height = None if output_size in (None, AUTO_OUTPUT_SIZE) else int(output_size)  # type: ignore[arg-type]
         return RenderConfig(retarget=retarget, paste_back=bool(paste_back), side_by_side=bool(side_by_side),
-                            output_size=int(output_size), mark_position=mark_position, generator=generator is True)
+                            output_size=height, mark_position=mark_position, generator=generator is True)
     except (ValueError, TypeError) as error:  # only reachable through the API, the UI offers valid choices
         raise InputError(str(error)) from error
 
@@ -525,7 +558,7 @@ def output_size_choices(max_size: int, sizes: Sequence[int] = (128, 256, 512)) -
     """The output heights the UI offers under the server's cap (``TALKING_HEAD_MAX_OUTPUT_SIZE``) and the
     default: a visitor is never offered a size that would then be refused."""
     allowed = [s for s in sizes if s <= max_size] or [max_size]
-    return allowed, min(allowed, key=lambda s: abs(s - RenderConfig.output_size))
+    return allowed, min(allowed, key=lambda s: abs(s - DEFAULT_OUTPUT_SIZE))
 
 
 def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -> list[int]:

@@ -46,6 +46,7 @@ from talking_head_app.handlers import (
     RequestFolders,
     TalkingHeadApp,
     _reserved_seconds,
+    escape_markdown,
     output_size_choices,
     parse_ks,
     visitor_errors,
@@ -259,3 +260,61 @@ def test_python_app_py_serves_the_ui_with_weights_from_the_environment(tmp_path:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# -- the face picker --------------------------------------------------------------------------------
+
+def test_the_faces_of_a_group_photo_are_shown_numbered_and_the_one_picked_is_used(
+        tiny_app: TalkingHeadApp, driver_video: Path, tmp_path: Path) -> None:
+    """Two astronauts side by side, the right one smaller and blue (red and blue swapped: who is who shows in
+    every crop): the picker shows both, numbered by size as ``face`` takes them, and generate with face 2
+    personalises the smaller one (issue 28, point 3)."""
+    photo, alone = two_astronauts(tmp_path / "pair.png"), tmp_path / "alone.png"
+    Image.fromarray(data.astronaut()).save(alone)
+
+    shown = tiny_app.find_faces([str(photo), str(alone)])
+    assert [caption for _, caption in shown] == ["pair.png: face 1 (the largest)", "pair.png: face 2"]
+    assert [is_blue(thumbnail) for thumbnail, _ in shown] == [False, True]
+    assert shown[0][0].shape == (128, 128, 3)
+    assert tiny_app.find_faces(None) == [] and tiny_app.find_faces([str(alone)]) == []  # one face: no choice
+
+    overlays, _, avatar_file, notes = tiny_app.generate([str(photo)], str(driver_video), 0, face=2,
+                                                        progress=RecordingProgress())
+    assert escape_markdown("pair.png: 2 faces found; face 2 (number 2 by size") in notes
+    assert is_blue(Avatar.load(avatar_file).source_crop) and is_blue(overlays[0][0])
+    with pytest.raises(gr.Error, match="2 faces found, so there is no face 3"):
+        tiny_app.generate([str(photo)], str(driver_video), 0, face=3, progress=RecordingProgress())
+    with pytest.raises(gr.Error, match="the face number must be between 1 and 100"):
+        tiny_app.generate([str(photo)], str(driver_video), 0, face="the left one", progress=RecordingProgress())
+
+
+def test_the_face_picker_answers_an_api_caller_as_docs_api_md_shows(server: str, tmp_path: Path) -> None:
+    photo = two_astronauts(tmp_path / "group.jpg")
+    faces = visitor(server, tmp_path).predict([handle_file(photo)], api_name="/find_faces")
+    assert [face["caption"] for face in faces] == ["group.jpg: face 1 (the largest)", "group.jpg: face 2"]
+
+
+def two_astronauts(path: Path) -> Path:
+    """The astronaut, and beside her, smaller and blue (red and blue swapped), herself: a photo of two faces."""
+    astronaut = data.astronaut()
+    blue = np.asarray(Image.fromarray(astronaut[..., ::-1]).resize((384, 384), Image.Resampling.LANCZOS))
+    pair = np.full((512, 896, 3), 128, np.uint8)
+    pair[:, :512], pair[64:448, 512:] = astronaut, blue
+    Image.fromarray(pair).save(path)
+    return path
+
+
+def is_blue(image: np.ndarray) -> bool:
+    """Whether a crop is of the blue astronaut (her face is red over blue; the blue one's blue over red)."""
+    red, _, blue = image.reshape(-1, 3).astype(float).mean(axis=0)
+    return bool(blue > red)
+
+
+def test_pasted_back_the_apps_default_height_is_the_photos_own(tiny_app: TalkingHeadApp, driver_video: Path) -> None:
+    """The output height's default ('auto') follows the library: 256 alone, the photo's own pasted back."""
+    _, pasted, _, _ = tiny_app.generate([str(ASTRONAUT)], str(driver_video), 0, paste_back=True,
+                                        progress=RecordingProgress())
+    _, alone, _, _ = tiny_app.generate([str(ASTRONAUT)], str(driver_video), 0, progress=RecordingProgress())
+    photo = Image.open(ASTRONAUT)
+    assert (probe_video(pasted).width, probe_video(pasted).height) == photo.size != (256, 256)
+    assert probe_video(alone).height == 256

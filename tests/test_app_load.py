@@ -121,7 +121,7 @@ def test_a_job_whose_visitor_leaves_stops_within_seconds(app_server: tuple[str, 
     tab = QueueVisitor(url)
     job = tab.submit("gen-btn", "click", [[tab.upload(PERSON[1])], tab.upload(driver_video), LONG_STEPS, "relative",
                                           False, False, 256, "bottom-right", 0, False, None,
-                                          ClipShotsConfig().shots])  # no clip
+                                          ClipShotsConfig().shots, 1])  # no clip; the largest face
     wait_for(lambda: any("fine-tuning step" in text for text in job.progress), timeout=60)
     worker, busy = job_thread(pid)
     assert busy > 0.2

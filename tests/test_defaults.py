@@ -85,20 +85,22 @@ def test_live_mode_the_app_and_the_cli_take_their_render_defaults_from_render_co
     from talking_head.commands.common import add_model_and_render_arguments
     from talking_head.landmarks.align import RETARGET_MODES, Retargeter
     from talking_head.live import LiveConfig
-    from talking_head.render import RenderConfig
+    from talking_head.render import DEFAULT_OUTPUT_SIZE, RenderConfig
     from talking_head.watermark import POSITIONS, stamp_synthetic
-    from talking_head_app.handlers import TalkingHeadApp, output_size_choices
+    from talking_head_app.handlers import AUTO_OUTPUT_SIZE, TalkingHeadApp, _render_config, output_size_choices
 
     render = RenderConfig()
-    assert (render.output_size, render.retarget, render.mark_position) == (256, RETARGET_MODES[0], POSITIONS[0])
+    assert (render.output_size, render.retarget, render.mark_position) == (None, RETARGET_MODES[0], POSITIONS[0])
+    assert DEFAULT_OUTPUT_SIZE == 256  # an unset output size: render.output_height, the one place it is resolved
     live = LiveConfig()
-    assert (live.output_size, live.retarget, live.mark_position) == (render.output_size, render.retarget,
+    assert (live.output_size, live.retarget, live.mark_position) == (DEFAULT_OUTPUT_SIZE, render.retarget,
                                                                      render.mark_position)
     for handler in (TalkingHeadApp.generate, TalkingHeadApp.animate_avatar):
         defaults = {name: p.default for name, p in inspect.signature(handler).parameters.items()}
         for name in ("retarget", "paste_back", "side_by_side", "output_size", "mark_position", "generator"):
             assert defaults[name] == getattr(render, name), (handler.__name__, name)
-    assert output_size_choices(1024)[1] == render.output_size
+    assert output_size_choices(1024)[1] == DEFAULT_OUTPUT_SIZE
+    assert _render_config(render.retarget, True, False, AUTO_OUTPUT_SIZE, render.mark_position).output_size is None
     parser = argparse.ArgumentParser()
     add_model_and_render_arguments(parser)
     flags = vars(parser.parse_args([]))

@@ -35,7 +35,7 @@ def test_variables_set_after_import_take_effect_on_the_next_pipeline(
     with pytest.raises(InputError, match="3 photos given; at most 2 can be used"):
         pipe.prepare_shots(["a.jpg"] * 3)
     with pytest.raises(InputError, match="the output height is 256 px; at most 200 px"):
-        check_driver(driver_video, RenderConfig(), pipe.limits)
+        check_driver(driver_video, RenderConfig(output_size=256), pipe.limits)  # unset, it is at most the limit
     with pytest.raises(InputError, match=r"1\.2 s long; the limit is 1 s"):
         check_driver(driver_video, RenderConfig(output_size=128), pipe.limits)
     trimmed = check_driver(driver_video, RenderConfig(output_size=128, trim=True), pipe.limits)

@@ -26,7 +26,7 @@ SIZE = 256
 #: Every input of the app's handlers and every field of RenderConfig, none of which turns the mark off.
 HANDLER_INPUTS = {
     "generate": ["photos", "driver", "steps", "retarget", "paste_back", "side_by_side", "output_size",
-                 "mark_position", "seed", "generator", "clip", "shots", "progress"],
+                 "mark_position", "seed", "generator", "clip", "shots", "face", "progress"],
     "animate_avatar": ["avatar_file", "driver", "retarget", "paste_back", "side_by_side", "output_size",
                        "mark_position", "generator", "progress"],
     "compare": ["photos", "driver", "ks", "steps", "generator", "clip", "progress"],

@@ -136,7 +136,8 @@ class FaceSearch:
     """How hard ``DlibBackend`` looks for a face, coarse to fine, stopping at the first pass that finds one.
 
     1. HOG on a copy whose long side is ``max_detect_side``, then on that copy upsampled once (faces from about
-       40 px of the copy up);
+       40 px of the copy up); with ``smaller_faces_too`` (photos) the upsampled pass runs even where the first
+       found a face, and adds the faces it alone finds (a smaller face beside a larger one, for the face picker);
     2. HOG on the full-resolution image at finer and finer scales (``FINE_STEP`` apart), up to ``max_upscale``
        (faces down to ``HOG_WINDOW / max_upscale`` px), in tiles, skipping tiles without detail (a wall, the sky,
        a backdrop), until ``fine_megapixels`` of pixels have been scanned: a big busy photo is searched less
@@ -154,12 +155,13 @@ class FaceSearch:
     fine_min_score: float = 0.3
     cnn_min_score: float = 0.5
     flat_std: float = 6.0  # a tile whose grey values vary less than this (std, 0-255) holds no face
+    smaller_faces_too: bool = True  # the coarse upsampled pass after a face was found (about 0.1 s more)
 
 
 #: Photos: worth a second or two to find the face. Video frames: the tracker detects often, so no CNN and a
 #: smaller fine budget (a 176 x 144 frame is still scanned at 4x).
 PHOTO_SEARCH = FaceSearch()
-FRAME_SEARCH = FaceSearch(fine_megapixels=2.0, cnn_megapixels=0.0)
+FRAME_SEARCH = FaceSearch(fine_megapixels=2.0, cnn_megapixels=0.0, smaller_faces_too=False)
 
 Box = tuple[float, float, float, float]
 
@@ -209,7 +211,11 @@ def _tiles(height: int, width: int, side: int, overlap: int) -> Iterator[tuple[i
             yield x0, y0, min(width, x0 + side), min(height, y0 + side)
 
 
-def _suppress_overlaps(found: list[tuple[Box, float]], max_iou: float = 0.3) -> list[tuple[Box, float]]:
+#: Two boxes overlapping more than this (intersection over union) are one face found twice.
+OVERLAP = 0.3
+
+
+def _suppress_overlaps(found: list[tuple[Box, float]], max_iou: float = OVERLAP) -> list[tuple[Box, float]]:
     """One box per face where overlapping tiles found it twice (the higher score kept)."""
     kept: list[tuple[Box, float]] = []
     for box, score in sorted(found, key=lambda item: -item[1]):
@@ -282,10 +288,14 @@ class DlibBackend:
         gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         base = min(1.0, search.max_detect_side / max(gray.shape))  # the coarse copy's scale
         small = self._resized(gray, base)
+        found: list[tuple[Box, float]] = []
         for upsample in (1.0, 2.0):
-            found = self._hog(small, upsample, search.min_score)
-            if found:
-                return [(tuple(v / base for v in box), score) for box, score in found]
+            if found and not search.smaller_faces_too:
+                break
+            found += [(box, score) for box, score in self._hog(small, upsample, search.min_score)
+                      if all(_iou(box, other) <= OVERLAP for other, _ in found)]  # a face found again: its first box
+        if found:
+            return [(tuple(v / base for v in box), score) for box, score in found]
         found = self._fine(gray, small, base, search)
         return found or self._cnn(image, search)
 

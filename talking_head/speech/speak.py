@@ -134,9 +134,9 @@ def render_tracks(avatar: Avatar, mouth: MouthTracks, head: HeadTracks, audio: P
     if total == 0:
         raise InputError("the audio is too short to make a video of")
     side = avatar.image_size
-    layout = FrameLayout.plan([avatar], (side, side), config, None)
+    layout = FrameLayout.plan([avatar], (side, side), config, None, limits)
     reference = avatar.source_landmarks
-    column = replace(AvatarColumn.plan(avatar, layout, config, limits),
+    column = replace(AvatarColumn.plan(avatar, layout, config, limits, layout.views[0]),
                      retargeter=Retargeter(reference, config.retarget, reference))
 
     def rendered() -> Iterator[tuple[list[np.ndarray], list[np.ndarray]]]:
