@@ -51,16 +51,6 @@ REGULARIZATION = 1e-5
 EVALUATION_DTYPE = torch.float32
 #: Largest side of the grid the spline is evaluated on before upsampling.
 GRID_SIZE = 128
-#: An output larger than ``GRID_SIZE``, whose map is interpolated anyway, has it evaluated on a grid this many
-#: times coarser over the whole crop, and on the full grid only around the lips and the eyes, where closely
-#: spaced control points (a shut mouth's seam, a closed lid) bend it most. Measured at 256 px (the astronaut
-#: driven by a synthetic speaker): the coarse grid everywhere moved pixels of the lips' seam by up to 153 grey
-#: levels and of closed lids by up to 99, the rest by under 20; with the lips and eyes refined, by at most 12.
-COARSE_FACTOR = 2
-#: The landmarks around which the map is evaluated on the full grid: the lips, each eye.
-REFINED_REGIONS = (slice(48, 68), slice(36, 42), slice(42, 48))
-#: How far beyond those landmarks the full grid reaches, as a share of their width (each side).
-REFINED_MARGIN = 0.5
 #: Query points evaluated together: their kernel against the control points stays in the cache.
 SPLINE_CHUNK = 256
 
@@ -200,65 +190,16 @@ def _sampling_map(source_points: torch.Tensor, target_points: torch.Tensor, sour
     anchors = (border_anchors(side) + margin).to(src.device)[None].expand(src.shape[0], -1, -1)
     src, dst = torch.cat([src, anchors], 1) / source_size, torch.cat([dst, anchors], 1) / source_size
     coefficients = fit_thin_plate_spline(dst, src)
-
-    def spline_at(output_pixels: torch.Tensor) -> torch.Tensor:  # (1 or B, ..., 2) output px -> (B, ..., 2) source px
-        query = (output_pixels.reshape(output_pixels.shape[0], -1, 2) * scale + margin) / source_size
-        mapped = evaluate_thin_plate_spline(dst, coefficients, query.expand(src.shape[0], -1, -1))
-        return mapped.reshape(src.shape[0], *output_pixels.shape[1:-1], 2) * source_size
-
-    fine = min(out_size, grid_size)
-    coarse = fine if fine == out_size else max(2, fine // COARSE_FACTOR)  # a map on every pixel stays exact
-    lattice = _lattice(out_size, fine, src.device)
-    mapped = _upsampled(spline_at(_lattice(out_size, coarse, src.device)[None]), out_size)
-    for region in REFINED_REGIONS if coarse < fine else ():  # there, the fine grid, as everywhere before
-        first, (rows, columns) = _boxes(target_points[:, region], fine, (out_size - 1) / (fine - 1))
-        nodes = spline_at(lattice[(first[:, :1] + torch.arange(rows, device=src.device))[:, :, None],
-                                  (first[:, 1:] + torch.arange(columns, device=src.device))[:, None, :]])
-        for frame_nodes, frame_map, (row, column) in zip(nodes, mapped, first.tolist()):
-            _refine(frame_map, frame_nodes, row, column, (out_size - 1) / (fine - 1))
-    return mapped.float()
-
-
-def _lattice(out_size: int, points: int, device: torch.device) -> torch.Tensor:
-    """``points`` x ``points`` evenly spaced output pixel positions from 0 to ``out_size - 1``: (P, P, 2) as (x, y)."""
-    axis = torch.linspace(0.0, out_size - 1.0, points, dtype=torch.float64, device=device)
+    grid = min(out_size, grid_size)
+    axis = (torch.linspace(0.0, (out_size - 1) * scale, grid, dtype=torch.float64, device=src.device) + margin
+            ) / source_size
     ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([xs, ys], dim=-1)
-
-
-def _upsampled(mapped: torch.Tensor, out_size: int) -> torch.Tensor:
-    """A (B, g, g, 2) map on a lattice -> (B, out, out, 2), bilinear (the spline is smooth between its nodes)."""
-    if mapped.shape[1] == out_size:
-        return mapped.contiguous()
-    return F.interpolate(mapped.permute(0, 3, 1, 2).contiguous(), size=(out_size, out_size), mode="bilinear",
-                         align_corners=True).permute(0, 2, 3, 1).contiguous()
-
-
-def _boxes(points: torch.Tensor, lattice: int, step: float) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Each frame's box of a ``lattice``-a-side lattice (``step`` output pixels apart) around its ``points``
-    (B, N, 2) and ``REFINED_MARGIN`` of their width beyond them: the first (row, column) per frame (B, 2), and
-    the boxes' one size (rows, columns), the largest frame's, so that the batch is evaluated at once."""
-    points = points.double()
-    low, high = points.amin(dim=1), points.amax(dim=1)  # (B, 2) as (x, y)
-    reach = REFINED_MARGIN * (high - low)[:, :1]
-    first = ((low - reach) / step).floor().clamp(0, lattice - 1)
-    size = (((high + reach) / step).ceil().clamp(0, lattice - 1) - first + 1).amax(dim=0).long()
-    first = torch.minimum(first, lattice - size.double()).long()  # the box inside the lattice
-    return first.flip(-1), (int(size[1]), int(size[0]))
-
-
-def _refine(frame_map: torch.Tensor, nodes: torch.Tensor, row: int, column: int, step: float) -> None:
-    """Write into ``frame_map`` (out, out, 2) the map bilinearly interpolated from a box of lattice ``nodes``
-    (rows, columns, 2) whose first node is lattice ``(row, column)``, at every output pixel inside that box."""
-    rows, columns = nodes.shape[:2]
-    pixels = torch.arange(frame_map.shape[0], dtype=torch.float64, device=frame_map.device)
-    ys = pixels[(pixels >= row * step - 1e-9) & (pixels <= (row + rows - 1) * step + 1e-9)]
-    xs = pixels[(pixels >= column * step - 1e-9) & (pixels <= (column + columns - 1) * step + 1e-9)]
-    grid_y, grid_x = torch.meshgrid((ys / step - row) / max(rows - 1, 1), (xs / step - column) / max(columns - 1, 1),
-                                    indexing="ij")
-    where = (torch.stack([grid_x, grid_y], dim=-1) * 2 - 1).to(nodes.dtype)[None]
-    refined = F.grid_sample(nodes.permute(2, 0, 1)[None], where, mode="bilinear", align_corners=True)
-    frame_map[int(ys[0]):int(ys[-1]) + 1, int(xs[0]):int(xs[-1]) + 1] = refined[0].permute(1, 2, 0)
+    query = torch.stack([xs, ys], dim=-1).reshape(1, -1, 2).expand(src.shape[0], -1, -1)
+    mapped = evaluate_thin_plate_spline(dst, coefficients, query).reshape(-1, grid, grid, 2) * source_size
+    if grid != out_size:
+        mapped = F.interpolate(mapped.permute(0, 3, 1, 2).contiguous(), size=(out_size, out_size), mode="bilinear",
+                               align_corners=True).permute(0, 2, 3, 1)
+    return mapped.float()
 
 
 def sample(images: torch.Tensor, pixel_map: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
