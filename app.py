@@ -102,7 +102,8 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
         job = one_queue(settings.concurrency)
         show_clip_shots(app, clip, clip_shots, [overlays, notes], job)
         photos.change(stoppable(app.find_faces), [photos], [faces], api_name="find_faces", trigger_mode="always_last",
-                      **job)
+                      **job).then(show_face_picker, [faces], [faces, face], api_visibility="private",
+                                  concurrency_limit=None)
         generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed, generator, clip,
                                                  clip_shots, face],
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
@@ -123,11 +124,20 @@ def show_clip_shots(app: TalkingHeadApp, clip: gr.Video, clip_shots: gr.Slider, 
 
 
 def face_picker() -> tuple[gr.Gallery, gr.Number]:
-    """Where a photo holds several faces: the faces found, numbered by size, and the number of the one to use."""
+    """Where a photo holds several faces: the faces found, numbered by size, and the number of the one to use;
+    hidden until a photo holds several (:func:`show_face_picker`)."""
     faces = gr.Gallery(label="Faces found where a photo holds several (numbered by size)", columns=6, height="auto",
-                       object_fit="contain", elem_id="faces", interactive=False)
-    face = gr.Number(1, precision=0, minimum=1, label="Face to use (by size: 1 = the largest)", elem_id="face")
+                       object_fit="contain", elem_id="faces", interactive=False, visible=False)
+    face = gr.Number(1, precision=0, minimum=1, label="Face to use (by size: 1 = the largest)", elem_id="face",
+                     visible=False)
     return faces, face
+
+
+def show_face_picker(found: list | None) -> tuple[dict, dict]:
+    """The face picker shown only while a photo holds several faces (``found``: the faces' gallery); hidden, its
+    number goes back to 1, the largest, as a number left from other photos would refuse a photo with fewer."""
+    several = bool(found)
+    return gr.update(visible=several), gr.update(visible=True) if several else gr.update(visible=False, value=1)
 
 
 def clip_shots_slider(max_shots: int) -> gr.Slider:

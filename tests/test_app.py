@@ -26,6 +26,7 @@ from app_support import (
     ROOT,
     RecordingProgress,
     free_port,
+    load_app_module,
     tiny_weights,
     visitor,
 )
@@ -292,6 +293,14 @@ def test_the_face_picker_answers_an_api_caller_as_docs_api_md_shows(server: str,
     photo = two_astronauts(tmp_path / "group.jpg")
     faces = visitor(server, tmp_path).predict([handle_file(photo)], api_name="/find_faces")
     assert [face["caption"] for face in faces] == ["group.jpg: face 1 (the largest)", "group.jpg: face 2"]
+
+
+def test_the_face_picker_shows_only_while_a_photo_holds_several_faces() -> None:
+    show = load_app_module().show_face_picker
+    assert show([("face1.png", "pair.png: face 1 (the largest)"), ("face2.png", "pair.png: face 2")]) == (
+        gr.update(visible=True), gr.update(visible=True))
+    for nothing in ([], None):  # photos with one face each, or none: hidden, and back to the largest face
+        assert show(nothing) == (gr.update(visible=False), gr.update(visible=False, value=1))
 
 
 def two_astronauts(path: Path) -> Path:

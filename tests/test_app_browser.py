@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from app_support import CHROMIUM, EXAMPLES, browser_test_app, headless_chromium, served_in_process
 from PIL import Image
@@ -80,3 +81,17 @@ def test_a_photo_without_a_face_shows_a_clear_error_toast(page: sync_api.Page, t
     toast = page.locator('[data-testid="toast-text"]')
     toast.first.wait_for(timeout=60_000)
     assert "coffee.jpg: no face found" in toast.first.inner_text()
+
+
+def test_the_face_picker_appears_for_a_photo_of_two_and_hides_for_one(page: sync_api.Page, tmp_path: Path) -> None:
+    pair, alone = tmp_path / "pair.png", tmp_path / "alone.png"
+    Image.fromarray(np.concatenate([data.astronaut(), data.astronaut()[:, ::-1]], axis=1)).save(pair)
+    Image.fromarray(data.astronaut()).save(alone)
+    assert not page.locator("#faces").is_visible() and not page.locator("#face").is_visible()
+    page.locator('#photos input[type="file"]').set_input_files(str(pair))
+    page.locator("#faces img").nth(1).wait_for(timeout=60_000)  # both faces, numbered
+    assert page.locator("#faces img").count() == 2 and page.locator("#face").is_visible()
+    page.locator('#photos button[aria-label="Clear"]').first.click()
+    page.locator('#photos input[type="file"]').set_input_files(str(alone))
+    page.locator("#face").wait_for(state="hidden", timeout=60_000)
+    assert not page.locator("#faces").is_visible()
