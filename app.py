@@ -101,9 +101,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
         # steps once its visitor cancels or leaves, and keeps its slot until it has (talking_head_app/jobs.py).
         job = one_queue(settings.concurrency)
         show_clip_shots(app, clip, clip_shots, [overlays, notes], job)
-        photos.change(stoppable(app.find_faces), [photos], [faces], api_name="find_faces", trigger_mode="always_last",
-                      **job).then(show_face_picker, [faces], [faces, face], api_visibility="private",
-                                  concurrency_limit=None)
+        pick_faces(app, photos, faces, face, job)
         generate.click(stoppable(app.generate), [photos, driver, steps, *render_options, seed, generator, clip,
                                                  clip_shots, face],
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
@@ -131,6 +129,12 @@ def face_picker() -> tuple[gr.Gallery, gr.Number]:
     face = gr.Number(1, precision=0, minimum=1, label="Face to use (by size: 1 = the largest)", elem_id="face",
                      visible=False)
     return faces, face
+
+
+def pick_faces(app: TalkingHeadApp, photos: gr.File, faces: gr.Gallery, face: gr.Number, job: dict) -> None:
+    """The faces of a photo holding several are shown as soon as the photos arrive, and the picker with them."""
+    photos.change(stoppable(app.find_faces), [photos], [faces], api_name="find_faces", trigger_mode="always_last",
+                  **job).then(show_face_picker, [faces], [faces, face], api_visibility="private", concurrency_limit=None)
 
 
 def show_face_picker(found: list | None) -> tuple[dict, dict]:
