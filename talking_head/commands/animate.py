@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from talking_head.commands.common import (ConsoleProgress, add_face_argument, add_finetune_arguments,
-                                          add_model_and_render_arguments, add_shots_argument, build_pipeline,
-                                          exit_on_input_error, finetune_config, note_unused_finetuning, photos_help,
-                                          render_config)
+                                          add_model_and_render_arguments, add_shots_argument, avatar_from_args,
+                                          build_pipeline, exit_on_input_error, finetune_config,
+                                          note_unused_finetuning, photos_help, render_config)
 from talking_head.errors import InputError
 
 
@@ -27,20 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    from talking_head.avatar import Avatar
-
     pipe = build_pipeline(args)
     try:
-        if args.avatar:
-            avatar = Avatar.load(args.avatar, pipe.device)
-        else:
+        if not args.avatar:
             note_unused_finetuning(finetune_config(args), render_config(args))
-            avatar = pipe.personalize(args.photos, progress=ConsoleProgress(), finetune=finetune_config(args),
-                                      face=args.face, shots=args.shots)
-            for note in avatar.info["notes"]:  # which frames of a clip were taken and why, faces found
-                print(f"note: {note}", file=sys.stderr)
-            if args.save:
-                avatar.save(args.save)
+        avatar = avatar_from_args(pipe, args, finetune_config(args))
+        if args.save and not args.avatar:
+            avatar.save(args.save)
         result = pipe.animate(avatar, args.driver, args.out, render_config(args), ConsoleProgress())
     except InputError as error:
         exit_on_input_error(error)

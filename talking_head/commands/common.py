@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from dataclasses import dataclass
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from tqdm import tqdm
 
@@ -15,6 +15,10 @@ from talking_head.finetune import FinetuneConfig
 from talking_head.limits import Limits
 from talking_head.options import add_dataclass_arguments, dataclass_from_args, option
 from talking_head.render import RenderConfig
+
+if TYPE_CHECKING:
+    from talking_head.avatar import Avatar
+    from talking_head.pipeline import TalkingHeadPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +100,21 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def finetune_config(args: argparse.Namespace) -> FinetuneConfig:
     return dataclass_from_args(FinetuneConfig, args, renamed=FINETUNE_RENAMED)
+
+
+def avatar_from_args(pipe: TalkingHeadPipeline, args: argparse.Namespace, finetune: FinetuneConfig) -> Avatar:
+    """The avatar a command drives: ``--avatar`` loaded as saved, or ``--photos`` (``--face``, ``--shots``)
+    personalised as ``finetune`` says, with its notes on stderr (the faces a photo held and which was used, the
+    frames a clip gave and why), the same for every command that takes either."""
+    from talking_head.avatar import Avatar
+
+    if args.avatar:
+        return Avatar.load(args.avatar, pipe.device)
+    avatar = pipe.personalize(args.photos, progress=ConsoleProgress(), finetune=finetune, face=args.face,
+                              shots=args.shots)
+    for note in avatar.info["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    return avatar
 
 
 class ConsoleProgress:

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from talking_head.commands.common import (ConsoleProgress, add_face_argument, add_model_and_render_arguments,
-                                          build_pipeline, exit_on_input_error, photos_help, render_config)
+                                          add_shots_argument, avatar_from_args, build_pipeline, exit_on_input_error,
+                                          photos_help, render_config)
 from talking_head.errors import InputError
+from talking_head.finetune import FinetuneConfig
 from talking_head.options import add_dataclass_arguments, dataclass_from_args
 from talking_head.speech.liveliness import LivelinessConfig
 from talking_head.speech.tts import DEFAULT_VOICE
@@ -25,19 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voice", default=DEFAULT_VOICE, help="espeak-ng voice for --text (en-us, en, de, fr, ...)")
     parser.add_argument("--out", type=Path, default=Path("out.mp4"), help="mp4 to write")
     add_face_argument(parser)
+    add_shots_argument(parser)
     add_dataclass_arguments(parser, LivelinessConfig)
     add_model_and_render_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:
-    from talking_head.avatar import Avatar
-
     pipe = build_pipeline(args)
     try:
-        if args.avatar:
-            avatar = Avatar.load(args.avatar, pipe.device)
-        else:
-            avatar = pipe.personalize(args.photos, steps=0, face=args.face)
+        avatar = avatar_from_args(pipe, args, FinetuneConfig(steps=0))
         result = pipe.speak(avatar, args.out, args.audio, args.text, render_config(args),
                             dataclass_from_args(LivelinessConfig, args), args.voice, ConsoleProgress())
     except InputError as error:
