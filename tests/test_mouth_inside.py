@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from talking_head.data.synthetic import render_video
 from talking_head.landmarks.align import _open_mouth, inter_ocular_distance
-from talking_head.mouth_inside import DEFAULT_TEETH, paint, palette
+from talking_head.mouth_inside import DEFAULT_TEETH, paint, paint_batch, palette
 from talking_head.shot_bank import between_the_lips, warp_shots
 
 
@@ -41,6 +42,26 @@ def test_the_inside_moves_with_the_lips_and_jaw():
     here = paint(target, colours, inter_ocular_distance(target), (60, 90), (150, 80))
     moved = paint(target + np.array([5.0, 7.0]), colours, inter_ocular_distance(target), (60, 90), (157, 85))
     assert np.allclose(here, moved, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [256, 512])
+def test_each_mouth_is_painted_in_its_own_box_as_over_the_whole_window(size):
+    """paint_batch paints each target within its inner lips' box only: wherever the target's lips let the inside
+    show (anti-aliased edge included), it equals ``paint`` over the batch's whole window."""
+    image, points = closed_photo(size)
+    eyes = inter_ocular_distance(points)
+    targets = np.stack([_open_mouth(points, share * eyes) + shift
+                        for share, shift in ((0.45, (0.0, 0.0)), (0.2, (-31.3, 17.8)), (0.6, (24.6, -9.1)))])
+    window = (slice(int(size * 0.45), int(size * 0.95)), slice(int(size * 0.2), int(size * 0.8)))
+    shape, origin = (window[0].stop - window[0].start, window[1].stop - window[1].start), (window[0].start,
+                                                                                      window[1].start)
+    colours = palette(image, points)
+    boxed = paint_batch(torch.from_numpy(targets), [colours] * len(targets), window, size)
+    lips = between_the_lips(torch.from_numpy(targets), size, window)[:, 0] > 0
+    for out, target, shown in zip(boxed, targets, lips):
+        whole = torch.from_numpy(paint(target, colours, inter_ocular_distance(target), shape, origin)) / 127.5 - 1
+        assert shown.sum() > 100
+        assert (out.permute(1, 2, 0)[shown] - whole[shown]).abs().max() < 1e-5
 
 
 def test_the_palette_takes_the_photos_teeth_where_it_shows_them():
