@@ -17,6 +17,7 @@ closed lips had read as a mouth half open.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -144,26 +145,41 @@ def choose_shots(shot_landmarks: np.ndarray, target_landmarks: np.ndarray, exclu
     return ShotChoice(face_order[:, 0], mouth_order[:, 0], mouth_order[:, 1], blend_weights(mouth_distances))
 
 
-def _lip_ellipse(target_points: torch.Tensor, size: int, points: tuple[int, ...], scale: tuple[float, float]
-                 ) -> torch.Tensor:
-    """A soft ellipse over ``points`` of each target (the first and the middle one are the mouth's corners),
-    ``scale`` times their half extent along and across the mouth: (T, 1, size, size) in [0, 1]."""
+def _ellipse_axes(target_points: torch.Tensor, points: tuple[int, ...], scale: tuple[float, float]
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The soft ellipse of ``_lip_ellipse`` for each target: its centre (T, 2), its unit axes along and across the
+    mouth (T, 2) each, and its two semi-axes (T, 2) in pixels."""
     lips = target_points[:, list(points)].float()
-    centre = lips.mean(dim=1, keepdim=True)
+    centre = lips.mean(dim=1)
     across = lips[:, len(points) // 2] - lips[:, 0]  # mouth corner to corner
     half_width = across.norm(dim=-1).clamp_min(1.0) / 2
     direction = across / (2 * half_width[:, None])
     normal = torch.stack([-direction[:, 1], direction[:, 0]], dim=-1)
-    offsets = lips - centre
+    offsets = lips - centre[:, None]
     half_height = (offsets @ normal[:, :, None]).abs().amax(dim=(1, 2)).clamp_min(half_width * 0.25)
-    axis = torch.arange(size, dtype=torch.float32, device=lips.device)
-    dx = axis[None, None, :] - centre[:, :, 0:1]  # (T, 1, size): the offset from the centre, by column
-    dy = axis[None, :, None] - centre[:, :, 1:2]  # (T, size, 1): by row
+    return centre, direction, normal, torch.stack([scale[0] * half_width, scale[1] * half_height], dim=-1)
+
+
+def _lip_ellipse(target_points: torch.Tensor, size: int, points: tuple[int, ...], scale: tuple[float, float],
+                 window: Window | None = None) -> torch.Tensor:
+    """A soft ellipse over ``points`` of each target (the first and the middle one are the mouth's corners),
+    ``scale`` times their half extent along and across the mouth: (T, 1, size, size) in [0, 1], or only the rows
+    and columns of ``window``."""
+    centre, direction, normal, semi = _ellipse_axes(target_points, points, scale)
+    rows, cols = window or (slice(0, size), slice(0, size))
+    dx = torch.arange(cols.start, cols.stop, dtype=torch.float32, device=centre.device)[None, None, :] - centre[:, 0,
+                                                                                                          None, None]
+    dy = torch.arange(rows.start, rows.stop, dtype=torch.float32, device=centre.device)[None, :, None] - centre[:, 1,
+                                                                                                          None, None]
     (ax, ay), (nx, ny) = (t.T[:, :, None, None] for t in (direction, normal))  # each (T, 1, 1)
-    u = (dx * ax + dy * ay) / (scale[0] * half_width)[:, None, None]
-    v = (dx * nx + dy * ny) / (scale[1] * half_height)[:, None, None]
+    u = (dx * ax + dy * ay) / semi[:, 0, None, None]
+    v = (dx * nx + dy * ny) / semi[:, 1, None, None]
     radius = torch.sqrt(u.square() + v.square())
-    return torch.sigmoid((1.0 - radius) * 12.0)[:, None]
+    return torch.sigmoid((1.0 - radius) * ELLIPSE_SHARPNESS)[:, None]
+
+
+#: How fast the soft ellipses fall from 1 to 0 at their edge (radius 1).
+ELLIPSE_SHARPNESS = 12.0
 
 
 def mouth_mask(target_points: torch.Tensor, size: int) -> torch.Tensor:
@@ -172,14 +188,28 @@ def mouth_mask(target_points: torch.Tensor, size: int) -> torch.Tensor:
     return _lip_ellipse(target_points, size, MOUTH_POINTS, MOUTH_MASK_SCALE)
 
 
-def paint_region(target_points: torch.Tensor, size: int) -> torch.Tensor:
-    """Where the generator may paint over the warp, (T, 1, size, size): the inside of the mouth.
+def paint_region(target_points: torch.Tensor, size: int, window: Window | None = None) -> torch.Tensor:
+    """Where the generator may paint over the warp, (T, 1, size, size): the inside of the mouth (only the rows
+    and columns of ``window`` when one is given: ``paint_region_window``).
 
     The lips stay the photo's own (warped) pixels; between them is what no warp of a shot can show
     as the mouth opens (teeth, tongue, the dark of the mouth). ``target_points`` (T, 68, 2) are in the
     pixels of a ``size`` square output.
     """
-    return _lip_ellipse(target_points, size, INNER_LIP_POINTS, PAINT_REGION_SCALE)
+    return _lip_ellipse(target_points, size, INNER_LIP_POINTS, PAINT_REGION_SCALE, window)
+
+
+def paint_region_window(target_points: torch.Tensor, size: int, margin: int = 0) -> Window | None:
+    """The rows and columns of a ``size`` frame outside which every target's ``paint_region`` is under
+    ``PAINT_FLOOR``, grown by ``margin`` (None: nowhere in the frame), from the ellipses' shapes alone: the
+    region is then computed only there (``paint_window`` reads it from a whole frame's region instead)."""
+    centre, direction, normal, semi = _ellipse_axes(target_points, INNER_LIP_POINTS, PAINT_REGION_SCALE)
+    reach = 1.0 + math.log((1 - PAINT_FLOOR) / PAINT_FLOOR) / ELLIPSE_SHARPNESS  # the floor's radius
+    half = reach * torch.sqrt((semi[:, :1] * direction).square() + (semi[:, 1:] * normal).square())  # (T, 2): x, y
+    low = (centre - half).floor().amin(dim=0) - margin
+    high = (centre + half).ceil().amax(dim=0) + 1 + margin
+    (left, top), (right, bottom) = low.clamp(0, size).int().tolist(), high.clamp(0, size).int().tolist()
+    return (slice(top, bottom), slice(left, right)) if bottom > top and right > left else None
 
 
 #: Where a paint region is under this, the frame is the warp: painting (or shading) there would move it by less
@@ -248,7 +278,9 @@ def mouth_interior(pixel_map: torch.Tensor, source_points: torch.Tensor, target_
                      dim=1) / scale  # photo rows per output row: 1 unmoved, < 1 pulled apart
     stretched = _smoothstep(1 / step.clamp_min(1e-3)[:, None], CAVITY_STRETCH)
     width = _softening(out_size)
-    stretched = F.avg_pool2d(stretched, width, stride=1, padding=width // 2, count_include_pad=False)
+    for box in ((width, 1), (1, width)):  # a box blur is separable, its edge counts too: 2k sums a pixel, not k^2
+        stretched = F.avg_pool2d(stretched, box, stride=1, padding=(box[0] // 2, box[1] // 2),
+                                 count_include_pad=False)
     closing = _inner_lip_gap(target_points) / _inner_lip_gap(source_points).clamp_min(1e-3)
     shut = between_lips * _smoothstep(closing, SEAM_CLOSING).view(-1, 1, 1, 1)
     # A photo that shows no inside of its own (lips shut) has nothing between its lips worth keeping: all of the
@@ -302,12 +334,11 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
     source_points = landmarks[torch.as_tensor(shots, device=landmarks.device)]
     pixel_map = sampling_map(source_points, target_points, images.shape[-1], out_size, frame, grid_size)
     warped = sample_shots(images, shots, pixel_map, mode)
-    region = paint_region(target_points, out_size)
-    window = paint_window(region, interior_margin(out_size))  # the shading is 0 outside: work only there
+    window = paint_region_window(target_points, out_size, interior_margin(out_size))  # the shading is 0 outside
     if window is None:
         return warped
     rows, cols = window
-    pixel_map, region = pixel_map[:, rows, cols], region[..., rows, cols]
+    pixel_map, region = pixel_map[:, rows, cols], paint_region(target_points, out_size, window)
     used, position = np.unique(shots, return_inverse=True)  # one polygon drawn per shot used
     lips = between_the_lips(landmarks[torch.as_tensor(used, device=landmarks.device)], images.shape[-1])
     between_lips = sample_shots(lips, position.reshape(-1), pixel_map)
@@ -319,7 +350,8 @@ def warp_shots(images: torch.Tensor, landmarks: torch.Tensor, shots: np.ndarray,
     painted = seam.expand(len(shots), -1, *opened.shape[-2:]).clone()
     opening = np.flatnonzero(opened.flatten(1).amax(dim=1).cpu().numpy() > PAINT_FLOOR)  # a shut mouth: no inside
     if len(opening):
-        palettes = {int(shot): shot_palette(images[int(shot)], landmarks[int(shot)]) for shot in shots[opening]}
+        palettes = {int(shot): shot_palette(images[int(shot)], landmarks[int(shot)])
+                    for shot in np.unique(shots[opening])}  # once a shot, not once a frame
         index = torch.as_tensor(opening, device=painted.device)
         painted[index] = paint_batch(target_points[index], [palettes[int(shot)] for shot in shots[opening]], window,
                                      out_size).to(painted.dtype)

@@ -22,7 +22,10 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 def tensor_to_images(images: torch.Tensor) -> np.ndarray:
     """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8, clamped to the range and rounded to the nearest level
     (in float32 whatever ``images``' dtype, so a bf16 output is not rounded twice)."""
-    return images.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    pixels = images.detach().float().permute(0, 2, 3, 1).cpu()  # a view of ``images`` on the CPU
+    out = torch.empty(pixels.shape, dtype=torch.float32)  # laid out as pictures: one copy, then in place
+    out.copy_(pixels)
+    return out.add_(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def to_network(frames: np.ndarray, landmarks: np.ndarray, image_size: int) -> tuple[torch.Tensor, torch.Tensor]:

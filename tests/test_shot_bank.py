@@ -25,6 +25,8 @@ from talking_head.shot_bank import (
     mouth_interior,
     mouth_mask,
     paint_region,
+    paint_region_window,
+    paint_window,
     procrustes_distances,
     sample_shots,
     warp_from_bank,
@@ -113,6 +115,24 @@ def test_the_paint_region_is_the_inside_of_the_mouth_not_the_lips_corners_or_eye
             assert at(region, points[0, corner]) < 0.25, corner
     # It opens with the mouth: more to paint where a warp has least to show.
     assert paint_region(opened, 128).sum() > 1.5 * paint_region(neutral, 128).sum()
+
+
+@pytest.mark.parametrize("size", [128, 512])
+def test_the_paint_regions_window_from_the_ellipses_holds_all_of_it_and_computes_it_alike(size):
+    """The window found from the ellipses' shapes alone holds every pixel of the whole frame's region above the
+    floor (no more than a pixel beyond each side), and the region computed over it equals the whole one there;
+    a mouth entirely outside the frame has none."""
+    shots, _ = shots_with_known_answers()
+    points = torch.from_numpy(shots).float() * (size / 128)
+    points[1] += torch.tensor([0.2, -0.13]) * size  # a batch whose mouths lie apart
+    margin = 3
+    whole = paint_region(points, size)
+    rows, cols = paint_region_window(points, size, margin)
+    read_rows, read_cols = paint_window(whole, margin)
+    for found, read in ((rows, read_rows), (cols, read_cols)):
+        assert found.start <= read.start <= found.start + 1 and found.stop - 1 <= read.stop <= found.stop
+    assert torch.allclose(paint_region(points, size, (rows, cols)), whole[..., rows, cols], atol=1e-6)
+    assert paint_region_window(points + 3 * size, size) is None
 
 
 def smiling_photo_and_mouths(size: int = 128) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
