@@ -23,12 +23,10 @@ import cv2
 import numpy as np
 import torch
 
-from talking_head.landmarks.mouth import eye_distance
+from talking_head.landmarks.mouth import eye_distance, inner_lip_outline
 
 #: Outer and inner lip polygons (iBUG, 0-based).
 OUTER_LIPS, INNER_LIPS = tuple(range(48, 60)), tuple(range(60, 68))
-#: The inner lips from corner to corner, along the upper lip and along the lower lip.
-UPPER_INNER, LOWER_INNER = (60, 61, 62, 63, 64), (60, 67, 66, 65, 64)
 #: Teeth when the photo shows none: an off-white, scaled to the photo's brightness.
 DEFAULT_TEETH = (222, 214, 198)
 #: Rows of teeth seen in an open mouth, in eye distances (upper, lower), and their half-width across the mouth
@@ -74,10 +72,10 @@ def _smoothstep(edge0: float | np.ndarray, edge1: float | np.ndarray, x: np.ndar
     return t * t * (3 - 2 * t)
 
 
-def _lip_line(points: np.ndarray, indices: tuple[int, ...], origin: np.ndarray, across: np.ndarray,
-              down: np.ndarray, half: float, u: np.ndarray) -> np.ndarray:
-    """How far down the mouth's frame the lip line through ``indices`` lies at each ``u`` (pixels)."""
-    line = points[list(indices)] - origin
+def _lip_line(line: np.ndarray, origin: np.ndarray, across: np.ndarray, down: np.ndarray, half: float,
+              u: np.ndarray) -> np.ndarray:
+    """How far down the mouth's frame the lip ``line`` (N, 2) lies at each ``u`` (pixels)."""
+    line = line - origin
     along, depth = line @ across / half, line @ down
     order = np.argsort(along)
     return np.interp(u, along[order], depth[order]).astype(np.float32)
@@ -100,8 +98,10 @@ def paint(points: np.ndarray, colours: Palette, eye_distance: float, shape: tupl
     x, y = (cols - centre[0]).astype(np.float32), (rows - centre[1]).astype(np.float32)
     u = (x * np.float32(across[0]) + y * np.float32(across[1])) / np.float32(half)
     depth = x * np.float32(down[0]) + y * np.float32(down[1])
-    upper = _lip_line(points, UPPER_INNER, centre, across, down, half, u)
-    lower = _lip_line(points, LOWER_INNER, centre, across, down, half, u)
+    outline = inner_lip_outline(points)  # the lips' curves, as the opening is drawn (``between_the_lips``)
+    middle = len(outline) // 2  # corner 64: the upper lip before it, the lower one after
+    upper = _lip_line(outline[:middle + 1], centre, across, down, half, u)
+    lower = _lip_line(np.concatenate([outline[middle:], outline[:1]]), centre, across, down, half, u)
     gap = np.maximum(lower - upper, np.float32(1e-3))
     t = (depth - upper) / gap  # 0 at the upper inner lip, 1 at the lower one
     side = np.clip(np.abs(u), 0.0, 1.0)
@@ -124,11 +124,13 @@ def paint(points: np.ndarray, colours: Palette, eye_distance: float, shape: tupl
 
 
 def lips_box(points: np.ndarray, window: tuple[slice, slice]) -> tuple[slice, slice]:
-    """The rows and columns of ``window`` that the inner lips of (68, 2) ``points`` can cover, anti-aliased edge
-    included (``shot_bank.between_the_lips``), relative to the window: only there is a painted inside shown."""
+    """The rows and columns of ``window`` that the inner lips (``inner_lip_outline``) of (68, 2) ``points`` can cover,
+    anti-aliased edge included (``shot_bank.between_the_lips``), relative to the window: only there is a painted
+    inside shown."""
     rows, cols = window
-    low = np.floor(points[list(INNER_LIPS)].min(axis=0)).astype(int) - 1
-    high = np.ceil(points[list(INNER_LIPS)].max(axis=0)).astype(int) + 2
+    outline = inner_lip_outline(points)
+    low = np.floor(outline.min(axis=0)).astype(int) - 1
+    high = np.ceil(outline.max(axis=0)).astype(int) + 2
     top, bottom = np.clip([low[1] - rows.start, high[1] - rows.start], 0, rows.stop - rows.start)
     left, right = np.clip([low[0] - cols.start, high[0] - cols.start], 0, cols.stop - cols.start)
     return slice(int(top), int(bottom)), slice(int(left), int(right))

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from talking_head.landmarks.align import CropBox
+from talking_head.landmarks.mouth import inner_lip_outline
 from talking_head.mouth_inside import paint_batch, shot_palette
 from talking_head.warp import GRID_SIZE, CropFrame, sample, sampling_map
 
@@ -244,12 +245,13 @@ def _inner_lip_gap(points: torch.Tensor) -> torch.Tensor:
 
 
 def between_the_lips(points: torch.Tensor, size: int, window: Window | None = None) -> torch.Tensor:
-    """(B, 68, 2) landmarks -> (B, 1, size, size): 1 inside the inner lips' polygon, 0 outside, its edge
-    anti-aliased; only the rows and columns of ``window`` when one is given."""
+    """(B, 68, 2) landmarks -> (B, 1, size, size): 1 inside the inner lips (``inner_lip_outline``: round lips
+    through the eight points), 0 outside, its edge anti-aliased; only the rows and columns of ``window`` when one is
+    given."""
     rows, cols = window or (slice(0, size), slice(0, size))
     origin = np.array([cols.start, rows.start], np.float64)
     masks = np.zeros((len(points), rows.stop - rows.start, cols.stop - cols.start), np.uint8)
-    for mask, lips in zip(masks, points[:, list(INNER_LIP_POINTS)].detach().cpu().double().numpy()):
+    for mask, lips in zip(masks, inner_lip_outline(points.detach().cpu().double().numpy())):
         cv2.fillPoly(mask, [np.round((lips - origin) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
     return torch.from_numpy(masks).float().div_(255)[:, None].to(points.device)
 
