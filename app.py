@@ -94,7 +94,7 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
         build_speak_tab(app)
         gr.Markdown(INTENDED_USE)
 
-        checked_by_the_app(steps, seed, cmp.steps, clip_shots, face)
+        checked_by_the_app(steps, seed, cmp.steps, clip_shots, face, cmp.face)
         short_refusals(photos, clip, driver, avatar_in, cmp.photos, cmp.clip, cmp.driver, render_options.retarget,
                        render_options.output_size, render_options.mark_position)
         # One queue for every job (TALKING_HEAD_CONCURRENCY at once, whichever the button); a job stops between
@@ -107,10 +107,16 @@ def build_demo(app: TalkingHeadApp, live: LiveHandlers | None = None) -> gr.Bloc
                        [overlays, result, avatar_out, notes], api_name="generate", **job)
         animate.click(stoppable(app.animate_avatar), [avatar_in, driver, *render_options, generator], [result, notes],
                       api_name="animate_avatar", **job)
-        cmp.button.click(stoppable(app.compare), [cmp.photos, cmp.driver, cmp.ks, cmp.steps, cmp.generator, cmp.clip],
-                         [cmp.video, cmp.table], api_name="compare", **job)
+        wire_compare(app, cmp, job)
     app.folders.sweep_every(settings.sweep_seconds)  # with no traffic, old folders still go on time
     return demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+
+
+def wire_compare(app: TalkingHeadApp, cmp: CompareTab, job: dict) -> None:
+    """The Compare shots tab's events: its own face picker (the API's /find_faces is the Animate tab's), its button."""
+    pick_faces(app, cmp.photos, cmp.faces, cmp.face, job, api_name=False)
+    cmp.button.click(stoppable(app.compare), [cmp.photos, cmp.driver, cmp.ks, cmp.steps, cmp.generator, cmp.clip,
+                                              cmp.face], [cmp.video, cmp.table], api_name="compare", **job)
 
 
 def show_clip_shots(app: TalkingHeadApp, clip: gr.Video, clip_shots: gr.Slider, outputs: list, job: dict) -> None:
@@ -121,19 +127,21 @@ def show_clip_shots(app: TalkingHeadApp, clip: gr.Video, clip_shots: gr.Slider, 
     clip_shots.release(api_name=False, **preview)
 
 
-def face_picker() -> tuple[gr.Gallery, gr.Number]:
+def face_picker(prefix: str = "") -> tuple[gr.Gallery, gr.Number]:
     """Where a photo holds several faces: the faces found, numbered by size, and the number of the one to use;
-    hidden until a photo holds several (:func:`show_face_picker`)."""
+    hidden until a photo holds several (:func:`show_face_picker`). ``prefix``: of the elements' ids, one per tab."""
     faces = gr.Gallery(label="Faces found where a photo holds several (numbered by size)", columns=6, height="auto",
-                       object_fit="contain", elem_id="faces", interactive=False, visible=False)
-    face = gr.Number(1, precision=0, minimum=1, label="Face to use (by size: 1 = the largest)", elem_id="face",
-                     visible=False)
+                       object_fit="contain", elem_id=f"{prefix}faces", interactive=False, visible=False)
+    face = gr.Number(1, precision=0, minimum=1, label="Face to use (by size: 1 = the largest)",
+                     elem_id=f"{prefix}face", visible=False)
     return faces, face
 
 
-def pick_faces(app: TalkingHeadApp, photos: gr.File, faces: gr.Gallery, face: gr.Number, job: dict) -> None:
-    """The faces of a photo holding several are shown as soon as the photos arrive, and the picker with them."""
-    photos.change(stoppable(app.find_faces), [photos], [faces], api_name="find_faces", trigger_mode="always_last",
+def pick_faces(app: TalkingHeadApp, photos: gr.File, faces: gr.Gallery, face: gr.Number, job: dict,
+               api_name: str | bool = "find_faces") -> None:
+    """The faces of a photo holding several are shown as soon as the photos arrive, and the picker with them (one
+    API endpoint serves every tab: ``api_name`` False for the others)."""
+    photos.change(stoppable(app.find_faces), [photos], [faces], api_name=api_name, trigger_mode="always_last",
                   **job).then(show_face_picker, [faces], [faces, face], api_visibility="private", concurrency_limit=None)
 
 
@@ -191,6 +199,8 @@ class CompareTab(NamedTuple):
     button: gr.Button
     video: gr.Video
     table: gr.Markdown
+    faces: gr.Gallery
+    face: gr.Number
 
 
 def compare_tab(settings: AppSettings, max_shots: int) -> CompareTab:
@@ -207,6 +217,7 @@ def compare_tab(settings: AppSettings, max_shots: int) -> CompareTab:
                                 height=CLIP_HEIGHT, elem_id="cmp-clip")
             cmp_driver = gr.Video(label="Driving video (with a clip, none: the clip drives itself)",
                                   sources=["upload", "webcam"], format=VIDEO_FORMAT, elem_id="cmp-driver")
+        faces, face = face_picker("cmp-")
         with gr.Row(equal_height=True):
             ks = gr.Textbox(ks_text(), label="K values", info="comma-separated; capped at the number of "
                             "photos given, or of shots the clip's first half gives")
@@ -218,7 +229,8 @@ def compare_tab(settings: AppSettings, max_shots: int) -> CompareTab:
         cmp_video = gr.Video(label="Comparison", elem_id="cmp-video", interactive=False)
         cmp_table = gr.Markdown(label="Metrics", elem_id="cmp-table")
         gr.Examples([[PERSON, DRIVER, "1, 2, 3"]], inputs=[cmp_photos, cmp_driver, ks], cache_examples=False)
-    return CompareTab(cmp_photos, cmp_clip, cmp_driver, ks, cmp_steps, cmp_generator, compare, cmp_video, cmp_table)
+    return CompareTab(cmp_photos, cmp_clip, cmp_driver, ks, cmp_steps, cmp_generator, compare, cmp_video, cmp_table,
+                      faces, face)
 
 
 def launch_options(settings: AppSettings) -> dict[str, Any]:

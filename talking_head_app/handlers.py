@@ -369,17 +369,18 @@ class TalkingHeadApp:
     @visitor_errors
     def compare(self, photos: Sequence[str] | None, driver: str | None, ks: str = ks_text(),
                 steps: float = FinetuneConfig().steps, generator: bool = RenderConfig.generator, clip: str | None = None,
-                progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+                face: float = 1, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
         """Photos (or one clip of yourself, see :meth:`_clip_comparison`) + driving video -> (mp4 with one labelled
-        column per K, metrics table in markdown)."""
+        column per K, metrics table in markdown). ``face`` as in :meth:`generate`."""
         if clip_path(clip):
             return self._clip_comparison(photos, driver, ks, steps, generator, clip, progress)
+        face = whole_number(1 if face is None else face, "the face number", 1, MAX_FACE_NUMBER)
         photos = self._photo_paths(photos)
         chosen = parse_ks(ks, self.settings.max_compare_ks, self.pipeline.limits.max_shots)
         columns = len({min(k, len(photos)) for k in chosen})  # K is capped at the number of photos
         job = self._job(driver, RenderConfig(output_size=self.output_sizes[1], generator=generator is True),
                         steps=self._steps(steps), avatars=columns)
-        comparison = self._compare_on_gpu(job, photos, chosen, progress)
+        comparison = self._compare_on_gpu(job, photos, chosen, face, progress)
         return str(comparison.path), comparison.table
 
     def _clip_comparison(self, photos: Sequence[str] | None, driver: str | None, ks: str, steps: float,
@@ -442,10 +443,11 @@ class TalkingHeadApp:
         with self.folders.job() as folder:
             return self.pipeline.animate(avatar, job.driver, folder / "result.mp4", job.render, gradio_progress(progress))
 
-    def _compare(self, job: Job, photos: list[str], ks: list[int], progress: Callable[..., Any]) -> Comparison:
+    def _compare(self, job: Job, photos: list[str], ks: list[int], face: int, progress: Callable[..., Any]
+                 ) -> Comparison:
         with self.folders.job() as folder:
             return self.pipeline.compare(photos, job.driver, folder / "comparison.mp4", ks, job.steps, job.render,
-                                         gradio_progress(progress))
+                                         gradio_progress(progress), face=face)
 
     def _compare_clip(self, job: Job, plan: ClipComparison, progress: Callable[..., Any]) -> Comparison:
         """The columns from the plan's shots, then each K measured by ``evaluate --clip`` on the clip's second half

@@ -289,10 +289,18 @@ def test_the_faces_of_a_group_photo_are_shown_numbered_and_the_one_picked_is_use
         tiny_app.generate([str(photo)], str(driver_video), 0, face="the left one", progress=RecordingProgress())
 
 
-def test_the_face_picker_answers_an_api_caller_as_docs_api_md_shows(server: str, tmp_path: Path) -> None:
+def test_the_face_picker_answers_an_api_caller_as_docs_api_md_shows(server: str, driver_video: Path,
+                                                                   tmp_path: Path) -> None:
+    """/find_faces numbers the faces; /compare takes the one picked (its own picker in the Compare tab) and its
+    table's notes name it."""
     photo = two_astronauts(tmp_path / "group.jpg")
-    faces = visitor(server, tmp_path).predict([handle_file(photo)], api_name="/find_faces")
+    client = visitor(server, tmp_path)
+    faces = client.predict([handle_file(photo)], api_name="/find_faces")
     assert [face["caption"] for face in faces] == ["group.jpg: face 1 (the largest)", "group.jpg: face 2"]
+    _, table = client.predict([handle_file(photo)], handle_file(driver_video), "1", 0, face=2, api_name="/compare")
+    assert "group.jpg: 2 faces found; face 2 (number 2 by size" in table
+    with pytest.raises(AppError, match="2 faces found, so there is no face 3"):
+        client.predict([handle_file(photo)], handle_file(driver_video), "1", 0, face=3, api_name="/compare")
 
 
 def test_the_face_picker_shows_only_while_a_photo_holds_several_faces() -> None:
