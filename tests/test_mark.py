@@ -29,7 +29,7 @@ HANDLER_INPUTS = {
                  "mark_position", "seed", "generator", "clip", "shots", "face", "progress"],
     "animate_avatar": ["avatar_file", "driver", "retarget", "paste_back", "side_by_side", "output_size",
                        "mark_position", "generator", "progress"],
-    "compare": ["photos", "driver", "ks", "steps", "generator", "clip", "progress"],
+    "compare": ["photos", "driver", "ks", "steps", "generator", "clip", "face", "progress"],
 }
 RENDER_FIELDS = ["retarget", "paste_back", "side_by_side", "output_size", "generator", "mouth", "batch_size",
                  "max_seconds", "trim", "mark_position", "smooth", "track"]
