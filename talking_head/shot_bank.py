@@ -146,6 +146,10 @@ def choose_shots(shot_landmarks: np.ndarray, target_landmarks: np.ndarray, exclu
     return ShotChoice(face_order[:, 0], mouth_order[:, 0], mouth_order[:, 1], blend_weights(mouth_distances))
 
 
+#: How fast the soft ellipses fall from 1 to 0 at their edge (radius 1).
+ELLIPSE_SHARPNESS = 12.0
+
+
 def _ellipse_axes(target_points: torch.Tensor, points: tuple[int, ...], scale: tuple[float, float]
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The soft ellipse of ``_lip_ellipse`` for each target: its centre (T, 2), its unit axes along and across the
@@ -168,19 +172,15 @@ def _lip_ellipse(target_points: torch.Tensor, size: int, points: tuple[int, ...]
     and columns of ``window``."""
     centre, direction, normal, semi = _ellipse_axes(target_points, points, scale)
     rows, cols = window or (slice(0, size), slice(0, size))
-    dx = torch.arange(cols.start, cols.stop, dtype=torch.float32, device=centre.device)[None, None, :] - centre[:, 0,
-                                                                                                          None, None]
-    dy = torch.arange(rows.start, rows.stop, dtype=torch.float32, device=centre.device)[None, :, None] - centre[:, 1,
-                                                                                                          None, None]
+    xs = torch.arange(cols.start, cols.stop, dtype=torch.float32, device=centre.device)
+    ys = torch.arange(rows.start, rows.stop, dtype=torch.float32, device=centre.device)
+    dx = xs[None, None, :] - centre[:, 0, None, None]  # (T, 1, w): the offset from the centre, by column
+    dy = ys[None, :, None] - centre[:, 1, None, None]  # (T, h, 1): by row
     (ax, ay), (nx, ny) = (t.T[:, :, None, None] for t in (direction, normal))  # each (T, 1, 1)
     u = (dx * ax + dy * ay) / semi[:, 0, None, None]
     v = (dx * nx + dy * ny) / semi[:, 1, None, None]
     radius = torch.sqrt(u.square() + v.square())
     return torch.sigmoid((1.0 - radius) * ELLIPSE_SHARPNESS)[:, None]
-
-
-#: How fast the soft ellipses fall from 1 to 0 at their edge (radius 1).
-ELLIPSE_SHARPNESS = 12.0
 
 
 def mouth_mask(target_points: torch.Tensor, size: int) -> torch.Tensor:
