@@ -19,6 +19,15 @@ from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head_app.handlers import TalkingHeadApp
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Back to one torch thread after each test: a command run without ``--threads`` (``live``'s default is 2)
+    sets the whole process's count, and every later test's tiny model then ran up to 30x slower (measured:
+    tests/test_mouth_window.py's fine-tuning 2.5 s alone, 33 s after tests/test_live.py)."""
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Graphs exported for ONNX Runtime (talking_head.onnx_backend) go to the session's folder, not the user's cache."""
