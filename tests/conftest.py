@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,12 +12,21 @@ import torch
 # threads wait on each other (measured: tiny-model steps up to 40x slower).
 torch.set_num_threads(1)
 
-from app_support import build_tiny_app, free_port, load_app_module
+from app_support import MAX_VIDEO_SECONDS, build_tiny_app, free_port, load_app_module, served_app_py
 from app_support import tiny_weights as save_tiny_weights
 
 from talking_head.config import ModelConfig
 from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head_app.handlers import TalkingHeadApp
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Back to one torch thread after each test: a command run without ``--threads`` (``live``'s default is 2)
+    sets the whole process's count, and every later test's tiny model then ran up to 30x slower (measured:
+    tests/test_mouth_window.py's fine-tuning 2.5 s alone, 33 s after tests/test_live.py)."""
+    yield
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -124,3 +134,14 @@ def server(tiny_app: TalkingHeadApp) -> Iterator[str]:
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_py(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:
+    """``python app.py`` in a process of its own (tiny weights, drivers up to 3 s, at most 5 fine-tuning steps):
+    (its URL, its process id, its log). One for the session: it takes 8-9 s to start (2-core Xeon), and
+    tests/test_app.py reads its page and log while tests/test_bad_inputs.py sends it every bad input."""
+    folder = tmp_path_factory.mktemp("app_py")
+    env = {"TALKING_HEAD_MAX_VIDEO_SECONDS": f"{MAX_VIDEO_SECONDS:g}", "TALKING_HEAD_MAX_STEPS": "5"}
+    with served_app_py(folder, env) as (url, pid):
+        yield url, pid, folder / "app.log"

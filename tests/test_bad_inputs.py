@@ -35,7 +35,6 @@ from app_support import (
     free_port,
     load_app_module,
     peak_resident_bytes,
-    served_app_py,
     visitor,
 )
 from avatar_files import config_with, rewritten, tensor_with
@@ -686,41 +685,41 @@ def test_four_visitors_at_once_each_get_their_own_photos_and_folders_are_swept(
 # ---------------------------------------------------------------------------------------------------
 
 def test_the_app_process_stays_under_2_gb_through_the_bad_inputs(avatar: Avatar, sources: Sources,
+                                                                  app_py: tuple[str, int, Path],
                                                                   synthetic_photos: list[Path], tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """``python app.py`` in its own process (tiny weights, the limits of this module's app) is sent every
     photo and driver of the tables above, avatars claiming a 2048-channel generator or a 2 x 4000 photo,
     and a 1000 fps and a 2560 px driver, as a visitor sends them; each ends in a result or the app's
     message, and the process's peak resident memory stays under 2 GB."""
-    env = {"TALKING_HEAD_MAX_VIDEO_SECONDS": f"{MAX_VIDEO_SECONDS:g}", "TALKING_HEAD_MAX_STEPS": "5"}
     good = avatar.save(tmp_path / "good.avatar.safetensors")
     for folder in ("photos", "videos"):
         (tmp_path / folder).mkdir()
-    with served_app_py(tmp_path, env) as (url, pid):
-        client = visitor(url, tmp_path / "downloads")
+    url, pid, _ = app_py  # conftest's: started with this module's limits
+    client = visitor(url, tmp_path / "downloads")
 
-        def send(*args: object, api_name: str) -> None:
-            try:
-                client.predict(*args, api_name=api_name)
-            except AppError as error:
-                assert "Something went wrong" not in str(error)
+    def send(*args: object, api_name: str) -> None:
+        try:
+            client.predict(*args, api_name=api_name)
+        except AppError as error:
+            assert "Something went wrong" not in str(error)
 
-        for case in PHOTOS:
-            photo = case.make(tmp_path / "photos" / case.file, sources)
-            send([handle_file(photo)], handle_file(sources.short_driver), 0, api_name="/generate")
-        for case in VIDEOS:
-            driver = case.make(tmp_path / "videos" / case.file, sources)
-            send([handle_file(synthetic_photos[0])], handle_file(driver), 0, api_name="/generate")
-        for change in (config_with(base_channels=2048, max_channels=2048),
-                       tensor_with("photo", torch.zeros(2, 4000, 3, dtype=torch.uint8))):
-            with pytest.raises(AppError, match="unknown size|paste-back photo of shape"):
-                client.predict(handle_file(rewritten(good, tmp_path / "crafted.avatar.safetensors", change)),
-                               handle_file(sources.short_driver), api_name="/animate_avatar")
-        for make in (thousand_fps, huge_frames):
-            driver = make(tmp_path / f"{make.__name__}.mp4", sources)
-            video, _ = client.predict(handle_file(good), handle_file(driver), api_name="/animate_avatar")
-            assert probe_video(video).fps <= MAX_DRIVER_FPS
-        peak = peak_resident_bytes(pid)
+    for case in PHOTOS:
+        photo = case.make(tmp_path / "photos" / case.file, sources)
+        send([handle_file(photo)], handle_file(sources.short_driver), 0, api_name="/generate")
+    for case in VIDEOS:
+        driver = case.make(tmp_path / "videos" / case.file, sources)
+        send([handle_file(synthetic_photos[0])], handle_file(driver), 0, api_name="/generate")
+    for change in (config_with(base_channels=2048, max_channels=2048),
+                   tensor_with("photo", torch.zeros(2, 4000, 3, dtype=torch.uint8))):
+        with pytest.raises(AppError, match="unknown size|paste-back photo of shape"):
+            client.predict(handle_file(rewritten(good, tmp_path / "crafted.avatar.safetensors", change)),
+                           handle_file(sources.short_driver), api_name="/animate_avatar")
+    for make in (thousand_fps, huge_frames):
+        driver = make(tmp_path / f"{make.__name__}.mp4", sources)
+        video, _ = client.predict(handle_file(good), handle_file(driver), api_name="/animate_avatar")
+        assert probe_video(video).fps <= MAX_DRIVER_FPS
+    peak = peak_resident_bytes(pid)
     with capsys.disabled():
         print(f"\npeak resident memory of the served app (python app.py) through the bad inputs: "
               f"{peak / 1024**2:.0f} MB")
