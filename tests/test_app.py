@@ -124,8 +124,10 @@ def test_compare_endpoint_returns_one_labelled_column_per_k_and_a_table(server: 
             if re.match(r"\| \d", line)]
     assert [(k, steps, measured_on) for k, steps, _, _, _, _, measured_on in rows] == [
         ("1", "1", "2 unseen photos"), ("3", "1", "its own shots")]
-    for _, _, seconds, ssim, psnr, csim, _ in rows:  # each metric in its column, in its range
-        assert float(seconds) > 0 and 0 < float(ssim) <= 1 and 5 < float(psnr) < 100 and -1 <= float(csim) <= 1
+    # Each metric in its column, in its range. Seconds are shown to 0.1 s, and the tiny model's second K took 0.2 s
+    # (2-core Xeon): on a faster or quieter machine it shows 0.0, a likely cause of this test's one failure.
+    for _, _, seconds, ssim, psnr, csim, _ in rows:
+        assert float(seconds) >= 0 and 0 < float(ssim) <= 1 and 5 < float(psnr) < 100 and -1 <= float(csim) <= 1
 
 
 # -- handlers called directly -----------------------------------------------------------------------
