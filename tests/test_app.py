@@ -266,6 +266,8 @@ def test_the_faces_of_a_group_photo_are_shown_numbered_and_the_one_picked_is_use
         tiny_app.generate([str(photo)], str(driver_video), 0, face=3, progress=RecordingProgress())
     with pytest.raises(gr.Error, match="the face number must be between 1 and 100"):
         tiny_app.generate([str(photo)], str(driver_video), 0, face="the left one", progress=RecordingProgress())
+    with pytest.raises(gr.Error, match="the face number must be between 1 and 100"):  # the Compare tab's picker too
+        tiny_app.compare([str(photo)], str(driver_video), "1", 0, face="the left one", progress=RecordingProgress())
 
 
 def test_the_face_picker_answers_an_api_caller_as_docs_api_md_shows(server: str, driver_video: Path,
