@@ -36,6 +36,7 @@ from talking_head.landmarks.align import CropBox, crop_box, crop_face
 from talking_head.landmarks.detect import FaceDetection, LandmarkDetector, NoFaceError, detect_face, get_detector
 from talking_head.landmarks.rasterize import overlay_landmarks
 from talking_head.limits import Limits
+from talking_head.markdown_text import escape_markdown
 from talking_head.media import load_photo
 from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.mouth_finetune import personal_mouth
@@ -305,7 +306,7 @@ def comparison_table(rows: list[dict[str, float | str]], notes: list[str]) -> st
     )
     body = "".join(f"| {r['K']} | {r['steps']} | {r['seconds']:.1f} | {r['SSIM']:.3f} | {r['PSNR']:.2f} | "
                    f"{r['CSIM']:.3f} | {r['measured on']} |\n" for r in rows)
-    return header + body + "".join(f"\n_{note}_\n" for note in notes)
+    return header + body + "".join(f"\n_{escape_markdown(note)}_\n" for note in notes)  # a note names a photo
 
 
 def _same_device(a: torch.device, b: torch.device) -> bool:

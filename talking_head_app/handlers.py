@@ -44,6 +44,7 @@ from talking_head.evaluate_clip import evaluate_clips
 from talking_head.evaluate_clip_report import results_table
 from talking_head.face_render import GENERATOR_BY_DEFAULT, unused_finetuning
 from talking_head.finetune import FinetuneConfig
+from talking_head.markdown_text import escape_markdown
 from talking_head.pipeline import Comparison, Shots, TalkingHeadPipeline
 from talking_head.render import DEFAULT_OUTPUT_SIZE, Progress, RenderConfig, RenderResult
 from talking_head_app.clip_input import (
@@ -80,7 +81,7 @@ AUTO_OUTPUT_SIZE = "auto"
 FACE_THUMBNAIL_SIDE, MAX_FACES_SHOWN, MAX_FACE_NUMBER = 128, 12, 100
 #: An avatar's info is the text of whoever shared it: the notes show at most this many of its notes, each
 #: cut to this many characters, as plain text (no links, pictures or markup).
-MAX_SHOWN_NOTES, MAX_SHOWN_CHARS = 8, 200
+MAX_SHOWN_NOTES = 8
 #: The largest seed accepted (numpy's and torch's seeds are unsigned 32-bit).
 MAX_SEED = 2**32 - 1
 #: An error message quotes at most this many characters of what was sent (a 2 MB field is not echoed back).
@@ -581,14 +582,6 @@ def parse_ks(text: str | Sequence[int] | None, max_count: int, max_shots: int) -
         raise InputError(f"give 1 to {max_count} K values between 1 and {max_shots}, like '{ks_text()}'; "
                          f"got {quoted(text)}")
     return ks
-
-
-def escape_markdown(text: object, limit: int = MAX_SHOWN_CHARS) -> str:
-    """``text`` as markdown that shows it as it is: on one line, cut to ``limit`` characters, markdown's
-    punctuation escaped and HTML's as entities (no link, picture, formula or markup gets through)."""
-    text = " ".join(str(text).split())
-    text = text if len(text) <= limit else text[:limit - 1] + "…"
-    return html.escape(re.sub(r"([\\`*_{}\[\]()#+\-.!|~:$])", r"\\\1", text), quote=False)
 
 
 def _bullets(notes: Sequence[str]) -> str:

@@ -60,7 +60,8 @@ from talking_head.media import (
 from talking_head.models import PersonalGenerator
 from talking_head.pipeline import TalkingHeadPipeline, face_notes
 from talking_head.render import RenderConfig, RenderResult, render_driven_video
-from talking_head_app.handlers import MAX_SHOWN_CHARS, MAX_SHOWN_NOTES, AppSettings, RequestFolders, TalkingHeadApp
+from talking_head.markdown_text import MAX_SHOWN_CHARS
+from talking_head_app.handlers import MAX_SHOWN_NOTES, AppSettings, RequestFolders, TalkingHeadApp
 
 pytestmark = pytest.mark.slow  # about a minute in all on a 2-core CPU
 

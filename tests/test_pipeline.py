@@ -268,11 +268,14 @@ def test_the_comparison_table_puts_each_metric_in_its_column() -> None:
              "measured on": "2 unseen photos"},
             {"K": 3, "steps": 0, "seconds": 2.0, "SSIM": 0.9, "PSNR": 30.0, "CSIM": -0.25,
              "measured on": "its own shots"}]
-    lines = pipeline_module.comparison_table(rows, ["only 3 photos given: K capped at 3"]).splitlines()
+    lines = pipeline_module.comparison_table(rows, ["only 3 photos given: K capped at 3",
+                                                    "[me](https://x.test/a).jpg: small face"]).splitlines()
     assert lines[0] == "| K | fine-tuning steps | seconds | SSIM ↑ | PSNR ↑ | CSIM ↑ | measured on |"
     assert lines[2:4] == ["| 1 | 0 | 1.2 | 0.500 | 20.12 | 0.750 | 2 unseen photos |",
                           "| 3 | 0 | 2.0 | 0.900 | 30.00 | -0.250 | its own shots |"]
-    assert lines[-1] == "_only 3 photos given: K capped at 3_"
+    # Notes are plain text: a note names the visitor's photo, whose name must not become a link.
+    assert lines[-3] == r"_only 3 photos given\: K capped at 3_"
+    assert lines[-1] == r"_\[me\]\(https\://x\.test/a\)\.jpg\: small face_"
 
 
 def test_an_avatar_with_a_malformed_texture_bank_is_refused_with_a_message(avatar: Avatar, tmp_path: Path) -> None:
