@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from talking_head.config import mouth_model
 from talking_head.data.synthetic import identities_of, render_video
+from talking_head.landmarks.detect import get_detector
 from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.losses import ssim
 from talking_head.models import Embedder, Generator
@@ -45,6 +46,11 @@ class MouthTrainOptions:
     lr: float = option(2e-4, "Adam's learning rate")
     seed: int = option(0, "seed of the shots, targets and batches")
     save_every: int = option(200, "steps between saved states (and held-out scores)")
+    landmarks: str = option("exact", "the windows' landmarks: the synthetic renderer's exact ones, or dlib's found on "
+                            "each frame (as the app and evaluate --clip see a video; exact where dlib finds no face)",
+                            choices=["exact", "dlib"])
+    start: str = option("new", "what a new run trains: a new generator, or the --weights folder's own mouth "
+                        "generator", choices=["new", "weights"])
 
 
 #: The windows' tensors as stored in a run folder (half precision: a few hundred MB for thousands of windows).
@@ -75,6 +81,8 @@ def _write_chunk(path: Path, identities: list[int], first: int, options: MouthTr
     for offset, identity in enumerate(identities):
         rng = np.random.default_rng([options.seed, identity])
         frames, points = render_video(identity, 0, options.frames, options.image_size)
+        if options.landmarks == "dlib":
+            points = found_landmarks(frames, points)
         k = options.ks[(first + offset) % len(options.ks)]
         made = video_windows(frames, points, k, options.targets, first + offset,
                             mouth_model(embedder.config).image_size, rng)
@@ -90,6 +98,21 @@ def _write_chunk(path: Path, identities: list[int], first: int, options: MouthTr
     save_file({**tensors, "person": windows.person, "embeddings": torch.cat(embeddings)},
               str(path.with_suffix(".partial")))
     os.replace(path.with_suffix(".partial"), path)
+
+
+def found_landmarks(frames: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """dlib's landmarks on each of (T, S, S, 3) ``frames``, ``exact``'s (T, 68, 2) where it finds no face.
+
+    The exact landmarks taught the window's generator to paint teeth where they truly are; on a video it gets
+    dlib's, a few pixels off, and there it lost to the warp (``evaluate --clip``). Windows cut and warped at the
+    found landmarks, their truth the real frame, teach it to paint through that noise."""
+    detector = get_detector("dlib")
+    points = np.array(exact, np.float32, copy=True)
+    for index, frame in enumerate(frames):
+        found = detector.detect(frame)
+        if found:
+            points[index] = found[0].landmarks
+    return points
 
 
 def _as_float(batch: WindowBatch) -> WindowBatch:
@@ -119,10 +142,11 @@ def heldout_scores(generator: Generator, windows: WindowBatch, embeddings: torch
 def train_mouth(options: MouthTrainOptions, log: Callable[[str], None] = print) -> Path:
     """Meta-learn the mouth generator; returns the saved generator's path (``run/GENERATOR_FILE``)."""
     run = Path(options.run)
-    embedder = TalkingHeadModel.from_pretrained(options.weights).embedder.eval()
+    shipped = TalkingHeadModel.from_pretrained(options.weights)
+    embedder = shipped.embedder.eval()
+    generator = _first_generator(shipped, options.start).train()
     train = _episodes(run / "train", identities_of("train", options.videos), options, embedder)
     heldout = _episodes(run / "heldout", identities_of("heldout", options.heldout_videos), options, embedder)
-    generator = Generator(mouth_model(embedder.config)).train()
     optimizer = torch.optim.Adam(generator.parameters(), lr=options.lr, betas=(0.5, 0.999))
     step = _resume(run, generator, optimizer)
     rng = np.random.default_rng([options.seed, step])
@@ -140,6 +164,15 @@ def train_mouth(options: MouthTrainOptions, log: Callable[[str], None] = print) 
                             **{f"heldout_{k}": round(v, 4) for k, v in scores.items()}}))
             _save(run, generator, optimizer, step)
     return run / GENERATOR_FILE
+
+
+def _first_generator(shipped: TalkingHeadModel, start: str) -> Generator:
+    """A new mouth generator, or (``start`` "weights") the shipped weights' own, in float32."""
+    if start == "new":
+        return Generator(mouth_model(shipped.embedder.config))
+    if shipped.mouth is None:
+        raise ValueError("--start weights: these weights have no mouth generator to train on")
+    return shipped.mouth.float()
 
 
 def _save(run: Path, generator: Generator, optimizer: torch.optim.Optimizer, step: int) -> None:

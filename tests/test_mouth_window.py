@@ -19,7 +19,7 @@ from talking_head.models.talking_head_model import MOUTH_FILE, TalkingHeadModel
 from talking_head.landmarks.mouth import mouth_opening
 from talking_head.models import Generator, PersonalGenerator
 from talking_head.mouth_finetune import finetune_mouth, leave_one_out_windows, mouth_loss
-from talking_head.mouth_training import MouthTrainOptions, train_mouth
+from talking_head.mouth_training import MouthTrainOptions, found_landmarks, train_mouth
 from talking_head.mouth_window import (OPEN_FROM, TRAINING_WINDOW, refine_mouths, training_points, training_windows,
                                        window_corners, window_side)
 from talking_head.pipeline import TalkingHeadPipeline
@@ -156,3 +156,38 @@ def test_an_avatar_whose_mouth_generator_is_not_this_versions_is_refused(mouth_w
 def test_fine_tuning_steps_are_used_when_the_mouth_generator_is_on():
     assert unused_finetuning(40, generator=False, mouth=True) is None
     assert "which are off" in unused_finetuning(40, generator=False, mouth=False)
+
+
+def test_found_landmarks_are_dlibs_where_it_finds_a_face_and_the_exact_ones_elsewhere(clip):
+    frames, exact = clip
+    blank = np.concatenate([frames[:2], np.zeros_like(frames[:1])])
+    found = found_landmarks(blank, exact[:3])
+    np.testing.assert_array_equal(found[2], exact[2].astype(np.float32))  # no face: kept
+    moved = np.abs(found[:2] - exact[:2]).max(axis=(1, 2))
+    assert (moved > 0).all() and (moved < 0.1 * 128).all()  # dlib's own points, near the true ones
+
+
+def test_a_run_started_from_the_weights_trains_their_mouth_generator_on_and_keeps_its_history(mouth_weights, tmp_path):
+    folder, _ = mouth_weights
+    options = MouthTrainOptions(run=str(tmp_path / "run"), weights=str(folder), videos=2, heldout_videos=1,
+                                frames=12, image_size=128, ks=(2,), targets=4, steps=2, batch_size=4, save_every=2,
+                                start="weights", landmarks="dlib")
+    log: list[str] = []
+    out = tmp_path / "weights"
+    shutil.copytree(folder, out)
+    install(train_mouth(options, log.append), out, options)
+    before = TalkingHeadModel.from_pretrained(str(folder)).mouth.state_dict()
+    after = TalkingHeadModel.from_pretrained(str(out)).mouth.state_dict()
+    # Two small steps from the shipped generator: every tensor near where it was, not a new initialisation.
+    changes = [float((after[k].float() - before[k].float()).abs().max()) for k in before]
+    assert 0 < max(changes) < 0.05
+    provenance = json.loads((out / "config.json").read_text())["provenance"]["mouth"]
+    assert provenance["start"] == "weights" and provenance["landmarks"] == "dlib"
+    assert provenance["started_from"]["start"] == "new"
+
+
+def test_starting_from_weights_without_a_mouth_generator_says_so(tiny_weights, tmp_path):
+    options = MouthTrainOptions(run=str(tmp_path / "run"), weights=str(tiny_weights), videos=2, heldout_videos=1,
+                                frames=12, image_size=128, ks=(2,), targets=4, steps=2, batch_size=4, start="weights")
+    with pytest.raises(ValueError, match="no mouth generator"):
+        train_mouth(options)

@@ -22,7 +22,10 @@ def install(generator_file: Path, weights: str | Path, options: MouthTrainOption
     model = TalkingHeadModel.from_pretrained(str(weights))
     model.mouth = Generator(mouth_model(model.config))
     load_network(model.mouth, generator_file)
-    model.provenance["mouth"] = without_paths(dataclasses.asdict(options))
+    trained = without_paths(dataclasses.asdict(options))
+    if options.start == "weights" and "mouth" in model.provenance:  # the stages before this one, kept
+        trained["started_from"] = model.provenance["mouth"]
+    model.provenance["mouth"] = trained
     return write_weights(model, weights, torch.float16)
 
 
