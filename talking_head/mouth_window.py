@@ -5,8 +5,10 @@ photo can show (``shot_bank.mouth_interior`` shades it from the photo's colours 
 generator (the paper's AdaIN G at a mouth's small size, ``config.MOUTH_MODEL``) repaints only that:
 a square window around the target's lips, ``WINDOW_EYE_DISTANCES`` eye distances wide, cut from the warped
 face at the output's own resolution (so the lips keep their pixels, only the network's correction is
-upsampled), only on frames whose mouth is open (``OPEN_FROM``), and blended in only inside the inner lips'
-paint region (``shot_bank.paint_region``). Every pixel outside the window is the warp's, by construction.
+upsampled), only on frames whose mouth is open (``OPEN_FROM``), given the inner lips' paint region
+(``shot_bank.paint_region``, an ellipse over them, as in training) and kept only between the target's inner lips
+(``shot_bank.between_the_lips``): on a real photo the ellipse's rim, over the lips and under the nose, took the
+synthetic heads' blue-grey. Every pixel outside the window is the warp's, by construction.
 
 Training (``talking_head.mouth_training``) cuts the same windows, resampled to ``TRAINING_WINDOW`` pixels,
 from the warped and the real frames.
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from talking_head.landmarks.mouth import eye_distance, mouth_opening
 from talking_head.landmarks.rasterize import draw_landmarks
 from talking_head.models.personal import PersonalGenerator
-from talking_head.shot_bank import paint_region
+from talking_head.shot_bank import between_the_lips, paint_region
 from talking_head.tensors import images_to_tensor
 
 #: The window's side in eye distances: an "ah" opens the lips to about 0.6 of them and a grin is about 1 wide.
@@ -85,6 +87,8 @@ def refine_mouths(mouth: PersonalGenerator, warped: torch.Tensor, points: torch.
     window = cut(warped[index], corners, side)
     drawn = drawings(targets, corners, mouth.config.image_size / side, mouth.config.image_size)
     repainted = mouth.generate(drawn, window, paint_region(local, side)).to(warped.dtype)
+    inside = between_the_lips(local, side).to(warped.dtype)
+    repainted = window + inside * (repainted - window)
     out = warped.clone()
     for row, (x, y), face in zip(rows, corners, repainted):
         out[row, :, y:y + side, x:x + side] = face
