@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from talking_head.config import mouth_model
 from talking_head.data.synthetic import identities_of, render_video
+from talking_head.errors import InputError
 from talking_head.landmarks.detect import get_detector
 from talking_head.models.talking_head_model import TalkingHeadModel
 from talking_head.losses import ssim
@@ -171,7 +172,7 @@ def _first_generator(shipped: TalkingHeadModel, start: str) -> Generator:
     if start == "new":
         return Generator(mouth_model(shipped.embedder.config))
     if shipped.mouth is None:
-        raise ValueError("--start weights: these weights have no mouth generator to train on")
+        raise InputError("--start weights: these weights have no mouth generator to train on")
     return shipped.mouth.float()
 
 

@@ -8,7 +8,7 @@ face at the output's own resolution (so the lips keep their pixels, only the net
 upsampled), only on frames whose mouth is open (``OPEN_FROM``), given the inner lips' paint region
 (``shot_bank.paint_region``, an ellipse over them, as in training) and kept only between the target's inner lips
 (``shot_bank.between_the_lips``): on a real photo the ellipse's rim, over the lips and under the nose, took the
-synthetic heads' blue-grey. Every pixel outside the window is the warp's, by construction.
+synthetic heads' blue-grey. Every pixel outside the inner lips is the warp's, by construction.
 
 Training (``talking_head.mouth_training``) cuts the same windows, resampled to ``TRAINING_WINDOW`` pixels,
 from the warped and the real frames.

@@ -190,5 +190,5 @@ def test_a_run_started_from_the_weights_trains_their_mouth_generator_on_and_keep
 def test_starting_from_weights_without_a_mouth_generator_says_so(tiny_weights, tmp_path):
     options = MouthTrainOptions(run=str(tmp_path / "run"), weights=str(tiny_weights), videos=2, heldout_videos=1,
                                 frames=12, image_size=128, ks=(2,), targets=4, steps=2, batch_size=4, start="weights")
-    with pytest.raises(ValueError, match="no mouth generator"):
+    with pytest.raises(InputError, match="no mouth generator"):
         train_mouth(options)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
+from talking_head.commands.common import exit_on_input_error
 from talking_head.config import mouth_model
+from talking_head.errors import InputError
 from talking_head.export import without_paths, write_weights
 from talking_head.models.talking_head_model import TalkingHeadModel, load_network
 from talking_head.models import Generator
@@ -36,5 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> None:
     options = dataclass_from_args(MouthTrainOptions, args)
-    generator_file = train_mouth(options)
+    try:
+        generator_file = train_mouth(options)
+    except InputError as error:
+        exit_on_input_error(error)
     print(install(generator_file, args.install, options) if args.install else generator_file)
