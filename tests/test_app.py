@@ -279,7 +279,7 @@ def test_the_face_picker_answers_an_api_caller_as_docs_api_md_shows(server: str,
     faces = client.predict([handle_file(photo)], api_name="/find_faces")
     assert [face["caption"] for face in faces] == ["group.jpg: face 1 (the largest)", "group.jpg: face 2"]
     _, table = client.predict([handle_file(photo)], handle_file(driver_video), "1", 0, face=2, api_name="/compare")
-    assert "group.jpg: 2 faces found; face 2 (number 2 by size" in table
+    assert r"group\.jpg\: 2 faces found; face 2 \(number 2 by size" in table  # as plain text: the name is the visitor's
     with pytest.raises(AppError, match="2 faces found, so there is no face 3"):
         client.predict([handle_file(photo)], handle_file(driver_video), "1", 0, face=3, api_name="/compare")
 
