@@ -177,11 +177,17 @@ def test_a_run_started_from_the_weights_trains_their_mouth_generator_on_and_keep
     out = tmp_path / "weights"
     shutil.copytree(folder, out)
     install(train_mouth(options, log.append), out, options)
-    before = TalkingHeadModel.from_pretrained(str(folder)).mouth.state_dict()
-    after = TalkingHeadModel.from_pretrained(str(out)).mouth.state_dict()
-    # Two small steps from the shipped generator: every tensor near where it was, not a new initialisation.
-    changes = [float((after[k].float() - before[k].float()).abs().max()) for k in before]
-    assert 0 < max(changes) < 0.05
+    shipped = TalkingHeadModel.from_pretrained(str(folder))
+    before = dict(shipped.mouth.named_parameters())
+    after = dict(TalkingHeadModel.from_pretrained(str(out)).mouth.named_parameters())
+    fresh = dict(Generator(mouth_model(shipped.config)).named_parameters())
+
+    def farthest(a: dict, b: dict) -> float:
+        return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+
+    # Two small steps from the shipped generator: its weights moved, a little, not replaced by a new initialisation
+    # (the spectral norms' power-iteration buffers, which every forward pass moves, are not weights).
+    assert 0 < farthest(after, before) < 0.1 * farthest(fresh, before)
     provenance = json.loads((out / "config.json").read_text())["provenance"]["mouth"]
     assert provenance["start"] == "weights" and provenance["landmarks"] == "dlib"
     assert provenance["started_from"]["start"] == "new"
