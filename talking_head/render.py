@@ -259,12 +259,28 @@ def fit_height(image: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+CAPTION_FONT = cv2.FONT_HERSHEY_SIMPLEX
+CAPTION_MARGIN = 6  # pixels from the image's left and top edges
+
+
 def caption(image: np.ndarray, text: str) -> np.ndarray:
-    """``image`` with ``text`` in its top-left corner (column names of comparison videos)."""
+    """``image`` with ``text`` in its top-left corner, one line per ``\\n`` (column names of comparison videos).
+
+    The size follows the image's height, shrunk where the widest line would run past the right edge. The dark
+    outline is the text drawn one pixel around itself: drawn thicker instead, every glyph's advance grows with
+    the thickness, and a long caption's outline drifted right of its text into a dark second copy.
+    """
     out = image.copy()
-    scale = max(0.35, image.shape[0] / 400)
-    cv2.putText(out, text, (6, int(22 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, text, (6, int(22 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    lines = text.split("\n")
+    scale, room = max(0.35, image.shape[0] / 400), image.shape[1] - 2 * CAPTION_MARGIN
+    while scale > 0.2 and max(cv2.getTextSize(line, CAPTION_FONT, scale, 1)[0][0] for line in lines) > room:
+        scale *= 0.95  # glyph advances are rounded at each size: shrink until it is measured to fit
+    step = int(26 * scale) + 2
+    for row, line in enumerate(lines):
+        origin = (CAPTION_MARGIN, CAPTION_MARGIN + int(18 * scale) + row * step)
+        for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+            cv2.putText(out, line, (origin[0] + dx, origin[1] + dy), CAPTION_FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(out, line, origin, CAPTION_FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
