@@ -8,6 +8,7 @@ to version 0.10.21, run with LiteRT (``ai-edge-litert``). Only for benchmarks: t
 
     pip install ai-edge-litert
     python benchmarks/mesh_judge.py --fetch benchmarks/models   # once: the model from the mediapipe wheel on PyPI
+    # (offline: --wheel mediapipe-0.10.21-....whl, downloaded elsewhere)
 
 The mesh is read as MediaPipe reads it: a square crop 1.5 times the face around its centre, 192 px, values in
 [0, 1]; the crop is then re-centred twice on the mesh itself (MediaPipe's tracking does the same from frame to
@@ -40,14 +41,22 @@ MOUTH_CORNERS = (61, 291)
 EYE_CORNERS = ((33, 133), (362, 263))
 
 
-def fetch_model(folder: Path) -> Path:
-    """``face_landmark.tflite`` taken from the mediapipe wheel on the package index, into ``folder``."""
+def fetch_model(folder: Path, wheel: Path | None = None) -> Path:
+    """``face_landmark.tflite`` taken from the mediapipe wheel into ``folder``: ``wheel`` where given (downloaded
+    elsewhere, for a machine without the package index), else the one pip downloads."""
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as download:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", download,
-                        MEDIAPIPE_WITH_MODEL], check=True)
-        wheel = next(Path(download).glob("mediapipe-*.whl"))
+        if wheel is None:
+            try:
+                subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", download,
+                                MEDIAPIPE_WITH_MODEL], check=True)
+            except subprocess.CalledProcessError as error:
+                raise SystemExit(f"pip could not download {MEDIAPIPE_WITH_MODEL} (is a package index reachable?): "
+                                 "download that wheel on another machine and pass it with --wheel") from error
+            wheel = next(Path(download).glob("mediapipe-*.whl"))
         with zipfile.ZipFile(wheel) as archive:
+            if MODEL_IN_WHEEL not in archive.namelist():
+                raise SystemExit(f"{wheel.name} has no {MODEL_IN_WHEEL}: the wheel of {MEDIAPIPE_WITH_MODEL} has")
             (folder / MODEL_NAME).write_bytes(archive.read(MODEL_IN_WHEEL))
     return folder / MODEL_NAME
 
@@ -110,7 +119,9 @@ def mouth_of(points: np.ndarray) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fetch", type=Path, required=True, metavar="FOLDER", help="where to put the model")
-    print(fetch_model(parser.parse_args().fetch))
+    parser.add_argument("--wheel", type=Path, help=f"the {MEDIAPIPE_WITH_MODEL} wheel, already downloaded")
+    options = parser.parse_args()
+    print(fetch_model(options.fetch, options.wheel))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,21 @@ def test_opening_and_width_are_in_eye_distances_and_follow_the_mesh_points():
 MODEL = ROOT / "benchmarks" / "models" / judge.MODEL_NAME
 
 
+def test_the_model_is_taken_from_a_wheel_downloaded_elsewhere(tmp_path):
+    import zipfile
+    wheel = tmp_path / "mediapipe-0.10.21-cp311-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(judge.MODEL_IN_WHEEL, b"the model's bytes")
+        archive.writestr("mediapipe/__init__.py", b"")
+    model = judge.fetch_model(tmp_path / "models", wheel)
+    assert model == tmp_path / "models" / judge.MODEL_NAME and model.read_bytes() == b"the model's bytes"
+    other = tmp_path / "other-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("other/__init__.py", b"")
+    with pytest.raises(SystemExit, match="has no"):
+        judge.fetch_model(tmp_path / "models", other)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None or not MODEL.exists(),
                     reason="the Face Mesh judge is optional: pip install ai-edge-litert; mesh_judge.py --fetch")
 def test_face_mesh_reads_the_astronauts_mouth_as_a_shut_smile_of_a_plausible_width():
