@@ -212,29 +212,60 @@ def paste_into_photo(avatar: Avatar, face: np.ndarray, landmarks: np.ndarray, he
     mask feathered thinly at its border (``TEXTURE_PASTE_FEATHER``): hair and outline move with the head
     and no seam shows. A pure-synthesis crop is pasted only inside the face (its hull raised to the
     forehead), a mask that follows the face as it moves, so the photo's own background stays outside it.
+    Only the crop's box and a margin of two feathers around it are resized and blended (``paste_region``,
+    ``placed``): the rest of the photo is copied as it is (a cubic warp and a blend of all of it took 10-12 ms a
+    frame at 512 px).
     """
     view = view or PasteView(avatar.photo, avatar.photo_box)
     photo, box, size = view.photo, view.box, face.shape[0]
     x0, y0, side = box
-    scale = side / size
-    matrix = np.array([[scale, 0, x0], [0, scale, y0]], dtype=np.float64)
-    warped = cv2.warpAffine(face, matrix, (photo.shape[1], photo.shape[0]), flags=cv2.INTER_CUBIC)
-    mask = np.zeros(photo.shape[:2], dtype=np.float32)
     feather = max(3, int(side * (TEXTURE_PASTE_FEATHER if avatar.texture_path else SYNTHESIS_PASTE_FEATHER))) | 1
+    rows, cols = paste_region(box, 2 * feather + 2, photo.shape[:2])
+    warped = placed(face, box, rows, cols)
+    mask = np.zeros(warped.shape[:2], dtype=np.float32)
+    origin = np.array([cols.start, rows.start], np.float32)
     if avatar.texture_path:
         inset = feather + 1
         corners = np.array([[inset, inset], [size - 1 - inset, size - 1 - inset]], np.float64)
-        (ax, ay), (bx, by) = from_crop_coords(corners, box, size).round().astype(int)
+        (ax, ay), (bx, by) = (from_crop_coords(corners, box, size) - origin).round().astype(int)
         cv2.rectangle(mask, (ax, ay), (bx, by), 1.0, thickness=-1)
     else:
-        hull_points = from_crop_coords(landmarks, box, size)
+        hull_points = from_crop_coords(landmarks, box, size) - origin
         top = hull_points[17:27].copy()
         top[:, 1] -= (hull_points[:, 1].max() - hull_points[:, 1].min()) / 3
         hull = cv2.convexHull(np.concatenate([hull_points[:17], top]).astype(np.float32)).astype(np.int32)
         cv2.fillConvexPoly(mask, hull, 1.0)
     mask = cv2.GaussianBlur(cv2.erode(mask, np.ones((feather, feather), np.uint8)), (feather * 2 + 1,) * 2, 0)
-    blended = (warped * mask[..., None] + photo * (1 - mask[..., None])).round().astype(np.uint8)
-    return fit_height(blended, _even(height))
+    out = photo.copy()
+    under = out[rows, cols]
+    out[rows, cols] = (warped * mask[..., None] + under * (1 - mask[..., None])).round().astype(np.uint8)
+    return fit_height(out, _even(height))
+
+
+def placed(face: np.ndarray, box: CropBox, rows: slice, cols: slice) -> np.ndarray:
+    """``face`` (a square crop) resized to its ``box`` and put on a black canvas of the photo's ``rows`` and
+    ``cols``. The box is rounded to whole pixels (at most half a pixel off, the same on every frame of a video):
+    a resize is twenty times faster than OpenCV's cubic ``warpAffine``, which has no vectorised path."""
+    x0, y0, side = box
+    n = max(1, round(side))
+    if face.shape[0] != n:
+        face = cv2.resize(face, (n, n), interpolation=cv2.INTER_AREA if n < face.shape[0] else cv2.INTER_CUBIC)
+    canvas = np.zeros((rows.stop - rows.start, cols.stop - cols.start, 3), np.uint8)
+    top, left = round(y0) - rows.start, round(x0) - cols.start
+    r0, c0 = max(0, -top), max(0, -left)
+    r1, c1 = min(n, canvas.shape[0] - top), min(n, canvas.shape[1] - left)
+    if r1 > r0 and c1 > c0:
+        canvas[top + r0:top + r1, left + c0:left + c1] = face[r0:r1, c0:c1]
+    return canvas
+
+
+def paste_region(box: CropBox, margin: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The rows and columns of a photo of ``shape`` (rows, cols) that a crop ``box`` covers, ``margin`` pixels
+    more a side, within the photo: where a pasted face can change a pixel."""
+    x0, y0, side = box
+    rows = slice(max(0, int(np.floor(y0)) - margin), min(shape[0], int(np.ceil(y0 + side)) + margin))
+    cols = slice(max(0, int(np.floor(x0)) - margin), min(shape[1], int(np.ceil(x0 + side)) + margin))
+    return rows, cols
 
 
 def face_size(view: PasteView, height: int, max_size: int) -> int:

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from talking_head.avatar import Avatar
-from talking_head.landmarks.align import crop_box, crop_face
+from talking_head.landmarks.align import crop_box, crop_face, from_crop_coords
 from talking_head.landmarks.detect import detect_face, get_detector
 from talking_head.limits import Limits
 from talking_head.media import VideoSink, iter_video_frames
 from talking_head.pipeline import TalkingHeadPipeline
-from talking_head.render import DEFAULT_OUTPUT_SIZE, FrameLayout, RenderConfig, photo_window
+from talking_head.render import DEFAULT_OUTPUT_SIZE, FrameLayout, PasteView, RenderConfig, paste_into_photo, photo_window
 
 #: Where the astronaut's face sits in the half-body photo (the issue's: 300 x 300 in a grey 3000 x 2000 photo).
 PORTRAIT, CANVAS, AT = 300, (2000, 3000), (600, 1350)
@@ -87,6 +87,29 @@ def test_an_output_size_set_by_the_user_still_fits_the_whole_photo(pipe: Talking
     assert layout.height == 256 and layout.column_widths == (round(photo.shape[1] * 256 / photo.shape[0] / 2) * 2,)
     unset = FrameLayout.plan([half_body_avatar], (160, 160), RenderConfig(), None, Limits(max_output_size=200))
     assert unset.height == 200 and DEFAULT_OUTPUT_SIZE > 200  # the default, at most the limit: never refused
+
+
+def test_a_pasted_face_changes_only_its_box_and_lands_where_the_box_says(half_body_avatar: Avatar) -> None:
+    avatar, size = half_body_avatar, 128
+    photo, (x0, y0, side) = avatar.photo, avatar.photo_box
+    face = cv2.resize(avatar.source_crop, (size, size), interpolation=cv2.INTER_AREA)
+    for at in (20, 100):  # magenta marks at crop pixels 20-27 and 100-107: their centres 23.5 and 103.5
+        face[at:at + 8, at:at + 8] = (255, 0, 255)
+    out = paste_into_photo(avatar, face, avatar.source_landmarks * size / avatar.image_size, photo.shape[0],
+                           PasteView(photo, avatar.photo_box))
+    rows, cols = np.nonzero((out != photo).any(axis=2))
+    assert rows.min() >= y0 - 1 and rows.max() <= y0 + side + 1 and cols.min() >= x0 - 1 and cols.max() <= x0 + side + 1
+    mark = (out[..., 0] > 180) & (out[..., 1] < 100) & (out[..., 2] > 180)
+    count, labels = cv2.connectedComponents(mark.astype(np.uint8))
+    assert count == 3  # the background and the two marks
+    found = sorted((np.nonzero(labels == i)[1].mean(), np.nonzero(labels == i)[0].mean()) for i in (1, 2))
+    expected = from_crop_coords(np.array([[23.5, 23.5], [103.5, 103.5]]), avatar.photo_box, size)
+    assert np.abs(np.array(found) - expected).max() < 1.0  # in place and at the box's scale
+    # and the face's own pixels: a cubic warp of it onto its exact box, all but the rounding to whole pixels
+    scale = side / size
+    exact = cv2.warpAffine(face, np.array([[scale, 0, x0], [0, scale, y0]]), photo.shape[1::-1], flags=cv2.INTER_CUBIC)
+    inner = (slice(int(y0 + 0.1 * side), int(y0 + 0.9 * side)), slice(int(x0 + 0.1 * side), int(x0 + 0.9 * side)))
+    assert np.corrcoef(out[inner].ravel(), exact[inner].ravel())[0, 1] > 0.95
 
 
 def test_a_photo_window_is_cut_not_shrunk_unless_the_face_is_large() -> None:
