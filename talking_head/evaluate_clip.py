@@ -344,7 +344,8 @@ def evaluate_clips(pipe: TalkingHeadPipeline, clips: list[Path], ks: tuple[int, 
 def summarize(records: list[dict]) -> list[dict]:
     """A row per setting (in the records' K, steps order): each method's mean ± standard error of every frame
     metric and Pearson r (± a bootstrap's) of the opening and width against the real frames', and the
-    model minus the warp, target by target, with its own standard error."""
+    model minus the warp, target by target, with its own standard error; ``clips``: that difference on the
+    mouth's SSIM for each clip alone (is a mean gain every clip's, or a few clips'?)."""
     groups: dict[tuple[int, int], dict[str, list[dict]]] = {}
     for record in sorted(records, key=lambda r: (r["k"], r["steps"], r["clip"], r["frame"])):
         groups.setdefault((record["k"], record["steps"]), {m: [] for m in METHODS})[record["method"]].append(record)
@@ -358,6 +359,9 @@ def summarize(records: list[dict]) -> list[dict]:
         for name in FRAME_METRICS:
             row[f"difference_{name}"], row[f"difference_{name}_stderr"] = mean_and_stderr(
                 [m[name] - w[name] for m, w in zip(model, warp, strict=True)])
+        row["clips"] = {clip: mean_and_stderr([m["mouth_ssim"] - w["mouth_ssim"] for m, w in zip(model, warp)
+                                               if m["clip"] == clip])
+                        for clip in sorted({m["clip"] for m in model})}  # the mouth's difference, clip by clip
         for name in SERIES:
             real = np.array([r[f"real_{name}"] for r in model])
             estimates = correlations(real, *(np.array([r[name] for r in by_method[m]]) for m in METHODS))

@@ -45,6 +45,31 @@ def results_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def per_clip_table(rows: list[dict]) -> str:
+    """The model minus the warp on the mouth's SSIM, a row per clip and a column per setting, and in how many
+    clips the model is ahead; empty for one clip (the main table says it all)."""
+    clips = sorted({clip for row in rows for clip in row["clips"]})
+    if len(clips) < 2:
+        return ""
+    lines = ["| clip | " + " | ".join(f"K = {row['k']}, {row['label'].split(', ', 1)[1]}" for row in rows) + " |",
+             "|---" * (len(rows) + 1) + "|"]
+    for clip in clips:
+        lines.append(f"| {clip} | " + " | ".join(_mouth_difference(row["clips"].get(clip)) for row in rows) + " |")
+    ahead = [f"{sum(mean is not None and mean > 0 for mean, _ in row['clips'].values())} of {len(row['clips'])}"
+             for row in rows]
+    lines.append("| clips where the model is ahead | " + " | ".join(ahead) + " |")
+    return "\n## Model − warp on the mouth's SSIM, clip by clip\n\n" + "\n".join(lines) + "\n"
+
+
+def _mouth_difference(scores: tuple[float, float | None] | None) -> str:
+    mean, stderr = scores if scores is not None else (None, None)
+    if mean is None:
+        return "n/a"
+    if stderr is None:
+        return f"{mean:+.3f}"
+    return difference_cell(mean, stderr, clearly_better(mean, stderr, COLUMNS["mouth_ssim"][1]))
+
+
 NOTES = """
 Mean ± standard error over the targets (the clips' second halves; shots from their first halves). Opening r
 and width r: Pearson r of the output's inner-lip opening and corner-to-corner width against the real
@@ -57,7 +82,8 @@ levels; LMD and widths in inter-ocular distances.
 
 def markdown(result: ClipResult, header: str) -> str:
     notes = "".join(f"- {note}\n" for note in result.notes)
-    return f"# Self-reenactment on a clip\n\n{header}\n\n{results_table(result.rows)}\n{NOTES}\n{notes}"
+    return (f"# Self-reenactment on a clip\n\n{header}\n\n{results_table(result.rows)}\n{NOTES}\n{notes}"
+            f"{per_clip_table(result.rows)}")
 
 
 def worst_picture(result: ClipResult) -> np.ndarray | None:

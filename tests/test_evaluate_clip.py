@@ -15,7 +15,7 @@ import pytest
 from talking_head import evaluate_clip
 from talking_head.cli import main
 from talking_head.data.synthetic import render_video
-from talking_head.evaluate_clip_report import cell
+from talking_head.evaluate_clip_report import cell, per_clip_table
 from talking_head.media import VideoSink
 
 SIZE = 128  # rendered and real face crops: small, so that the test is quick
@@ -118,3 +118,24 @@ def test_a_cell_marks_a_difference_only_when_it_has_an_error_to_be_judged_by():
     assert cell(row, "difference", "width_r") == "-0.100"  # no error: nothing to judge by
     assert cell(row, "model", "face_ssim") == "0.500 ± 0.010"
     assert cell(row, "warp", "opening_r") == "n/a"
+
+
+def test_several_clips_are_also_told_apart_clip_by_clip():
+    """A pooled gain may be one clip's: the summary keeps each clip's difference on the mouth's SSIM, and the
+    report shows it, with how many clips the model is ahead in."""
+    gains = {"a.mp4": (0.02, 0.03, 0.01), "b.mp4": (-0.01, -0.02, -0.03)}
+    records = []
+    for clip, differences in gains.items():
+        for frame, difference in enumerate(differences):
+            common = {"clip": clip, "frame": frame, "k": 8, "steps": 0, "face_ssim": 0.5, "mouth_lmd": 0.05,
+                      "opening": 0.1 * frame, "width": 0.9 + 0.01 * frame, "real_opening": 0.1 * frame,
+                      "real_width": 0.9 + 0.02 * frame}
+            records += [{**common, "method": "warp", "mouth_ssim": 0.6},
+                        {**common, "method": "model", "mouth_ssim": 0.6 + difference}]
+    (row,) = evaluate_clip.summarize(records)
+    assert row["clips"]["a.mp4"][0] == pytest.approx(0.02) and row["clips"]["b.mp4"][0] == pytest.approx(-0.02)
+    assert row["clips"]["a.mp4"][1] == pytest.approx(0.01 / math.sqrt(3))
+    table = per_clip_table([row])
+    assert "| a.mp4 | +0.020 ± 0.006 ✓ |" in table and "| b.mp4 | -0.020 ± 0.006 ✗ |" in table
+    assert "| clips where the model is ahead | 1 of 2 |" in table
+    assert per_clip_table([{**row, "clips": {"a.mp4": row["clips"]["a.mp4"]}}]) == ""  # one clip: nothing more
