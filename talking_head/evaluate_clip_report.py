@@ -91,8 +91,8 @@ def worst_picture(result: ClipResult) -> np.ndarray | None:
     rows = []
     for setting in sorted(result.worst):
         for worst in result.worst[setting]:
-            rows.append(np.concatenate([caption(worst.real, f"{setting.label}\n{Path(worst.clip).stem}, frame {worst.frame}"),
-                                        caption(worst.warp, "warp"),
+            where = f"{setting.label}\n{Path(worst.clip).stem}, frame {worst.frame}"
+            rows.append(np.concatenate([caption(worst.real, where), caption(worst.warp, "warp"),
                                         caption(worst.model, f"model (mouth SSIM {worst.score:.2f})")], axis=1))
     return np.concatenate(rows, axis=0) if rows else None
 
