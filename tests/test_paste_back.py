@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -110,6 +111,24 @@ def test_a_pasted_face_changes_only_its_box_and_lands_where_the_box_says(half_bo
     exact = cv2.warpAffine(face, np.array([[scale, 0, x0], [0, scale, y0]]), photo.shape[1::-1], flags=cv2.INTER_CUBIC)
     inner = (slice(int(y0 + 0.1 * side), int(y0 + 0.9 * side)), slice(int(x0 + 0.1 * side), int(x0 + 0.9 * side)))
     assert np.corrcoef(out[inner].ravel(), exact[inner].ravel())[0, 1] > 0.95
+
+
+def test_a_pure_synthesis_face_is_pasted_inside_its_hull(half_body_avatar: Avatar) -> None:
+    # The other mask: a pure-synthesis crop goes back only inside the face's hull. Only ``photo``, ``photo_box`` and
+    # ``texture_path`` are read, so the same avatar's photo stands in with the synthesis flag.
+    avatar, size = half_body_avatar, 128
+    synthesis = SimpleNamespace(photo=avatar.photo, photo_box=avatar.photo_box, texture_path=False)
+    face = np.zeros((size, size, 3), np.uint8)
+    face[:] = (255, 0, 255)
+    landmarks = avatar.source_landmarks * size / avatar.image_size
+    out = paste_into_photo(synthesis, face, landmarks, avatar.photo.shape[0], PasteView(avatar.photo, avatar.photo_box))
+    in_photo = from_crop_coords(landmarks, avatar.photo_box, size).round().astype(int)
+    magenta = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] > 200)
+    for x, y in in_photo[[28, 30, 33, 51, 57]]:  # the nose, the lips: well inside the hull
+        assert magenta[y, x], (x, y)
+    x0, y0, side = (int(v) for v in avatar.photo_box)
+    for x, y in ((x0 + 2, y0 + 2), (x0 + side - 3, y0 + 2)):  # the crop's top corners: outside the face, the photo's
+        assert (out[y, x] == avatar.photo[y, x]).all(), (x, y)
 
 
 def test_a_photo_window_is_cut_not_shrunk_unless_the_face_is_large() -> None:
