@@ -298,21 +298,28 @@ def caption(image: np.ndarray, text: str) -> np.ndarray:
     """``image`` with ``text`` in its top-left corner, one line per ``\\n`` (column names of comparison videos).
 
     The size follows the image's height, shrunk where the widest line would run past the right edge. The dark
-    outline is the text drawn one pixel around itself: drawn thicker instead, every glyph's advance grows with
-    the thickness, and a long caption's outline drifted right of its text into a dark second copy.
+    outline is the text drawn again with the same pen, a pen's width around itself: drawn with a thicker pen
+    instead, every glyph's advance grew with it, and a long caption's outline drifted into a dark second copy.
     """
     out = image.copy()
     lines = text.split("\n")
     scale, room = max(0.35, image.shape[0] / 400), image.shape[1] - 2 * CAPTION_MARGIN
-    while scale > 0.2 and max(cv2.getTextSize(line, CAPTION_FONT, scale, 1)[0][0] for line in lines) > room:
+    while scale > 0.2 and max(cv2.getTextSize(line, CAPTION_FONT, scale, _pen(scale))[0][0] + 2 * _pen(scale)
+                              for line in lines) > room:
         scale *= 0.95  # glyph advances are rounded at each size: shrink until it is measured to fit
-    step = int(26 * scale) + 2
+    step, pen = int(26 * scale) + 2, _pen(scale)
     for row, line in enumerate(lines):
         origin = (CAPTION_MARGIN, CAPTION_MARGIN + int(18 * scale) + row * step)
         for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
-            cv2.putText(out, line, (origin[0] + dx, origin[1] + dy), CAPTION_FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(out, line, origin, CAPTION_FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(out, line, (origin[0] + dx * pen, origin[1] + dy * pen), CAPTION_FONT, scale, (0, 0, 0), pen,
+                        cv2.LINE_AA)
+        cv2.putText(out, line, origin, CAPTION_FONT, scale, (255, 255, 255), pen, cv2.LINE_AA)
     return out
+
+
+def _pen(scale: float) -> int:
+    """A caption's stroke for a text ``scale``: it grows with the text (one pixel was faint at 512 px)."""
+    return max(1, int(1.6 * scale))
 
 
 @dataclass(frozen=True)
